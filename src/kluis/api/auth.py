@@ -1,0 +1,36 @@
+"""Challenge authentication: every data-plane request needs a valid bearer token.
+
+An unauthenticated request is answered 401 with the challenge *before its body is read*:
+the SDKs first send each request with an empty body to learn where to get a token, and take
+any other answer as final.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from kluis.api.errors import json_response
+from kluis.api.hosts import HostInfo
+from kluis.identity.tokens import Claims, InvalidToken, TokenVerifier
+from kluis.vault.permissions import Caller
+
+__all__ = ["authenticate", "challenge"]
+
+
+def challenge(host: HostInfo, tenant_id: str, message: str, *, code: str = "Unauthorized") -> Response:
+    header = f'Bearer authorization="https://login.microsoftonline.com/{tenant_id}", resource="{host.resource}"'
+    return json_response({"error": {"code": code, "message": message}}, 401, headers={"www-authenticate": header})
+
+
+def authenticate(
+    authorization: str | None, host: HostInfo, verifier: TokenVerifier, tenant_id: str, now: int
+) -> Caller | Response:
+    """The verified caller, or the 401 response to send."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        return challenge(host, tenant_id, "AKV10000: Request is missing a Bearer or PoP token.")
+    token = authorization[7:].strip()
+    try:
+        claims: Claims = verifier.verify(token, audiences=host.audiences, now=now)
+    except InvalidToken as e:
+        return challenge(host, tenant_id, f"AKV10022: Invalid token: {e.reason}.")
+    return Caller(object_id=claims.object_id, app_id=claims.app_id, tenant_id=claims.tenant_id)

@@ -1,0 +1,66 @@
+"""The one table that maps domain errors to HTTP statuses and Azure's error body."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.responses import Response
+
+from kluis.vault.errors import (
+    BadParameter,
+    Conflict,
+    Forbidden,
+    NotFound,
+    OperationNotAllowed,
+    Unauthorized,
+    VaultError,
+)
+
+__all__ = ["HttpError", "error_response", "json_response"]
+
+log = logging.getLogger("kluis.api")
+
+_STATUS: dict[type[VaultError], int] = {
+    BadParameter: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    OperationNotAllowed: 403,
+    NotFound: 404,
+    Conflict: 409,
+}
+
+_HEADERS = {"cache-control": "no-cache", "pragma": "no-cache", "x-content-type-options": "nosniff"}
+
+
+class HttpError(VaultError):
+    """An error that only the HTTP layer can name (unknown route, wrong method, body too large)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    h = dict(_HEADERS)
+    if headers:
+        h.update(headers)
+    return Response(raw, status_code=status, headers=h, media_type="application/json; charset=utf-8")
+
+
+def error_response(exc: BaseException, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(exc, HttpError):
+        status = exc.status
+    elif isinstance(exc, VaultError):
+        status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+    else:
+        log.exception("unhandled error", exc_info=exc)
+        return json_response(
+            {"error": {"code": "InternalError", "message": "The server encountered an internal error."}}, 500
+        )
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.inner_code:
+        error["innererror"] = {"code": exc.inner_code}
+    return json_response({"error": error}, status, headers)

@@ -1,0 +1,222 @@
+"""kluis as its own token issuer: the endpoints azure-identity and MSAL call.
+
+- OpenID configuration + client-credentials token endpoint, for ``/{tenant}/...`` (what MSAL uses
+  for ``login.microsoftonline.com``, reached through the proxy) and ``/adfs/...`` (an ``adfs``
+  tenant makes MSAL skip instance discovery, so ``AZURE_AUTHORITY_HOST`` can point straight at kluis).
+- Instance discovery (``/common/discovery/instance``) for other authority hosts.
+- The App Service managed-identity endpoint (``IDENTITY_ENDPOINT`` + ``IDENTITY_HEADER``).
+Errors use Entra's OAuth shape (``error`` / ``error_description``), which MSAL reports verbatim.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kluis.api.errors import json_response
+from kluis.api.runtime import Runtime
+from kluis.identity.secrets import check_secret
+from kluis.identity.tokens import Principal, audience_from_scope, jwks
+
+__all__ = ["route_identity"]
+
+TOKEN_LIFETIME = 3600
+
+
+def _oauth_error(status: int, error: str, code: int, description: str) -> Response:
+    return json_response(
+        {
+            "error": error,
+            "error_description": f"AADSTS{code}: {description}",
+            "error_codes": [code],
+            "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+            "trace_id": str(uuid.uuid4()),
+            "correlation_id": str(uuid.uuid4()),
+        },
+        status,
+    )
+
+
+def _openid_configuration(base: str, tenant: str, runtime: Runtime) -> dict[str, Any]:
+    adfs = tenant == "adfs"
+    root = f"{base}/adfs" if adfs else f"{base}/{tenant}"
+    token = f"{root}/oauth2/token" if adfs else f"{root}/oauth2/v2.0/token"
+    return {
+        "issuer": runtime.issuer.issuer,
+        "authorization_endpoint": f"{root}/oauth2/authorize" if adfs else f"{root}/oauth2/v2.0/authorize",
+        "token_endpoint": token,
+        "jwks_uri": f"{root}/discovery/keys" if adfs else f"{root}/discovery/v2.0/keys",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "response_types_supported": ["token"],
+        "grant_types_supported": ["client_credentials"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "scopes_supported": ["openid"],
+        "tenant_region_scope": "EU",
+        "cloud_instance_name": "microsoftonline.com",
+    }
+
+
+def _known_tenant(tenant: str, runtime: Runtime) -> bool:
+    return tenant.lower() in (runtime.tenant_id, "adfs", "organizations", "common")
+
+
+async def _token(request: Request, runtime: Runtime, tenant: str) -> Response:
+    """Client-credentials grant: client_id + client_secret (form or HTTP basic) for a scope/resource."""
+    if not _known_tenant(tenant, runtime):
+        return _oauth_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
+    raw = await request.body()
+    if len(raw) > 64 * 1024:
+        return _oauth_error(400, "invalid_request", 90014, "The request body is too large.")
+    form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    grant = form.get("grant_type", "")
+    if grant != "client_credentials":
+        return _oauth_error(
+            400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'."
+        )
+    client_id = form.get("client_id", "")
+    secret = form.get("client_secret", "")
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("basic ") and not secret:
+        try:
+            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        except ValueError:
+            return _oauth_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
+    if not client_id:
+        return _oauth_error(400, "invalid_request", 900144, "The request body must contain 'client_id'.")
+    scope = form.get("scope") or form.get("resource") or ""
+    if not scope:
+        return _oauth_error(400, "invalid_scope", 1002012, "The provided value for scope is not valid.")
+    if form.get("client_assertion"):
+        return _oauth_error(
+            400,
+            "invalid_client",
+            700027,
+            "Client assertions are not supported by kluis; use a client secret.",
+        )
+    with runtime.store.read() as tx:
+        principal = tx.get_principal_by_app_id(client_id)
+    if principal is None:
+        return _oauth_error(
+            400,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{client_id}' was not found in the directory '{runtime.tenant_id}'.",
+        )
+    if not secret or not check_secret(secret, principal.secret_hash):
+        return _oauth_error(
+            401,
+            "invalid_client",
+            7000215,
+            f"Invalid client secret provided. Ensure the secret being sent in the request is the client "
+            f"secret value, not the client secret ID, for a secret added to app '{client_id}'.",
+        )
+    audience = audience_from_scope(scope)
+    token, expires_on = runtime.issuer.issue(
+        Principal(principal.object_id, principal.app_id, runtime.tenant_id, principal.display_name),
+        audience=audience,
+        lifetime=TOKEN_LIFETIME,
+        now=runtime.clock.now(),
+    )
+    expires_in = max(expires_on - runtime.clock.now(), 1)
+    body: dict[str, Any] = {
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "ext_expires_in": expires_in,
+        "access_token": token,
+    }
+    if "resource" in form and "scope" not in form:  # v1 shape
+        body.update({"expires_on": str(expires_on), "resource": audience})
+    return json_response(body)
+
+
+async def _managed_identity(request: Request, runtime: Runtime) -> Response:
+    """App Service managed identity (api-version 2019-08-01): ``X-IDENTITY-HEADER`` is the credential.
+
+    kluis's identity header is ``<appId>:<secret>`` of a service principal, so the "managed
+    identity" is a real principal with its own access policies.
+    """
+    q = request.query_params
+    header = request.headers.get("x-identity-header") or request.headers.get("secret") or ""
+    if q.get("api-version") not in ("2019-08-01", "2017-09-01"):
+        return json_response({"statusCode": 400, "message": "api-version must be 2019-08-01."}, 400)
+    resource = q.get("resource") or ""
+    if not resource:
+        return json_response({"statusCode": 400, "message": "The 'resource' query parameter is required."}, 400)
+    app_id, _, secret = header.partition(":")
+    with runtime.store.read() as tx:
+        principal = tx.get_principal_by_app_id(app_id) if app_id else None
+    if principal is None or not check_secret(secret, principal.secret_hash):
+        return json_response({"statusCode": 401, "message": "The X-IDENTITY-HEADER is missing or invalid."}, 401)
+    wanted = q.get("client_id") or q.get("clientid")
+    if wanted and wanted not in (principal.app_id, principal.object_id):
+        return json_response(
+            {"statusCode": 400, "message": f"No managed identity with client_id '{wanted}' for this header."},
+            400,
+        )
+    audience = audience_from_scope(resource)
+    token, expires_on = runtime.issuer.issue(
+        Principal(principal.object_id, principal.app_id, runtime.tenant_id, principal.display_name),
+        audience=audience,
+        lifetime=TOKEN_LIFETIME,
+        now=runtime.clock.now(),
+    )
+    return json_response(
+        {
+            "access_token": token,
+            "expires_on": str(expires_on),
+            "expires_in": str(max(expires_on - runtime.clock.now(), 1)),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": principal.app_id,
+        }
+    )
+
+
+def _discovery(base: str, runtime: Runtime, request: Request) -> Response:
+    host = base.split("://", 1)[1]
+    return json_response(
+        {
+            "tenant_discovery_endpoint": f"{base}/{runtime.tenant_id}/v2.0/.well-known/openid-configuration",
+            "api-version": "1.1",
+            "metadata": [
+                {
+                    "preferred_network": host,
+                    "preferred_cache": host,
+                    "aliases": [host, "login.microsoftonline.com", "login.windows.net"],
+                }
+            ],
+        }
+    )
+
+
+async def route_identity(
+    request: Request, runtime: Runtime, base: str, method: str, segs: list[str]
+) -> Response | None:
+    """Answer an identity endpoint, or None when the path is not one."""
+    lowered = [s.lower() for s in segs]
+    if lowered == ["msi", "token"] and method == "GET":
+        return await _managed_identity(request, runtime)
+    if len(segs) < 2:
+        return None
+    tenant = segs[0]
+    rest = lowered[1:]
+    if rest in (["v2.0", ".well-known", "openid-configuration"], [".well-known", "openid-configuration"]):
+        if not _known_tenant(tenant, runtime):
+            return _oauth_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
+        return json_response(
+            _openid_configuration(base, "adfs" if tenant.lower() == "adfs" else runtime.tenant_id, runtime)
+        )
+    if rest in (["oauth2", "v2.0", "token"], ["oauth2", "token"]) and method == "POST":
+        return await _token(request, runtime, tenant)
+    if rest in (["discovery", "instance"],):
+        return _discovery(base, runtime, request)
+    if rest in (["discovery", "v2.0", "keys"], ["discovery", "keys"]):
+        return json_response(jwks({runtime.key_id: runtime.signing_key_der}))
+    return None

@@ -1,0 +1,175 @@
+"""The composition root: builds store, sealer, clock, services and token handling from a data dir.
+
+``bootstrap=True`` (only ``kluis serve``'s main process) creates what a first start needs: the
+key-encryption key file, the tenant, the token-signing key (sealed in the database so every
+worker and machine sharing the database signs with the same key), the administrator principal
+and its credential file, and the default vault for bare ``localhost`` / IP addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+from kluis.config import DataDir, ServerSettings, write_private
+from kluis.crypto import KeyPool, Sealer, new_kek
+from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
+from kluis.identity.tokens import TokenIssuer, TokenVerifier, new_signing_key
+from kluis.store import PrincipalRecord, SqliteStore, VaultRecord
+from kluis.vault.clock import Clock
+from kluis.vault.errors import NotFound
+from kluis.vault.key_backup import KeyBackup
+from kluis.vault.key_operations import KeyOperations
+from kluis.vault.keys import KeyService
+from kluis.vault.management import Management
+
+__all__ = ["DEFAULT_GROUP", "DEFAULT_VAULT", "Runtime"]
+
+DEFAULT_GROUP = "kluis"
+DEFAULT_VAULT = "default"
+
+
+class Runtime:
+    def __init__(self, data_dir: DataDir, settings: ServerSettings, *, bootstrap: bool = False) -> None:
+        self.data_dir = data_dir
+        self.settings = settings
+        if bootstrap:
+            data_dir.ensure()
+        self.store = SqliteStore(data_dir.database)
+        self.sealer = Sealer(self._kek(create=bootstrap))
+        self.clock = Clock(self._clock_offset)
+        self.tenant_id = self._setting("tenant_id", lambda: str(uuid.uuid4()).encode(), bootstrap).decode()
+        signing_key = self.sealer.unseal(
+            self._setting(
+                "token_signing_key",
+                lambda: self.sealer.seal(new_signing_key(), context=b"kluis/token-signing-key"),
+                bootstrap,
+            ),
+            context=b"kluis/token-signing-key",
+        )
+        key_id = self._setting("token_key_id", lambda: uuid.uuid4().hex.encode(), bootstrap).decode()
+        self.issuer = TokenIssuer(signing_key, tenant_id=self.tenant_id, key_id=key_id)
+        self.verifier = TokenVerifier.from_signing_key(signing_key, tenant_id=self.tenant_id, key_id=key_id)
+        self.signing_key_der = signing_key
+        self.key_id = key_id
+        self.management = Management(self.store, self.clock)
+        self.pool = KeyPool(sizes={2048: settings.key_pool}) if settings.key_pool > 0 else None
+        self.keys = KeyService(
+            self.store,
+            self.sealer,
+            self.clock,
+            pool=self.pool,
+            backup_key=self.sealer.derive(b"kluis/key-backup"),
+            tenant_id=self.tenant_id,
+        )
+        self.key_operations = KeyOperations(self.store, self.clock, self.keys)
+        self.backup = KeyBackup(self.store, self.keys, Sealer(self.sealer.derive(b"kluis/key-backup")), self.tenant_id)
+        if bootstrap:
+            self._bootstrap_admin_and_default_vault()
+        self._vault_cache: dict[str, VaultRecord] = {}
+
+    # -- first start ---------------------------------------------------------------------------
+    def _kek(self, *, create: bool) -> bytes:
+        path = self.data_dir.kek
+        if not path.exists():
+            if not create:
+                raise FileNotFoundError(f"No key-encryption key at {path}; start `kluis serve` first.")
+            kek = new_kek()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(kek)
+        return path.read_bytes()
+
+    def _setting(self, name: str, make: Any, create: bool) -> bytes:
+        with self.store.read() as tx:
+            value = tx.get_setting(name)
+        if value is not None:
+            return value
+        if not create:
+            raise RuntimeError(f"The database has no {name}; start `kluis serve` first.")
+        with self.store.write() as tx:
+            value = tx.get_setting(name)
+            if value is None:
+                value = make()
+                tx.put_setting(name, value)
+        return value
+
+    def _clock_offset(self) -> int:
+        with self.store.read() as tx:
+            raw = tx.get_setting("clock_offset")
+        return int(raw) if raw else 0
+
+    def set_clock_offset(self, seconds: int) -> None:
+        with self.store.write() as tx:
+            tx.put_setting("clock_offset", str(int(seconds)).encode())
+        self.clock.invalidate()
+
+    def _bootstrap_admin_and_default_vault(self) -> None:
+        with self.store.read() as tx:
+            admin_oid = tx.get_setting("admin_object_id")
+        if admin_oid is None or not self.data_dir.admin.exists():
+            secret = new_client_secret()
+            principal = PrincipalRecord(
+                object_id=new_object_id(),
+                app_id=new_app_id(),
+                display_name="kluis-admin",
+                secret_hash=hash_secret(secret),
+                is_admin=True,
+                created=self.clock.now(),
+            )
+            with self.store.write() as tx:
+                old = tx.get_setting("admin_object_id")
+                if old is not None:  # credential file lost: replace the administrator's secret
+                    tx.delete_principal(old.decode())
+                tx.add_principal(principal)
+                tx.put_setting("admin_object_id", principal.object_id.encode())
+            write_private(
+                self.data_dir.admin,
+                json.dumps(
+                    {
+                        "tenant": self.tenant_id,
+                        "appId": principal.app_id,
+                        "password": secret,
+                        "objectId": principal.object_id,
+                        "displayName": principal.display_name,
+                    },
+                    indent=2,
+                ),
+            )
+            admin_oid = principal.object_id.encode()
+            self._grant_admin_everywhere(principal.object_id)
+        try:
+            self.management.get_vault(DEFAULT_VAULT)
+        except NotFound:
+            self.management.create_group(DEFAULT_GROUP)
+            self.management.create_vault(DEFAULT_VAULT, DEFAULT_GROUP, creator_object_id=admin_oid.decode())
+
+    def _grant_admin_everywhere(self, object_id: str) -> None:
+        for vault in self.management.list_vaults():
+            self.management.set_policy(vault.name, object_id, keys=["all"], secrets=["all"], certificates=["all"])
+
+    # -- per request -------------------------------------------------------------------------
+    def vault(self, name: str) -> VaultRecord:
+        """The vault by name; read from the store each time so a deleted vault is gone everywhere."""
+        with self.store.read() as tx:
+            vault = tx.get_vault(name)
+        if vault is None:
+            raise NotFound(f"Vault '{name}' was not found on this kluis server.", code="VaultNotFound")
+        return vault
+
+    def housekeeping(self) -> tuple[int, int]:
+        """One scheduler tick: purge what retention released, rotate what policy says is due."""
+        vaults = {v.vault_id: v for v in self.management.list_vaults()}
+        return self.keys.run_due(vaults)
+
+    def admin_object_id(self) -> str:
+        with self.store.read() as tx:
+            raw = tx.get_setting("admin_object_id")
+        return raw.decode() if raw else ""
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
+        self.store.close()

@@ -1,0 +1,100 @@
+"""Where kluis keeps its state and how it listens: one data directory, overridable by flags/env.
+
+Every command (``serve``, the management verbs, ``env``) finds the server and the administrator
+credential through the same data directory, so scripts need no extra setup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+__all__ = ["DataDir", "ServerSettings", "default_data_dir"]
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("KLUIS_DATA_DIR")
+    return Path(env).expanduser() if env else Path(user_data_dir("kluis", appauthor=False))
+
+
+@dataclass
+class ServerSettings:
+    """How ``kluis serve`` listens; written to ``server.json`` so other commands can find it."""
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    proxy_port: int = 8080
+    hostnames: list[str] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    workers: int = 1
+    proxy_passthrough: bool = False
+    scheduler_interval: float = 30.0
+    key_pool: int = 16
+
+    @property
+    def url(self) -> str:
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "::1") else self.host
+        return f"https://{host}:{self.port}"
+
+
+class DataDir:
+    """Paths inside the data directory; creates it 0700 on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def ensure(self) -> DataDir:
+        self.path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+        return self
+
+    @property
+    def database(self) -> Path:
+        return self.path / "kluis.db"
+
+    @property
+    def kek(self) -> Path:
+        return self.path / "kek.key"
+
+    @property
+    def tls(self) -> Path:
+        return self.path / "tls"
+
+    @property
+    def admin(self) -> Path:
+        return self.path / "admin.json"
+
+    @property
+    def server(self) -> Path:
+        return self.path / "server.json"
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.path / "ca-bundle.pem"
+
+    def write_server(self, settings: ServerSettings) -> None:
+        _write_private(self.server, json.dumps(asdict(settings), indent=2))
+
+    def read_server(self) -> ServerSettings | None:
+        if not self.server.exists():
+            return None
+        data = json.loads(self.server.read_text())
+        known = {k: v for k, v in data.items() if k in ServerSettings.__dataclass_fields__}
+        return ServerSettings(**known)
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (credentials, keys), atomically."""
+    _write_private(path, text)

@@ -1,0 +1,260 @@
+"""The cryptographic operations Azure Key Vault exposes: encrypt, decrypt, wrap, unwrap, sign, verify.
+
+Each function first asks :func:`~kluis.crypto.algorithms.supports` whether the
+key may do this, so misuse fails early with a precise message, then
+dispatches to the family's primitives.  Azure semantics worth knowing:
+
+* ``sign``/``verify`` take a *digest* that the caller computed, not the message
+  (except HS*, which MACs the given value, and RSNULL, which signs raw bytes).
+* ES* signatures are raw ``r||s`` (JOSE), not DER.
+* AES-GCM returns the tag separately from the ciphertext, and generates the IV
+  when the caller does not send one.
+"""
+
+from __future__ import annotations
+
+import hmac as _consttime
+import os
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hmac
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from kluis.crypto import _aes, _ec, _rsa
+from kluis.crypto.algorithms import (
+    EncryptionAlgorithm,
+    KeyFamily,
+    KeyOperation,
+    SignatureAlgorithm,
+    digest_size_for,
+    hash_for,
+    parse_algorithm,
+    supports,
+)
+from kluis.crypto.errors import InvalidKey, InvalidParameter
+from kluis.crypto.keys import KeyMaterial
+
+__all__ = [
+    "EncryptResult",
+    "decrypt",
+    "encrypt",
+    "sign",
+    "unwrap_key",
+    "verify",
+    "wrap_key",
+]
+
+_E = EncryptionAlgorithm
+_S = SignatureAlgorithm
+
+
+@dataclass(frozen=True)
+class EncryptResult:
+    """Ciphertext plus whatever the caller needs to decrypt it later (iv, GCM tag, aad)."""
+
+    ciphertext: bytes
+    iv: bytes | None = None
+    tag: bytes | None = None
+    aad: bytes | None = None
+
+
+def _check(key: KeyMaterial, op: KeyOperation, alg: str) -> EncryptionAlgorithm | SignatureAlgorithm:
+    supports(key.family, op, alg, curve=key.curve, key_size=key.key_size)
+    return parse_algorithm(op, alg)
+
+
+def _cipher_alg(key: KeyMaterial, op: KeyOperation, alg: str) -> EncryptionAlgorithm:
+    parsed = _check(key, op, alg)
+    assert isinstance(parsed, EncryptionAlgorithm)
+    return parsed
+
+
+def _signature_alg(key: KeyMaterial, op: KeyOperation, alg: str) -> SignatureAlgorithm:
+    parsed = _check(key, op, alg)
+    assert isinstance(parsed, SignatureAlgorithm)
+    return parsed
+
+
+def _unused(alg: str, **params: bytes | None) -> None:
+    """Reject parameters an algorithm does not take (empty values count as absent)."""
+    for name, value in params.items():
+        if value:
+            raise InvalidParameter(f"Algorithm {alg} does not use the '{name}' parameter")
+
+
+def _oct(key: KeyMaterial) -> bytes:
+    if not isinstance(key.private, bytes):
+        raise InvalidKey("Key is not a symmetric key")
+    return key.private
+
+
+def _rsa_private(key: KeyMaterial) -> rsa.RSAPrivateKey:
+    if not isinstance(key.private, rsa.RSAPrivateKey):
+        raise InvalidKey("Key is not an RSA key")
+    return key.private
+
+
+def _rsa_public(key: KeyMaterial) -> rsa.RSAPublicKey:
+    if not isinstance(key.public, rsa.RSAPublicKey):
+        raise InvalidKey("Key is not an RSA key")
+    return key.public
+
+
+def _ec_private(key: KeyMaterial) -> ec.EllipticCurvePrivateKey:
+    if not isinstance(key.private, ec.EllipticCurvePrivateKey):
+        raise InvalidKey("Key is not an EC key")
+    return key.private
+
+
+def _ec_public(key: KeyMaterial) -> ec.EllipticCurvePublicKey:
+    if not isinstance(key.public, ec.EllipticCurvePublicKey):
+        raise InvalidKey("Key is not an EC key")
+    return key.public
+
+
+# --- encrypt / decrypt ------------------------------------------------------
+
+
+def _encrypt(
+    key: KeyMaterial, alg: EncryptionAlgorithm, plaintext: bytes, iv: bytes | None, aad: bytes | None
+) -> EncryptResult:
+    if key.family is KeyFamily.RSA:
+        _unused(alg, iv=iv, aad=aad)
+        return EncryptResult(_rsa.encrypt(_rsa_public(key), alg, plaintext))
+    secret = _oct(key)
+    if alg.is_gcm:
+        nonce = os.urandom(_aes.GCM_IV_SIZE) if iv is None else iv
+        ciphertext, tag = _aes.gcm_encrypt(secret, alg, plaintext, nonce, aad)
+        return EncryptResult(ciphertext, iv=nonce, tag=tag, aad=aad)
+    _unused(alg, aad=aad)
+    ciphertext = _aes.cbc_encrypt(secret, alg, plaintext, iv, pad=alg.is_cbc_pad)
+    return EncryptResult(ciphertext, iv=iv)
+
+
+def _decrypt(
+    key: KeyMaterial,
+    alg: EncryptionAlgorithm,
+    ciphertext: bytes,
+    iv: bytes | None,
+    aad: bytes | None,
+    tag: bytes | None,
+) -> bytes:
+    if key.family is KeyFamily.RSA:
+        _unused(alg, iv=iv, aad=aad, tag=tag)
+        return _rsa.decrypt(_rsa_private(key), alg, ciphertext)
+    secret = _oct(key)
+    if alg.is_gcm:
+        return _aes.gcm_decrypt(secret, alg, ciphertext, iv, tag, aad)
+    _unused(alg, aad=aad, tag=tag)
+    return _aes.cbc_decrypt(secret, alg, ciphertext, iv, pad=alg.is_cbc_pad)
+
+
+def encrypt(
+    key: KeyMaterial,
+    alg: str,
+    plaintext: bytes,
+    *,
+    iv: bytes | None = None,
+    aad: bytes | None = None,
+) -> EncryptResult:
+    """Encrypt ``plaintext``.  GCM generates a 12-byte iv when none is given; CBC requires one."""
+    parsed = _cipher_alg(key, KeyOperation.ENCRYPT, alg)
+    return _encrypt(key, parsed, plaintext, iv, aad)
+
+
+def decrypt(
+    key: KeyMaterial,
+    alg: str,
+    ciphertext: bytes,
+    *,
+    iv: bytes | None = None,
+    aad: bytes | None = None,
+    tag: bytes | None = None,
+) -> bytes:
+    """Decrypt ``ciphertext``; any cryptographic failure raises one generic ``OperationFailed``."""
+    parsed = _cipher_alg(key, KeyOperation.DECRYPT, alg)
+    return _decrypt(key, parsed, ciphertext, iv, aad, tag)
+
+
+# --- wrap / unwrap ----------------------------------------------------------
+
+
+def wrap_key(
+    key: KeyMaterial,
+    alg: str,
+    key_bytes: bytes,
+    *,
+    iv: bytes | None = None,
+    aad: bytes | None = None,
+) -> EncryptResult:
+    """Wrap ``key_bytes``: RSA encryption, AES key wrap (RFC 3394/5649), or AES GCM/CBC."""
+    parsed = _cipher_alg(key, KeyOperation.WRAP_KEY, alg)
+    if parsed.is_key_wrap:
+        _unused(parsed, iv=iv, aad=aad)
+        pad = parsed is _E.CKM_AES_KEY_WRAP_PAD
+        return EncryptResult(_aes.key_wrap(_oct(key), parsed, key_bytes, pad=pad))
+    return _encrypt(key, parsed, key_bytes, iv, aad)
+
+
+def unwrap_key(
+    key: KeyMaterial,
+    alg: str,
+    wrapped: bytes,
+    *,
+    iv: bytes | None = None,
+    aad: bytes | None = None,
+    tag: bytes | None = None,
+) -> bytes:
+    """Inverse of :func:`wrap_key`."""
+    parsed = _cipher_alg(key, KeyOperation.UNWRAP_KEY, alg)
+    if parsed.is_key_wrap:
+        _unused(parsed, iv=iv, aad=aad, tag=tag)
+        pad = parsed is _E.CKM_AES_KEY_WRAP_PAD
+        return _aes.key_unwrap(_oct(key), parsed, wrapped, pad=pad)
+    return _decrypt(key, parsed, wrapped, iv, aad, tag)
+
+
+# --- sign / verify ----------------------------------------------------------
+
+
+def _check_digest(alg: SignatureAlgorithm, digest: bytes) -> None:
+    expected = digest_size_for(alg)
+    if len(digest) != expected:
+        raise InvalidParameter(
+            f"Digest length {len(digest)} does not match algorithm {alg} (expected {expected} bytes)"
+        )
+
+
+def _hmac(key: KeyMaterial, alg: SignatureAlgorithm, value: bytes) -> bytes:
+    mac = hmac.HMAC(_oct(key), hash_for(alg))
+    mac.update(value)
+    return mac.finalize()
+
+
+def sign(key: KeyMaterial, alg: str, digest: bytes) -> bytes:
+    """Sign a caller-computed digest (RS*/PS*/ES*), raw bytes (RSNULL) or a value (HS*)."""
+    parsed = _signature_alg(key, KeyOperation.SIGN, alg)
+    if key.family is KeyFamily.OCT:
+        return _hmac(key, parsed, digest)
+    if parsed is not _S.RSNULL:
+        _check_digest(parsed, digest)
+    if key.family is KeyFamily.RSA:
+        return _rsa.sign(_rsa_private(key), parsed, digest)
+    assert key.curve is not None
+    return _ec.sign(_ec_private(key), key.curve, parsed, digest)
+
+
+def verify(key: KeyMaterial, alg: str, digest: bytes, signature: bytes) -> bool:
+    """True if ``signature`` is valid; False for a wrong or malformed signature.
+
+    Only the public key is used (HS* excepted, which is symmetric by nature).
+    """
+    parsed = _signature_alg(key, KeyOperation.VERIFY, alg)
+    if key.family is KeyFamily.OCT:
+        return _consttime.compare_digest(_hmac(key, parsed, digest), signature)
+    if parsed is not _S.RSNULL:
+        _check_digest(parsed, digest)
+    if key.family is KeyFamily.RSA:
+        return _rsa.verify(_rsa_public(key), parsed, digest, signature)
+    assert key.curve is not None
+    return _ec.verify(_ec_public(key), key.curve, parsed, digest, signature)

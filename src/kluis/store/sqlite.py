@@ -1,0 +1,383 @@
+"""SQLite store: the embedded default.
+
+WAL mode lets readers run beside one writer, across threads and worker processes. Each thread
+keeps its own connection (SQLite connections are not shared across threads); reads run inline
+on the caller's thread because a point lookup costs microseconds, far less than a hand-off to
+a thread pool. Writes take ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of
+dead-locking on a read-to-write upgrade; ``busy_timeout`` makes them wait rather than fail.
+``synchronous=FULL`` makes a committed write survive a power cut, not only a process crash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kluis.store.records import (
+    GroupRecord,
+    KeyRecord,
+    KeyVersionRecord,
+    PolicyRecord,
+    PrincipalRecord,
+    VaultRecord,
+)
+
+__all__ = ["SqliteStore", "SqliteTransaction"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS principals (
+    object_id TEXT PRIMARY KEY, app_id TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL, is_admin INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (
+    name_ci TEXT PRIMARY KEY, name TEXT NOT NULL, location TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS vaults (
+    vault_id TEXT PRIMARY KEY, name_ci TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+    group_ci TEXT NOT NULL, location TEXT NOT NULL, retention_days INTEGER NOT NULL,
+    purge_protection INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS policies (
+    vault_id TEXT NOT NULL, object_id TEXT NOT NULL, keys TEXT NOT NULL, secrets TEXT NOT NULL,
+    certificates TEXT NOT NULL, PRIMARY KEY (vault_id, object_id));
+CREATE TABLE IF NOT EXISTS keys (
+    vault_id TEXT NOT NULL, name_ci TEXT NOT NULL, name TEXT NOT NULL, latest_version TEXT NOT NULL,
+    created INTEGER NOT NULL, updated INTEGER NOT NULL, deleted_at INTEGER, scheduled_purge_at INTEGER,
+    rotation_policy TEXT, rotate_at INTEGER, PRIMARY KEY (vault_id, name_ci)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS keys_purge ON keys (scheduled_purge_at) WHERE scheduled_purge_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS keys_rotate ON keys (rotate_at) WHERE rotate_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS key_versions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, vault_id TEXT NOT NULL, name_ci TEXT NOT NULL,
+    version TEXT NOT NULL, kty TEXT NOT NULL, public_jwk TEXT NOT NULL, sealed BLOB NOT NULL,
+    key_ops TEXT NOT NULL, enabled INTEGER NOT NULL, nbf INTEGER, exp INTEGER, created INTEGER NOT NULL,
+    updated INTEGER NOT NULL, tags TEXT NOT NULL, exportable INTEGER NOT NULL, release_policy TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS key_versions_id ON key_versions (vault_id, name_ci, version);
+"""
+
+_KEY_COLS = (
+    "vault_id, name, latest_version, created, updated, deleted_at, scheduled_purge_at, rotation_policy, rotate_at"
+)
+_VERSION_COLS = (
+    "vault_id, name_ci, version, kty, public_jwk, sealed, key_ops, enabled, nbf, exp, created, "
+    "updated, tags, exportable, release_policy, seq"
+)
+
+
+def _key(row: sqlite3.Row | tuple[Any, ...]) -> KeyRecord:
+    return KeyRecord(*row)
+
+
+def _version(row: sqlite3.Row | tuple[Any, ...]) -> KeyVersionRecord:
+    r = list(row)
+    r[7] = bool(r[7])
+    r[13] = bool(r[13])
+    return KeyVersionRecord(*r)
+
+
+class SqliteTransaction:
+    """All queries, run on one connection inside (or, for reads, outside) a transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+
+    # settings ---------------------------------------------------------------------------
+    def get_setting(self, name: str) -> bytes | None:
+        row = self._c.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put_setting(self, name: str, value: bytes) -> None:
+        self._c.execute(
+            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    # principals -------------------------------------------------------------------------
+    def add_principal(self, p: PrincipalRecord) -> None:
+        self._c.execute(
+            "INSERT INTO principals VALUES (?, ?, ?, ?, ?, ?)",
+            (p.object_id, p.app_id, p.display_name, p.secret_hash, int(p.is_admin), p.created),
+        )
+
+    def _principal(self, where: str, arg: str) -> PrincipalRecord | None:
+        row = self._c.execute(
+            f"SELECT object_id, app_id, display_name, secret_hash, is_admin, created FROM principals WHERE {where} = ?",
+            (arg,),
+        ).fetchone()
+        if row is None:
+            return None
+        return PrincipalRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+
+    def get_principal_by_app_id(self, app_id: str) -> PrincipalRecord | None:
+        return self._principal("app_id", app_id)
+
+    def get_principal(self, object_id: str) -> PrincipalRecord | None:
+        return self._principal("object_id", object_id)
+
+    def list_principals(self) -> list[PrincipalRecord]:
+        rows = self._c.execute(
+            "SELECT object_id, app_id, display_name, secret_hash, is_admin, created FROM principals "
+            "ORDER BY created, display_name"
+        ).fetchall()
+        return [PrincipalRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+
+    def delete_principal(self, object_id: str) -> None:
+        self._c.execute("DELETE FROM principals WHERE object_id = ?", (object_id,))
+        self._c.execute("DELETE FROM policies WHERE object_id = ?", (object_id,))
+
+    # groups -----------------------------------------------------------------------------
+    def add_group(self, g: GroupRecord) -> None:
+        self._c.execute("INSERT INTO groups VALUES (?, ?, ?, ?)", (g.name.lower(), g.name, g.location, g.created))
+
+    def get_group(self, name: str) -> GroupRecord | None:
+        row = self._c.execute(
+            "SELECT name, location, created FROM groups WHERE name_ci = ?", (name.lower(),)
+        ).fetchone()
+        return None if row is None else GroupRecord(*row)
+
+    def list_groups(self) -> list[GroupRecord]:
+        rows = self._c.execute("SELECT name, location, created FROM groups ORDER BY name_ci").fetchall()
+        return [GroupRecord(*r) for r in rows]
+
+    def delete_group(self, name: str) -> None:
+        self._c.execute("DELETE FROM groups WHERE name_ci = ?", (name.lower(),))
+
+    # vaults -----------------------------------------------------------------------------
+    _VAULT_SELECT = (
+        "SELECT v.vault_id, v.name, g.name, v.location, v.retention_days, v.purge_protection, v.created "
+        "FROM vaults v JOIN groups g ON g.name_ci = v.group_ci"
+    )
+
+    @staticmethod
+    def _vault(r: tuple[Any, ...]) -> VaultRecord:
+        return VaultRecord(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+
+    def add_vault(self, v: VaultRecord) -> None:
+        self._c.execute(
+            "INSERT INTO vaults VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                v.vault_id,
+                v.name.lower(),
+                v.name,
+                v.group_name.lower(),
+                v.location,
+                v.retention_days,
+                int(v.purge_protection),
+                v.created,
+            ),
+        )
+
+    def get_vault(self, name: str) -> VaultRecord | None:
+        row = self._c.execute(self._VAULT_SELECT + " WHERE v.name_ci = ?", (name.lower(),)).fetchone()
+        return None if row is None else self._vault(row)
+
+    def list_vaults(self, group_name: str | None = None) -> list[VaultRecord]:
+        if group_name is None:
+            rows = self._c.execute(self._VAULT_SELECT + " ORDER BY v.name_ci").fetchall()
+        else:
+            rows = self._c.execute(
+                self._VAULT_SELECT + " WHERE v.group_ci = ? ORDER BY v.name_ci", (group_name.lower(),)
+            ).fetchall()
+        return [self._vault(r) for r in rows]
+
+    def delete_vault(self, vault_id: str) -> None:
+        for table in ("key_versions", "keys", "policies", "vaults"):
+            self._c.execute(f"DELETE FROM {table} WHERE vault_id = ?", (vault_id,))
+
+    # policies ---------------------------------------------------------------------------
+    def put_policy(self, p: PolicyRecord) -> None:
+        self._c.execute(
+            "INSERT INTO policies VALUES (?, ?, ?, ?, ?) ON CONFLICT (vault_id, object_id) DO UPDATE SET "
+            "keys = excluded.keys, secrets = excluded.secrets, certificates = excluded.certificates",
+            (p.vault_id, p.object_id, " ".join(p.keys), " ".join(p.secrets), " ".join(p.certificates)),
+        )
+
+    @staticmethod
+    def _policy(r: tuple[Any, ...]) -> PolicyRecord:
+        return PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
+
+    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
+        row = self._c.execute(
+            "SELECT vault_id, object_id, keys, secrets, certificates FROM policies "
+            "WHERE vault_id = ? AND object_id = ?",
+            (vault_id, object_id),
+        ).fetchone()
+        return None if row is None else self._policy(row)
+
+    def list_policies(self, vault_id: str) -> list[PolicyRecord]:
+        rows = self._c.execute(
+            "SELECT vault_id, object_id, keys, secrets, certificates FROM policies WHERE vault_id = ? "
+            "ORDER BY object_id",
+            (vault_id,),
+        ).fetchall()
+        return [self._policy(r) for r in rows]
+
+    def delete_policy(self, vault_id: str, object_id: str) -> None:
+        self._c.execute("DELETE FROM policies WHERE vault_id = ? AND object_id = ?", (vault_id, object_id))
+
+    # keys -------------------------------------------------------------------------------
+    def get_key(self, vault_id: str, name: str) -> KeyRecord | None:
+        row = self._c.execute(
+            f"SELECT {_KEY_COLS} FROM keys WHERE vault_id = ? AND name_ci = ?", (vault_id, name.lower())
+        ).fetchone()
+        return None if row is None else _key(row)
+
+    def put_key(self, k: KeyRecord) -> None:
+        self._c.execute(
+            "INSERT INTO keys (vault_id, name_ci, name, latest_version, created, updated, deleted_at, "
+            "scheduled_purge_at, rotation_policy, rotate_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (vault_id, name_ci) DO UPDATE SET name = excluded.name, "
+            "latest_version = excluded.latest_version, updated = excluded.updated, "
+            "deleted_at = excluded.deleted_at, scheduled_purge_at = excluded.scheduled_purge_at, "
+            "rotation_policy = excluded.rotation_policy, rotate_at = excluded.rotate_at",
+            (
+                k.vault_id,
+                k.name.lower(),
+                k.name,
+                k.latest_version,
+                k.created,
+                k.updated,
+                k.deleted_at,
+                k.scheduled_purge_at,
+                k.rotation_policy,
+                k.rotate_at,
+            ),
+        )
+
+    def delete_key_row(self, vault_id: str, name: str) -> None:
+        self._c.execute("DELETE FROM key_versions WHERE vault_id = ? AND name_ci = ?", (vault_id, name.lower()))
+        self._c.execute("DELETE FROM keys WHERE vault_id = ? AND name_ci = ?", (vault_id, name.lower()))
+
+    def list_keys(self, vault_id: str, *, deleted: bool, after: str | None, limit: int) -> list[KeyRecord]:
+        state = "deleted_at IS NOT NULL" if deleted else "deleted_at IS NULL"
+        rows = self._c.execute(
+            f"SELECT {_KEY_COLS} FROM keys WHERE vault_id = ? AND {state} AND name_ci > ? ORDER BY name_ci LIMIT ?",
+            (vault_id, (after or "").lower(), limit),
+        ).fetchall()
+        return [_key(r) for r in rows]
+
+    def keys_due(self, *, now: int, limit: int) -> tuple[list[KeyRecord], list[KeyRecord]]:
+        purge = self._c.execute(
+            f"SELECT {_KEY_COLS} FROM keys WHERE scheduled_purge_at <= ? LIMIT ?", (now, limit)
+        ).fetchall()
+        rotate = self._c.execute(
+            f"SELECT {_KEY_COLS} FROM keys WHERE rotate_at <= ? AND deleted_at IS NULL LIMIT ?", (now, limit)
+        ).fetchall()
+        return [_key(r) for r in purge], [_key(r) for r in rotate]
+
+    def add_version(self, v: KeyVersionRecord) -> None:
+        cur = self._c.execute(
+            f"INSERT INTO key_versions ({_VERSION_COLS.replace(', seq', '')}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                v.vault_id,
+                v.name.lower(),
+                v.version,
+                v.kty,
+                v.public_jwk,
+                v.sealed,
+                v.key_ops,
+                int(v.enabled),
+                v.nbf,
+                v.exp,
+                v.created,
+                v.updated,
+                v.tags,
+                int(v.exportable),
+                v.release_policy,
+            ),
+        )
+        v.seq = int(cur.lastrowid or 0)
+
+    def get_version(self, vault_id: str, name: str, version: str) -> KeyVersionRecord | None:
+        row = self._c.execute(
+            f"SELECT {_VERSION_COLS} FROM key_versions WHERE vault_id = ? AND name_ci = ? AND version = ?",
+            (vault_id, name.lower(), version.lower()),
+        ).fetchone()
+        return None if row is None else _version(row)
+
+    def update_version(self, v: KeyVersionRecord) -> None:
+        self._c.execute(
+            "UPDATE key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, updated = ?, tags = ?, "
+            "exportable = ?, release_policy = ? WHERE vault_id = ? AND name_ci = ? AND version = ?",
+            (
+                v.key_ops,
+                int(v.enabled),
+                v.nbf,
+                v.exp,
+                v.updated,
+                v.tags,
+                int(v.exportable),
+                v.release_policy,
+                v.vault_id,
+                v.name.lower(),
+                v.version,
+            ),
+        )
+
+    def list_versions(self, vault_id: str, name: str, *, after_seq: int | None, limit: int) -> list[KeyVersionRecord]:
+        rows = self._c.execute(
+            f"SELECT {_VERSION_COLS} FROM key_versions WHERE vault_id = ? AND name_ci = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (vault_id, name.lower(), after_seq or 0, limit),
+        ).fetchall()
+        return [_version(r) for r in rows]
+
+    def count_versions(self, vault_id: str, name: str) -> int:
+        row = self._c.execute(
+            "SELECT count(*) FROM key_versions WHERE vault_id = ? AND name_ci = ?", (vault_id, name.lower())
+        ).fetchone()
+        return int(row[0])
+
+
+class SqliteStore:
+    """Opens the database file, applies the schema once, and hands out transactions."""
+
+    def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self._conn()
+        conn.executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def read(self) -> Iterator[SqliteTransaction]:
+        """Autocommit reads: each statement sees a consistent snapshot; no lock is held between them."""
+        yield SqliteTransaction(self._conn())
+
+    @contextmanager
+    def write(self) -> Iterator[SqliteTransaction]:
+        conn = self._conn()
+        if conn.in_transaction:  # nested use on the same thread joins the outer transaction
+            yield SqliteTransaction(conn)
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield SqliteTransaction(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,98 @@
+"""A real ``kluis serve`` process for end-to-end tests, on free ports with a fresh data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["KluisServer", "free_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class KluisServer:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    proxy_port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    @property
+    def ca(self) -> str:
+        return str(self.data_dir / "tls" / "ca.pem")
+
+    @property
+    def ca_bundle(self) -> str:
+        return str(self.data_dir / "ca-bundle.pem")
+
+    def start(self, timeout: float = 30.0) -> KluisServer:
+        log = open(self.data_dir.parent / f"kluis-{self.port}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "kluis", "serve", "--data-dir", str(self.data_dir),
+                "--port", str(self.port), "--proxy-port", str(self.proxy_port), *self.extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KLUIS_DATA_DIR": str(self.data_dir)},
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"kluis serve exited with {self.process.returncode}; see {log.name}")
+            try:
+                r = httpx.get(f"{self.url}/_kluis/health", verify=ssl.create_default_context(cafile=self.ca), timeout=1)
+                if r.status_code == 200:
+                    return self
+            except (httpx.HTTPError, OSError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("kluis serve did not become healthy in time")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(2)  # Ctrl-C, as a user would
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the ``kluis`` CLI against this server (through the data dir, as users do)."""
+        return subprocess.run(
+            [sys.executable, "-m", "kluis", *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            env={**os.environ, "KLUIS_DATA_DIR": str(self.data_dir)},
+            timeout=120,
+        )
+
+    def cli_json(self, *args: str) -> Any:
+        res = self.cli(*args, "-o", "json")
+        return json.loads(res.stdout) if res.stdout.strip() else None
+
+    def admin(self) -> dict[str, str]:
+        return dict(json.loads((self.data_dir / "admin.json").read_text()))
