@@ -1,0 +1,125 @@
+"""The ASGI app without a server process: routing, challenge, api-version, error shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from kluis.api.app import KluisApp, check_api_version
+from kluis.api.runtime import Runtime
+from kluis.config import DataDir, ServerSettings
+from kluis.identity.tokens import Principal
+from kluis.vault.errors import BadParameter
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime(DataDir(tmp_path / "d"), ServerSettings(key_pool=0), bootstrap=True)
+    yield rt
+    rt.close()
+
+
+def _token(rt: Runtime, audience: str = "https://vault.azure.net") -> str:
+    oid = rt.admin_object_id()
+    with rt.store.read() as tx:
+        p = tx.get_principal(oid)
+    assert p is not None
+    return rt.issuer.issue(Principal(p.object_id, p.app_id, rt.tenant_id), audience=audience, now=rt.clock.now())[0]
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> TestClient:
+    return TestClient(KluisApp(runtime), base_url="https://localhost:8443")
+
+
+def _auth(rt: Runtime) -> dict[str, str]:
+    return {"authorization": f"Bearer {_token(rt)}"}
+
+
+@pytest.mark.parametrize("version", ["7.0", "7.4", "7.6-preview.2", "2016-10-01", "2025-07-01", "2026-04-01", "2026-05-01-preview"])
+def test_api_versions_accepted(version: str) -> None:
+    assert check_api_version(version) == version
+
+
+@pytest.mark.parametrize("version", [None, "", "abc", "1999-01-01", "8", "7.6.1"])
+def test_api_versions_rejected(version: str | None) -> None:
+    with pytest.raises(BadParameter):
+        check_api_version(version)
+
+
+def test_unauthenticated_empty_post_gets_challenge_before_body_checks(client: TestClient, runtime: Runtime) -> None:
+    r = client.post("/keys/k/create?api-version=7.6", content=b"", headers={"host": "myvault.vault.azure.net"})
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == (
+        f'Bearer authorization="https://login.microsoftonline.com/{runtime.tenant_id}", resource="https://vault.azure.net"'
+    )
+    assert r.json()["error"]["code"] == "Unauthorized"
+
+
+def test_percent_encoded_api_version_name_is_decoded(client: TestClient, runtime: Runtime) -> None:
+    r = client.get("/keys?api%2Dversion=7.6", headers=_auth(runtime))
+    assert r.status_code == 200 and r.json() == {"value": [], "nextLink": None}
+
+
+def test_missing_api_version_is_400(client: TestClient, runtime: Runtime) -> None:
+    r = client.get("/keys", headers=_auth(runtime))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "BadParameter"
+
+
+def test_bad_bodies_are_400_never_500(client: TestClient, runtime: Runtime) -> None:
+    h = _auth(runtime)
+    for body in (b"", b"{not json", b"[1,2]", b'{"kty": 5}', b'{"kty": "EC", "attributes": "x"}', b'{"kty":"EC","key_ops":["fly"]}'):
+        r = client.post("/keys/k/create?api-version=7.6", content=body, headers=h)
+        assert r.status_code == 400, body
+        assert set(r.json()["error"]) >= {"code", "message"}
+    r = client.post("/keys/k/create?api-version=7.6", content=b"x" * (1024 * 1024 + 1), headers=h)
+    assert r.status_code == 413
+
+
+def test_unknown_vault_route_and_method(client: TestClient, runtime: Runtime) -> None:
+    h = _auth(runtime)
+    assert client.get("/keys?api-version=7.6", headers={**h, "host": "nosuch.vault.azure.net"}).json()["error"]["code"] == "VaultNotFound"
+    assert client.get("/keys/k/v/a/b?api-version=7.6", headers=h).status_code == 404
+    assert client.put("/keys?api-version=7.6", headers=h).status_code == 405
+    assert client.get("/nothing").status_code == 404
+    assert client.get("/secrets?api-version=7.6", headers=h).status_code == 501
+
+
+def test_create_then_get_latest_with_trailing_slash(client: TestClient, runtime: Runtime) -> None:
+    h = _auth(runtime)
+    r = client.post("/keys/k1/create?api-version=7.6", json={"kty": "EC", "crv": "P-256"}, headers=h)
+    assert r.status_code == 200
+    kid = r.json()["key"]["kid"]
+    assert kid.startswith("https://localhost:8443/keys/k1/")
+    got = client.get("/keys/k1/?api-version=2025-07-01", headers=h).json()
+    assert got["key"]["kid"] == kid and got["attributes"]["recoveryLevel"] == "Recoverable+Purgeable"
+    assert "d" not in got["key"]
+
+
+def test_management_api_requires_admin_audience(client: TestClient, runtime: Runtime) -> None:
+    assert client.get("/_kluis/v1/groups").status_code == 401
+    vault_token = {"authorization": f"Bearer {_token(runtime)}"}
+    assert client.get("/_kluis/v1/groups", headers=vault_token).status_code == 401
+    mgmt = {"authorization": f"Bearer {_token(runtime, 'https://management.azure.com')}"}
+    assert [g["name"] for g in client.get("/_kluis/v1/groups", headers=mgmt).json()["value"]] == ["kluis"]
+
+
+def test_token_endpoint_errors_are_oauth_shaped(client: TestClient, runtime: Runtime) -> None:
+    r = client.post(f"/{runtime.tenant_id}/oauth2/v2.0/token", data={"grant_type": "password"})
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+    r = client.post("/adfs/oauth2/token", data={"grant_type": "client_credentials", "client_id": "nope", "client_secret": "x", "scope": "s"})
+    assert r.json()["error"] == "unauthorized_client"
+    r = client.post("/not-a-tenant/oauth2/v2.0/token", data={"grant_type": "client_credentials"})
+    assert r.status_code == 400 and "AADSTS90002" in r.json()["error_description"]
+
+
+def test_openid_configuration_has_what_msal_needs(client: TestClient, runtime: Runtime) -> None:
+    for path in (f"/{runtime.tenant_id}/v2.0/.well-known/openid-configuration", "/adfs/.well-known/openid-configuration"):
+        doc = client.get(path).json()
+        assert {"authorization_endpoint", "token_endpoint", "issuer", "jwks_uri"} <= set(doc)
+        assert doc["token_endpoint"].startswith("https://localhost:8443/")
+    keys = client.get(f"/{runtime.tenant_id}/discovery/v2.0/keys").json()["keys"]
+    assert keys[0]["kty"] == "EC"

@@ -1,0 +1,117 @@
+"""SqliteStore: the queries the domain relies on, durability across reopen, and write isolation."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from kluis.store import GroupRecord, KeyRecord, KeyVersionRecord, PolicyRecord, PrincipalRecord, SqliteStore, VaultRecord
+
+
+def _version(vault: str, name: str, version: str, created: int = 1) -> KeyVersionRecord:
+    return KeyVersionRecord(
+        vault_id=vault, name=name, version=version, kty="EC", public_jwk="{}", sealed=b"\x01sealed",
+        key_ops='["sign"]', enabled=True, nbf=None, exp=None, created=created, updated=created, tags="{}",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(tmp_path / "k.db")
+    with s.write() as tx:
+        tx.add_group(GroupRecord("RG", "local", 1))
+        tx.add_vault(VaultRecord("v1", "MyVault", "RG", "local", 90, False, 1))
+    return s
+
+
+def test_vault_lookup_is_case_insensitive_and_joins_group(store: SqliteStore) -> None:
+    with store.read() as tx:
+        v = tx.get_vault("myvault")
+        assert v is not None and v.name == "MyVault" and v.group_name == "RG"
+        assert tx.get_vault("other") is None
+
+
+def test_settings_roundtrip_and_overwrite(store: SqliteStore) -> None:
+    with store.write() as tx:
+        tx.put_setting("a", b"1")
+        tx.put_setting("a", b"2")
+    with store.read() as tx:
+        assert tx.get_setting("a") == b"2"
+        assert tx.get_setting("missing") is None
+
+
+def test_key_versions_and_paging(store: SqliteStore) -> None:
+    with store.write() as tx:
+        for i in range(5):
+            tx.add_version(_version("v1", "Key", f"{i:032x}", created=i))
+        tx.put_key(KeyRecord("v1", "Key", f"{4:032x}", 0, 4))
+        tx.put_key(KeyRecord("v1", "Another", f"{4:032x}", 0, 4, deleted_at=5, scheduled_purge_at=10))
+    with store.read() as tx:
+        assert tx.count_versions("v1", "KEY") == 5
+        first = tx.list_versions("v1", "key", after_seq=None, limit=2)
+        rest = tx.list_versions("v1", "key", after_seq=first[-1].seq, limit=10)
+        assert [v.version for v in first + rest] == [f"{i:032x}" for i in range(5)]
+        assert [k.name for k in tx.list_keys("v1", deleted=False, after=None, limit=10)] == ["Key"]
+        assert [k.name for k in tx.list_keys("v1", deleted=True, after=None, limit=10)] == ["Another"]
+        purge, rotate = tx.keys_due(now=10, limit=10)
+        assert [k.name for k in purge] == ["Another"] and rotate == []
+
+
+def test_failed_write_rolls_back(store: SqliteStore) -> None:
+    with pytest.raises(RuntimeError), store.write() as tx:
+        tx.put_setting("x", b"1")
+        raise RuntimeError("boom")
+    with store.read() as tx:
+        assert tx.get_setting("x") is None
+
+
+def test_data_survives_reopen(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "k.db")
+    with s.write() as tx:
+        tx.add_principal(PrincipalRecord("oid", "app", "n", "sha256$x$y", False, 1))
+    s.close()
+    s2 = SqliteStore(tmp_path / "k.db")
+    with s2.read() as tx:
+        p = tx.get_principal_by_app_id("app")
+        assert p is not None and p.object_id == "oid"
+
+
+def test_policies_replace_and_delete_with_principal(store: SqliteStore) -> None:
+    with store.write() as tx:
+        tx.add_principal(PrincipalRecord("oid", "app", "n", "h", False, 1))
+        tx.put_policy(PolicyRecord("v1", "oid", ["get"], [], []))
+        tx.put_policy(PolicyRecord("v1", "oid", ["get", "list"], ["get"], []))
+    with store.read() as tx:
+        p = tx.get_policy("v1", "oid")
+        assert p is not None and p.keys == ["get", "list"] and p.secrets == ["get"]
+    with store.write() as tx:
+        tx.delete_principal("oid")
+    with store.read() as tx:
+        assert tx.get_policy("v1", "oid") is None
+
+
+def test_delete_vault_removes_keys(store: SqliteStore) -> None:
+    with store.write() as tx:
+        tx.add_version(_version("v1", "k", "a" * 32))
+        tx.put_key(KeyRecord("v1", "k", "a" * 32, 1, 1))
+        tx.delete_vault("v1")
+    with store.read() as tx:
+        assert tx.get_key("v1", "k") is None and tx.get_version("v1", "k", "a" * 32) is None
+
+
+def test_concurrent_writers_from_threads_do_not_lose_updates(store: SqliteStore) -> None:
+    def bump(n: int) -> None:
+        for _ in range(n):
+            with store.write() as tx:
+                cur = int(tx.get_setting("counter") or b"0")
+                tx.put_setting("counter", str(cur + 1).encode())
+
+    threads = [threading.Thread(target=bump, args=(50,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with store.read() as tx:
+        assert tx.get_setting("counter") == b"200"
