@@ -10,7 +10,7 @@ Direct mode: ``https://localhost:PORT`` with ``AZURE_AUTHORITY_HOST`` pointing a
 
 from __future__ import annotations
 
-from kluis.cli.client import Credentials, load_credentials, load_settings
+from kluis.cli.client import CliError, Credentials, load_credentials, load_settings
 from kluis.config import DataDir
 
 __all__ = ["build_env"]
@@ -35,7 +35,15 @@ def build_env(
     }
     local = f"https://localhost:{settings.port}"
     if direct:
-        env["VAULT_URL"] = local
+        if settings.domains:
+            env["VAULT_URL"] = f"https://{vault_name}.{settings.domains[0]}:{settings.port}"
+        elif vault_name != "default":
+            raise CliError(
+                "Direct mode reaches only the default vault (https://localhost:PORT). For vault "
+                f"'{vault_name}' use the proxy mode (drop --direct) or start kluis with --domain."
+            )
+        else:
+            env["VAULT_URL"] = local
         env["AZURE_AUTHORITY_HOST"] = local
         env["AZURE_TENANT_ID"] = "adfs"
     else:
