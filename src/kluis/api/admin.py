@@ -191,6 +191,18 @@ async def route_admin(request: Request, runtime: Runtime, caller: Caller, method
             runtime.set_clock_offset(offset)
         if method in ("GET", "PUT"):
             return json_response({"now": runtime.clock.now(), "offsetSeconds": runtime._clock_offset()})
+    if head == "attestation":
+        authorities = runtime.release.authorities
+        if len(segs) == 1 and method == "GET":
+            return json_response({"value": [{"authority": a, "keys": k} for a, k in authorities.all().items()]})
+        if len(segs) == 1 and method == "PUT":
+            body = await _body(request)
+            keys = _str_list(body, "keys") or []
+            authorities.set(str(body.get("authority") or ""), keys)
+            return json_response({"value": [{"authority": a, "keys": k} for a, k in authorities.all().items()]})
+        if len(segs) == 1 and method == "DELETE":
+            authorities.delete(request.query_params.get("authority", ""))
+            return Response(status_code=204)
     if head == "housekeeping" and method == "POST":
         purged, rotated = runtime.housekeeping()
         return json_response({"purged": purged, "rotated": rotated})

@@ -22,6 +22,7 @@ from kluis.vault.clock import Clock
 from kluis.vault.errors import NotFound
 from kluis.vault.key_backup import KeyBackup
 from kluis.vault.key_operations import KeyOperations
+from kluis.vault.key_release import KeyRelease
 from kluis.vault.keys import KeyService
 from kluis.vault.management import Management
 
@@ -65,6 +66,7 @@ class Runtime:
             tenant_id=self.tenant_id,
         )
         self.key_operations = KeyOperations(self.store, self.clock, self.keys)
+        self.release = KeyRelease(self.store, self.clock, self.keys)
         self.backup = KeyBackup(self.store, self.keys, Sealer(self.sealer.derive(b"kluis/key-backup")), self.tenant_id)
         if bootstrap:
             self._bootstrap_admin_and_default_vault()

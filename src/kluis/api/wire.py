@@ -6,8 +6,8 @@ from typing import Any
 
 from kluis.crypto import CryptoError, b64url_decode, b64url_encode
 from kluis.vault.errors import BadParameter
-from kluis.vault.keys import check_ops, check_tags
-from kluis.vault.views import UNSET, KeyChanges, KeyView, Page
+from kluis.vault.keys import check_ops, check_release_policy, check_tags
+from kluis.vault.views import KeyChanges, KeyView, Page
 
 __all__ = [
     "b64_field",
@@ -123,10 +123,5 @@ def changes_from_body(body: dict[str, Any]) -> KeyChanges:
                 raise BadParameter("attributes.exportable must be true or false.")
             changes.exportable = attrs["exportable"]
     if "release_policy" in body:
-        rp = body["release_policy"]
-        if rp is not None and not isinstance(rp, dict):
-            raise BadParameter("release_policy must be an object.")
-        changes.release_policy = rp
-    elif changes.release_policy is None:
-        changes.release_policy = UNSET
+        changes.release_policy = check_release_policy(body["release_policy"])
     return changes

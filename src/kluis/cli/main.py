@@ -13,8 +13,10 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from kluis.cli.attestation import attestation_app
 from kluis.cli.client import AdminClient, CliError
 from kluis.cli.environment import build_env
+from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
 from kluis.config import DataDir, ServerSettings, default_data_dir
 
@@ -27,6 +29,7 @@ ad_app = typer.Typer(no_args_is_help=True, help="Identities (like `az ad`).")
 sp_app = typer.Typer(no_args_is_help=True, help="Service principals (like `az ad sp`).")
 app.add_typer(group_app, name="group")
 app.add_typer(keyvault_app, name="keyvault")
+keyvault_app.add_typer(key_app, name="key")
 app.add_typer(ad_app, name="ad")
 ad_app.add_typer(sp_app, name="sp")
 
@@ -313,6 +316,7 @@ def sp_delete(sp_id: Annotated[str, typer.Option("--id")], data_dir: DataDirOpt 
     _run(lambda: AdminClient(_dir(data_dir)).call("DELETE", f"/principals/{sp_id}"))
 
 
+app.add_typer(attestation_app, name="attestation")
 time_app = typer.Typer(no_args_is_help=True, help="The server's clock (for testing expiry, retention, rotation).")
 app.add_typer(time_app, name="time")
 

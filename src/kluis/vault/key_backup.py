@@ -24,6 +24,7 @@ from kluis.vault.views import KeyView
 __all__ = ["KeyBackup"]
 
 PREFIX = b"kluis-key-backup-v1."
+_URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
 
 
 class KeyBackup:
@@ -132,8 +133,11 @@ class KeyBackup:
         bad = BadParameter("The backup blob is invalid: it is corrupt, was modified, or belongs to another tenant.")
         if not blob.startswith(PREFIX):
             raise bad
+        text = blob[len(PREFIX) :]
         try:
-            sealed = base64.urlsafe_b64decode(blob[len(PREFIX) :])
+            sealed = base64.b64decode(text.translate(_URLSAFE_TO_STD), validate=True)
+            if base64.urlsafe_b64encode(sealed) != text:  # only the exact encoding we wrote, nothing appended
+                raise bad
             doc: dict[str, Any] = json.loads(self._sealer.unseal(sealed, context=self._aad))
         except (CryptoError, ValueError):
             raise bad from None

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from kluis.crypto import CryptoError, EncryptResult, OperationFailed, operations
 from kluis.store import Store, VaultRecord
 from kluis.vault.clock import Clock
-from kluis.vault.errors import BadParameter, Forbidden, NotFound
-from kluis.vault.keys import KeyService
+from kluis.vault.errors import BadParameter, Forbidden
+from kluis.vault.keys import KeyService, key_not_found
 from kluis.vault.permissions import Caller, require
 
 __all__ = ["KeyOperations", "OperationResult"]
@@ -45,12 +45,10 @@ class KeyOperations:
             require(tx.get_policy(vault.vault_id, caller.object_id), vault, caller, "keys", op)
             key = tx.get_key(vault.vault_id, name)
             if key is None or key.deleted_at is not None:
-                raise NotFound(f"A key with (name/id) {name} was not found in this key vault.", code="KeyNotFound")
+                raise key_not_found(name)
             v = tx.get_version(vault.vault_id, name, version or key.latest_version)
         if v is None:
-            raise NotFound(
-                f"A key with (name/id) {name}/{version} was not found in this key vault.", code="KeyNotFound"
-            )
+            raise key_not_found(name, version)
         if not v.enabled:
             raise Forbidden(f"Operation {op} is not allowed on a disabled key.", inner_code="KeyDisabled")
         if op not in json.loads(v.key_ops):

@@ -13,7 +13,7 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
-from kluis.crypto import CryptoError, KeyMaterial, KeyPool, KeyType, Sealer, from_jwk, generate
+from kluis.crypto import CryptoError, KeyMaterial, KeyPool, KeyType, Sealer, b64url_decode, from_jwk, generate
 from kluis.crypto.algorithms import Curve
 from kluis.store import KeyRecord, KeyVersionRecord, Store, Transaction, VaultRecord
 from kluis.vault.clock import Clock
@@ -22,7 +22,15 @@ from kluis.vault.permissions import Caller, require
 from kluis.vault.rotation import DEFAULT_POLICY, RotationPolicy, parse_policy
 from kluis.vault.views import UNSET, DeletedInfo, KeyChanges, KeyView, Page, is_set
 
-__all__ = ["DEFAULT_KEY_OPS", "KeyService", "recovery_level", "validate_name"]
+__all__ = [
+    "DEFAULT_KEY_OPS",
+    "RELEASE_POLICY_CONTENT_TYPE",
+    "KeyService",
+    "check_release_policy",
+    "key_not_found",
+    "recovery_level",
+    "validate_name",
+]
 
 _NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 _OPS = ("encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export")
@@ -33,6 +41,8 @@ DEFAULT_KEY_OPS = {
     "oct": ["encrypt", "decrypt", "wrapKey", "unwrapKey"],
 }
 MAX_PAGE = 25
+# KeyReleasePolicy.contentType when the caller names none (the spec's default).
+RELEASE_POLICY_CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_TAGS = 15
 MAX_BACKUP_VERSIONS = 500
 _CACHE_SIZE = 4096
@@ -57,6 +67,11 @@ def _not_found(name: str, version: str | None = None) -> NotFound:
         "please see https://go.microsoft.com/fwlink/?linkid=2125182",
         code="KeyNotFound",
     )
+
+
+def key_not_found(name: str, version: str | None = None) -> NotFound:
+    """Key Vault's 404 for a key (or one version of it) that does not exist or is deleted."""
+    return _not_found(name, version)
 
 
 def _deleted_not_found(name: str) -> NotFound:
@@ -308,12 +323,15 @@ class KeyService:
                     raise BadParameter(
                         f"Invalid curve '{curve}'. Allowed values: {', '.join(c.value for c in Curve)}."
                     ) from None
-            if kty.family == "RSA" and self._pool is not None:
-                return (
-                    self._pool.take(size or 2048, public_exponent or 65537)
-                    if ((size or 2048) in (2048, 3072, 4096) and (public_exponent or 65537) == 65537)
-                    else generate(kty, size=size, public_exponent=public_exponent)
-                )
+            pooled = (
+                kty.family == "RSA"
+                and self._pool is not None
+                and crv is None  # a curve on an RSA key is an error, whether or not a pool is configured
+                and (size or 2048) in (2048, 3072, 4096)
+                and (public_exponent or 65537) == 65537
+            )
+            if pooled and self._pool is not None:
+                return self._pool.take(size or 2048, 65537)
             return generate(kty, size=size, curve=crv, public_exponent=public_exponent)
         except CryptoError as e:
             raise BadParameter(e.message) from None
@@ -351,6 +369,19 @@ class KeyService:
             self._require(tx, vault, caller, "get")
             key = self._live(tx, vault, name)
             return self._view(vault, key, self._version(tx, vault, key, version))
+
+    def get_key_unchecked(self, vault: VaultRecord, name: str, version: str | None = None) -> KeyView:
+        """The live key (latest or given version) without a permission check: for callers that made their own."""
+        with self._store.read() as tx:
+            key = self._live(tx, vault, name)
+            return self._view(vault, key, self._version(tx, vault, key, version))
+
+    def material_for(self, vault: VaultRecord, name: str, version: str | None = None) -> KeyMaterial:
+        """The private material of a live key's version, without a permission check (see get_key_unchecked)."""
+        with self._store.read() as tx:
+            key = self._live(tx, vault, name)
+            v = self._version(tx, vault, key, version)
+        return self.material(vault.vault_id, v)
 
     def list_keys(
         self, vault: VaultRecord, caller: Caller, *, maxresults: int | None, token: str | None
@@ -417,10 +448,8 @@ class KeyService:
                 v.exp = changes.exp  # type: ignore[assignment]
             if is_set(changes.tags):
                 v.tags = json.dumps(changes.tags)
-            if isinstance(changes.exportable, bool):
-                if v.exportable and not changes.exportable:
-                    raise BadParameter("An exportable key cannot be made non-exportable.")
-                v.exportable = changes.exportable
+            if isinstance(changes.exportable, bool) and changes.exportable != v.exportable:
+                raise BadParameter("The exportable attribute of a key cannot be changed after the key is created.")
             if is_set(changes.release_policy):
                 current = json.loads(v.release_policy) if v.release_policy else None
                 if current and current.get("immutable"):
@@ -428,6 +457,8 @@ class KeyService:
                 v.release_policy = json.dumps(changes.release_policy) if changes.release_policy else None
             if v.release_policy and not v.exportable:
                 raise BadParameter("AKV.SKR.1005: Non-exportable keys must not have release policy.")
+            if is_set(changes.release_policy) and v.exportable and not v.release_policy:
+                raise BadParameter("Exportable keys must have release policy.")
             v.updated = self._clock.now()
             tx.update_version(v)
             if v.version == key.latest_version and key.rotation_policy:
@@ -599,3 +630,30 @@ def check_ops(ops: Any) -> list[str]:
 
 def check_tags(tags: Any) -> dict[str, str]:
     return _check_tags(tags)
+
+
+def check_release_policy(policy: Any) -> dict[str, Any] | None:
+    """A KeyReleasePolicy as it is stored and returned: ``data`` required, ``contentType`` defaulted."""
+    if policy is None:
+        return None
+    if not isinstance(policy, dict):
+        raise BadParameter("release_policy must be an object.")
+    data = policy.get("data")
+    if not isinstance(data, str) or not data:
+        raise BadParameter("release_policy.data (the base64url-encoded policy) is required.")
+    try:
+        b64url_decode(data)
+    except CryptoError:
+        raise BadParameter("release_policy.data is not valid base64url.") from None
+    content_type = policy.get("contentType")
+    if content_type is None:
+        content_type = RELEASE_POLICY_CONTENT_TYPE
+    if not isinstance(content_type, str):
+        raise BadParameter("release_policy.contentType must be a string.")
+    out: dict[str, Any] = {"contentType": content_type, "data": data}
+    immutable = policy.get("immutable")
+    if immutable is not None:
+        if not isinstance(immutable, bool):
+            raise BadParameter("release_policy.immutable must be true or false.")
+        out["immutable"] = immutable
+    return out

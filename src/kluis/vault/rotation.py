@@ -88,6 +88,8 @@ def parse_policy(body: Any) -> RotationPolicy:
             seconds = parse_duration(str(after))
             if seconds < 7 * _DAY:
                 raise BadParameter("The rotation time must be at least 7 days after creation (P7D).")
+            if policy.expiry_time is not None and policy.expiry_time - seconds < 7 * _DAY:
+                raise BadParameter("The rotation time must be at least 7 days before the expiry time.")
             policy.rotate_after_create = seconds
             out_trigger["timeAfterCreate"] = str(after)
         else:
@@ -100,4 +102,6 @@ def parse_policy(body: Any) -> RotationPolicy:
                 policy.rotate_before_expiry = seconds
             out_trigger["timeBeforeExpiry"] = str(before)
         policy.document["lifetimeActions"].append({"trigger": out_trigger, "action": {"type": kind}})
+    if "Notify" not in seen:  # Key Vault adds its default notification when the caller names none
+        policy.document["lifetimeActions"].append(json.loads(json.dumps(DEFAULT_POLICY["lifetimeActions"][0])))
     return policy
