@@ -39,7 +39,9 @@ def _auth(rt: Runtime) -> dict[str, str]:
     return {"authorization": f"Bearer {_token(rt)}"}
 
 
-@pytest.mark.parametrize("version", ["7.0", "7.4", "7.6-preview.2", "2016-10-01", "2025-07-01", "2026-04-01", "2026-05-01-preview"])
+@pytest.mark.parametrize(
+    "version", ["7.0", "7.4", "7.6-preview.2", "2016-10-01", "2025-07-01", "2026-04-01", "2026-05-01-preview"]
+)
 def test_api_versions_accepted(version: str) -> None:
     assert check_api_version(version) == version
 
@@ -71,7 +73,14 @@ def test_missing_api_version_is_400(client: TestClient, runtime: Runtime) -> Non
 
 def test_bad_bodies_are_400_never_500(client: TestClient, runtime: Runtime) -> None:
     h = _auth(runtime)
-    for body in (b"", b"{not json", b"[1,2]", b'{"kty": 5}', b'{"kty": "EC", "attributes": "x"}', b'{"kty":"EC","key_ops":["fly"]}'):
+    for body in (
+        b"",
+        b"{not json",
+        b"[1,2]",
+        b'{"kty": 5}',
+        b'{"kty": "EC", "attributes": "x"}',
+        b'{"kty":"EC","key_ops":["fly"]}',
+    ):
         r = client.post("/keys/k/create?api-version=7.6", content=body, headers=h)
         assert r.status_code == 400, body
         assert set(r.json()["error"]) >= {"code", "message"}
@@ -81,7 +90,10 @@ def test_bad_bodies_are_400_never_500(client: TestClient, runtime: Runtime) -> N
 
 def test_unknown_vault_route_and_method(client: TestClient, runtime: Runtime) -> None:
     h = _auth(runtime)
-    assert client.get("/keys?api-version=7.6", headers={**h, "host": "nosuch.vault.azure.net"}).json()["error"]["code"] == "VaultNotFound"
+    assert (
+        client.get("/keys?api-version=7.6", headers={**h, "host": "nosuch.vault.azure.net"}).json()["error"]["code"]
+        == "VaultNotFound"
+    )
     assert client.get("/keys/k/v/a/b?api-version=7.6", headers=h).status_code == 404
     assert client.put("/keys?api-version=7.6", headers=h).status_code == 405
     assert client.get("/nothing").status_code == 404
@@ -110,14 +122,20 @@ def test_management_api_requires_admin_audience(client: TestClient, runtime: Run
 def test_token_endpoint_errors_are_oauth_shaped(client: TestClient, runtime: Runtime) -> None:
     r = client.post(f"/{runtime.tenant_id}/oauth2/v2.0/token", data={"grant_type": "password"})
     assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
-    r = client.post("/adfs/oauth2/token", data={"grant_type": "client_credentials", "client_id": "nope", "client_secret": "x", "scope": "s"})
+    r = client.post(
+        "/adfs/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": "nope", "client_secret": "x", "scope": "s"},
+    )
     assert r.json()["error"] == "unauthorized_client"
     r = client.post("/not-a-tenant/oauth2/v2.0/token", data={"grant_type": "client_credentials"})
     assert r.status_code == 400 and "AADSTS90002" in r.json()["error_description"]
 
 
 def test_openid_configuration_has_what_msal_needs(client: TestClient, runtime: Runtime) -> None:
-    for path in (f"/{runtime.tenant_id}/v2.0/.well-known/openid-configuration", "/adfs/.well-known/openid-configuration"):
+    for path in (
+        f"/{runtime.tenant_id}/v2.0/.well-known/openid-configuration",
+        "/adfs/.well-known/openid-configuration",
+    ):
         doc = client.get(path).json()
         assert {"authorization_endpoint", "token_endpoint", "issuer", "jwks_uri"} <= set(doc)
         assert doc["token_endpoint"].startswith("https://localhost:8443/")

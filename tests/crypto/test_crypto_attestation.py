@@ -58,7 +58,9 @@ def test_wrap_for_release_unwraps_with_the_runtime_key() -> None:
     pub = runtime.public_key().public_numbers()
     claims = {
         "x-ms-runtime": {
-            "keys": [{"kty": "RSA", "n": b64url_encode(pub.n.to_bytes(256, "big")), "e": b64url_encode(b"\x01\x00\x01")}]
+            "keys": [
+                {"kty": "RSA", "n": b64url_encode(pub.n.to_bytes(256, "big")), "e": b64url_encode(b"\x01\x00\x01")}
+            ]
         }
     }
     target = runtime_rsa_key(claims)

@@ -47,10 +47,14 @@ def test_two_workers_share_state(domain_server: KluisServer) -> None:
     s = domain_server
     a = s.admin()
     admin = Principal(a["appId"], a["password"], a["tenant"])
-    client = KeyClient(f"https://teamvault.kms.test:{s.port}", proxied_credential(s, admin), transport=proxied_transport(s))
+    client = KeyClient(
+        f"https://teamvault.kms.test:{s.port}", proxied_credential(s, admin), transport=proxied_transport(s)
+    )
     names = [f"shared{i}" for i in range(12)]
     for n in names:
         client.create_ec_key(n)
     for n in names:  # new connections land on either worker
-        fresh = KeyClient(f"https://teamvault.kms.test:{s.port}", proxied_credential(s, admin), transport=proxied_transport(s))
+        fresh = KeyClient(
+            f"https://teamvault.kms.test:{s.port}", proxied_credential(s, admin), transport=proxied_transport(s)
+        )
         assert fresh.get_key(n).name == n

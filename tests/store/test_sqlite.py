@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from kluis.store import GroupRecord, KeyRecord, KeyVersionRecord, PolicyRecord, PrincipalRecord, SqliteStore, VaultRecord
+from kluis.store import (
+    GroupRecord,
+    KeyRecord,
+    KeyVersionRecord,
+    PolicyRecord,
+    PrincipalRecord,
+    SqliteStore,
+    VaultRecord,
+)
 
 
 def _version(vault: str, name: str, version: str, created: int = 1) -> KeyVersionRecord:

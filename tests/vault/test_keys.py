@@ -33,7 +33,9 @@ def test_invalid_names(world: World, name: str) -> None:
         world.keys.create_key(world.vault, world.owner, name, kty="EC")
 
 
-@pytest.mark.parametrize(("kty", "kw"), [("XYZ", {}), ("EC", {"curve": "P-999"}), ("RSA", {"size": 1024}), ("oct", {"size": 100})])
+@pytest.mark.parametrize(
+    ("kty", "kw"), [("XYZ", {}), ("EC", {"curve": "P-999"}), ("RSA", {"size": 1024}), ("oct", {"size": 100})]
+)
 def test_invalid_key_parameters(world: World, kty: str, kw: dict[str, object]) -> None:
     with pytest.raises(BadParameter):
         world.keys.create_key(world.vault, world.owner, "k", kty=kty, **kw)  # type: ignore[arg-type]
@@ -60,7 +62,9 @@ def test_soft_delete_recover_purge(world: World) -> None:
     with pytest.raises(Conflict) as err:
         world.keys.create_key(world.vault, world.owner, "k", kty="EC")
     assert err.value.inner_code == "ObjectIsDeletedButRecoverable"
-    assert [k.name for k in world.keys.list_deleted_keys(world.vault, world.owner, maxresults=None, token=None).items] == ["k"]
+    assert [
+        k.name for k in world.keys.list_deleted_keys(world.vault, world.owner, maxresults=None, token=None).items
+    ] == ["k"]
     world.keys.recover_deleted_key(world.vault, world.owner, "k")
     assert world.keys.get_key(world.vault, world.owner, "k").name == "k"
     with pytest.raises(NotFound):
@@ -73,7 +77,9 @@ def test_soft_delete_recover_purge(world: World) -> None:
 
 
 def test_purge_protection_and_retention_expiry(world: World) -> None:
-    vault = world.mgmt.create_vault("guarded", "rg", retention_days=7, purge_protection=True, creator_object_id="owner-oid")
+    vault = world.mgmt.create_vault(
+        "guarded", "rg", retention_days=7, purge_protection=True, creator_object_id="owner-oid"
+    )
     view = world.keys.create_key(vault, world.owner, "k", kty="EC")
     assert view.recovery_level == "CustomizedRecoverable" and view.recoverable_days == 7
     world.keys.delete_key(vault, world.owner, "k")
@@ -98,7 +104,9 @@ def test_update_is_patch_and_guards_crypto(world: World) -> None:
     world.keys.update_key(world.vault, world.owner, "k", None, KeyChanges(enabled=True, key_ops=["verify"]))
     with pytest.raises(Forbidden, match="not permitted"):
         world.ops.sign(world.vault, world.owner, "k", None, "ES256", digest)
-    world.keys.update_key(world.vault, world.owner, "k", None, KeyChanges(key_ops=["sign", "verify"], exp=world.clock.t))
+    world.keys.update_key(
+        world.vault, world.owner, "k", None, KeyChanges(key_ops=["sign", "verify"], exp=world.clock.t)
+    )
     with pytest.raises(Forbidden, match="expired"):
         world.ops.sign(world.vault, world.owner, "k", None, "ES256", digest)
     sig = b"\x00" * 64
@@ -123,7 +131,9 @@ def test_oct_key_encrypt_decrypt_and_material_never_returned(world: World) -> No
     assert v.jwk == {} and "encrypt" in v.key_ops
     res = world.ops.encrypt(world.vault, world.owner, "aes", None, "A256GCM", b"secret", aad=b"ctx")
     assert res.iv and res.tag and res.value != b"secret"
-    out = world.ops.decrypt(world.vault, world.owner, "aes", None, "A256GCM", res.value, iv=res.iv, tag=res.tag, aad=b"ctx")
+    out = world.ops.decrypt(
+        world.vault, world.owner, "aes", None, "A256GCM", res.value, iv=res.iv, tag=res.tag, aad=b"ctx"
+    )
     assert out.value == b"secret"
     with pytest.raises(BadParameter):
         world.ops.decrypt(world.vault, world.owner, "aes", None, "A256GCM", res.value, iv=res.iv, tag=b"\x00" * 16)
@@ -141,7 +151,9 @@ def test_backup_restore_roundtrip_and_tamper(world: World) -> None:
     assert world.keys.get_key(other, world.owner, "bk", a.version).jwk == a.jwk
     tampered = blob[:-5] + (b"A" if blob[-5:-4] != b"A" else b"B") + blob[-4:]
     with pytest.raises(BadParameter):
-        world.backup.restore(world.mgmt.create_vault("vault3", "rg", creator_object_id="owner-oid"), world.owner, tampered)
+        world.backup.restore(
+            world.mgmt.create_vault("vault3", "rg", creator_object_id="owner-oid"), world.owner, tampered
+        )
 
 
 def test_scheduled_rotation(world: World) -> None:

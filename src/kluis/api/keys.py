@@ -18,6 +18,7 @@ from kluis.api.errors import HttpError, json_response
 from kluis.api.hosts import HostInfo
 from kluis.api.runtime import Runtime
 from kluis.api.wire import b64, b64_field, changes_from_body, deleted_bundle, key_bundle, key_item, page_body
+from kluis.identity.jws import sign_jws
 from kluis.store import VaultRecord
 from kluis.vault.errors import BadParameter
 from kluis.vault.permissions import Caller
@@ -250,6 +251,30 @@ async def key_operation(ctx: RequestContext, name: str, version: str | None, op:
     return json_response(out)
 
 
+async def release_key(ctx: RequestContext, name: str, version: str | None) -> Response:
+    """release, POST /keys/{name}/{version}/release (keys/release): the key, wrapped for an attested TEE.
+
+    The answer is a JWS signed with kluis's token-signing key (verifiable with the tenant's JWKS),
+    whose payload carries the key bundle with the wrapped private key in ``key_hsm``.
+    """
+    body = await ctx.body()
+    nonce = _str_field(body, "nonce")
+    res = ctx.runtime.release.release(ctx.vault, ctx.caller, name, version, body.get("target"), _str_field(body, "enc"))
+    bundle = key_bundle(ctx.base, res.view)
+    transfer = {
+        "schema_version": "1.0",
+        "header": {"kid": bundle["key"]["kid"], "alg": "dir", "enc": res.enc},
+        "ciphertext": b64(res.wrapped),
+        "generator": "kluis",
+    }
+    bundle["key"]["key_hsm"] = b64(json.dumps(transfer, separators=(",", ":")).encode())
+    payload = {
+        "request": {"api-version": ctx.api_version, "enc": res.enc, "kid": bundle["key"]["kid"], "nonce": nonce},
+        "response": {"key": bundle},
+    }
+    return json_response({"value": sign_jws(ctx.runtime.signing_key_der, ctx.runtime.key_id, payload)})
+
+
 _CRYPTO_OPS = frozenset({"encrypt", "decrypt", "wrapkey", "unwrapkey", "sign", "verify"})
 
 
@@ -303,10 +328,9 @@ async def route_keys(ctx: RequestContext, method: str, segs: list[str]) -> Respo
         if op == "attestation" and method == "GET":
             return await get_key(ctx, name, segs[1] or None)
         if op == "release":
-            raise BadParameter(
-                "Key release needs an attestation service; this kluis server has no trusted attestation "
-                "authority configured."
-            )
+            if method != "POST":
+                raise _not_allowed(method)
+            return await release_key(ctx, name, segs[1] or None)
     raise HttpError(404, "NotFound", "The requested path does not exist on this vault.")
 
 

@@ -95,7 +95,9 @@ def verify_attestation(
     signing_input = f"{parts[0]}.{parts[1]}".encode()
     alg = str(header.get("alg", ""))
     if not any(_check_signature(load_trusted_key(pem), alg, signing_input, signature) for pem in keys):
-        raise InvalidParameter("The attestation token's signature does not verify against the trusted authority's keys.")
+        raise InvalidParameter(
+            "The attestation token's signature does not verify against the trusted authority's keys."
+        )
     exp, nbf = claims.get("exp"), claims.get("nbf")
     if not isinstance(exp, int | float) or now > exp + leeway:
         raise InvalidParameter("The attestation token has expired.")

@@ -124,7 +124,9 @@ class KeyRelease:
             require(tx.get_policy(vault.vault_id, caller.object_id), vault, caller, "keys", "release")
         view = self._keys.get_key_unchecked(vault, name, version)
         if not view.exportable or not view.release_policy:
-            raise Forbidden(f"Key {name} is not exportable; only exportable keys with a release policy can be released.")
+            raise Forbidden(
+                f"Key {name} is not exportable; only exportable keys with a release policy can be released."
+            )
         if not isinstance(target, str) or not target:
             raise BadParameter("The 'target' property (an attestation token) is required.")
         enc = enc or "CKM_RSA_AES_KEY_WRAP"
@@ -139,7 +141,9 @@ class KeyRelease:
         except ValueError:
             raise BadParameter("The key's release policy is not valid base64url JSON.") from None
         if not isinstance(policy, dict) or not policy_allows(policy, claims):
-            raise Forbidden("The attestation token does not satisfy the key's release policy.", inner_code="AccessDenied")
+            raise Forbidden(
+                "The attestation token does not satisfy the key's release policy.", inner_code="AccessDenied"
+            )
         material = self._keys.material_for(vault, name, view.version)
         try:
             wrapped = wrap_for_release(material, enc, runtime_rsa_key(claims))
