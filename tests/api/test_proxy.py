@@ -333,3 +333,28 @@ def test_https_through_proxy(tmp_path: Path) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_client_side_reads_are_acked_at_once(echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib3 tunnels without TCP_NODELAY: the proxy must quick-ACK the client's socket after each read."""
+    from kluis.api import proxy as proxy_module
+
+    acked: list[tuple[str, int]] = []
+    real = proxy_module._quickack
+
+    def spy(sock: socket.socket | None) -> None:
+        if sock is not None:
+            acked.append(sock.getpeername())
+        real(sock)
+
+    monkeypatch.setattr(proxy_module, "_quickack", spy)
+    with (
+        running(proxy_config(echo.port)) as proxy,
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock,
+    ):
+        sock.sendall(b"CONNECT myvault.vault.azure.net:443 HTTP/1.1\r\nHost: myvault.vault.azure.net:443\r\n\r\n")
+        assert read_head(sock)[0] == 200
+        sock.sendall(b"head")
+        assert sock.recv(16) == b"head"
+        me = sock.getsockname()
+    assert acked and all(peer == me for peer in acked)
