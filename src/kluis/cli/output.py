@@ -1,4 +1,4 @@
-"""``-o json|table|tsv`` like az: JSON by default, a Rich table, or tab-separated values."""
+"""``-o json|table|tsv|none`` like az: JSON by default, a Rich table, or tab-separated values."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class Output(StrEnum):
     json = "json"
     table = "table"
     tsv = "tsv"
+    none = "none"
 
 
 def _flat(row: dict[str, Any]) -> dict[str, str]:
@@ -29,7 +30,7 @@ def _flat(row: dict[str, Any]) -> dict[str, str]:
 
 def emit(data: Any, output: Output, console: Console | None = None) -> None:
     console = console or Console()
-    if data is None:
+    if data is None or output is Output.none:
         return
     if output is Output.json:
         print(json.dumps(data, indent=2))
