@@ -123,3 +123,40 @@ def test_concurrent_writers_from_threads_do_not_lose_updates(store: SqliteStore)
         t.join()
     with store.read() as tx:
         assert tx.get_setting("counter") == b"200"
+
+
+def test_read_cache_sees_other_connections_commits_at_once(tmp_path: Path) -> None:
+    """Two stores on one file behave like two worker processes: no stale reads, ever."""
+    a, b = SqliteStore(tmp_path / "k.db"), SqliteStore(tmp_path / "k.db")
+    with a.write() as tx:
+        tx.put_setting("x", b"1")
+    with b.read() as tx:
+        assert tx.get_setting("x") == b"1"  # cached in b now
+    with a.write() as tx:
+        tx.put_setting("x", b"2")
+    with b.read() as tx:
+        assert tx.get_setting("x") == b"2"
+    with b.write() as tx:  # b's own commit does not move b's data_version: b must still see it
+        tx.put_setting("x", b"3")
+    with b.read() as tx:
+        assert tx.get_setting("x") == b"3"
+
+
+def test_read_cache_hands_out_copies(store: SqliteStore) -> None:
+    with store.write() as tx:
+        tx.add_version(_version("v1", "k", "a" * 32))
+        tx.put_key(KeyRecord("v1", "k", "a" * 32, 1, 1))
+    with store.read() as tx:
+        rec = tx.get_key("v1", "k")
+        assert rec is not None
+        rec.latest_version = "tampered"
+    with store.read() as tx:
+        again = tx.get_key("v1", "K")
+        assert again is not None and again.latest_version == "a" * 32
+
+
+def test_reads_inside_a_write_see_uncommitted_changes(store: SqliteStore) -> None:
+    with store.write() as tx:
+        tx.put_setting("y", b"1")
+        with store.read() as inner:
+            assert inner.get_setting("y") == b"1"

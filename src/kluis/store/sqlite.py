@@ -6,10 +6,17 @@ on the caller's thread because a point lookup costs microseconds, far less than 
 a thread pool. Writes take ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of
 dead-locking on a read-to-write upgrade; ``busy_timeout`` makes them wait rather than fail.
 ``synchronous=FULL`` makes a committed write survive a power cut, not only a process crash.
+
+Reads go through a small per-connection cache of point lookups (vault, policy, key, version,
+setting). It is exact, not time-based: ``PRAGMA data_version`` changes whenever any *other*
+connection (another thread, worker process or tool) commits, and the cache is dropped then and
+after this connection's own commits. A read-mostly workload therefore costs one pragma per
+request instead of four queries, and a change anywhere is seen by the very next read.
 """
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -331,6 +338,67 @@ class SqliteTransaction:
         return int(row[0])
 
 
+_MISSING = object()
+_CACHE_LIMIT = 20_000
+
+
+class _ReadCache:
+    def __init__(self) -> None:
+        self.data_version: int | None = None
+        self.entries: dict[tuple[Any, ...], Any] = {}
+
+
+class CachedReadTransaction(SqliteTransaction):
+    """Point lookups answered from the connection's cache while the database is unchanged.
+
+    Records are copied on the way out, so a caller that edits one cannot corrupt the cache.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, cache: _ReadCache) -> None:
+        super().__init__(conn)
+        self._cache = cache
+
+    def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
+        hit = self._cache.entries.get(key, _MISSING)
+        if hit is _MISSING:
+            hit = load()
+            if len(self._cache.entries) >= _CACHE_LIMIT:
+                self._cache.entries.clear()
+            self._cache.entries[key] = hit
+        return copy.copy(hit)
+
+    def get_setting(self, name: str) -> bytes | None:
+        result: bytes | None = self._memo(
+            ("setting", name), lambda: super(CachedReadTransaction, self).get_setting(name)
+        )
+        return result
+
+    def get_vault(self, name: str) -> VaultRecord | None:
+        result: VaultRecord | None = self._memo(
+            ("vault", name.lower()), lambda: super(CachedReadTransaction, self).get_vault(name)
+        )
+        return result
+
+    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
+        result: PolicyRecord | None = self._memo(
+            ("policy", vault_id, object_id), lambda: super(CachedReadTransaction, self).get_policy(vault_id, object_id)
+        )
+        return result
+
+    def get_key(self, vault_id: str, name: str) -> KeyRecord | None:
+        result: KeyRecord | None = self._memo(
+            ("key", vault_id, name.lower()), lambda: super(CachedReadTransaction, self).get_key(vault_id, name)
+        )
+        return result
+
+    def get_version(self, vault_id: str, name: str, version: str) -> KeyVersionRecord | None:
+        result: KeyVersionRecord | None = self._memo(
+            ("version", vault_id, name.lower(), version.lower()),
+            lambda: super(CachedReadTransaction, self).get_version(vault_id, name, version),
+        )
+        return result
+
+
 class SqliteStore:
     """Opens the database file, applies the schema once, and hands out transactions."""
 
@@ -356,10 +424,25 @@ class SqliteStore:
                 self._all.append(conn)
         return conn
 
+    def _read_cache(self) -> _ReadCache:
+        cache: _ReadCache | None = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = self._local.cache = _ReadCache()
+        return cache
+
     @contextmanager
     def read(self) -> Iterator[SqliteTransaction]:
         """Autocommit reads: each statement sees a consistent snapshot; no lock is held between them."""
-        yield SqliteTransaction(self._conn())
+        conn = self._conn()
+        if conn.in_transaction:  # inside this thread's write: read what it wrote, uncached
+            yield SqliteTransaction(conn)
+            return
+        cache = self._read_cache()
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != cache.data_version:
+            cache.entries.clear()
+            cache.data_version = version
+        yield CachedReadTransaction(conn, cache)
 
     @contextmanager
     def write(self) -> Iterator[SqliteTransaction]:
@@ -373,6 +456,9 @@ class SqliteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            # this connection's own commits do not move data_version: forget what it cached
+            self._read_cache().entries.clear()
         conn.execute("COMMIT")
 
     def close(self) -> None:

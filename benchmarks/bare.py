@@ -1,0 +1,99 @@
+"""The bare-endpoint ceiling: a tiny Starlette app on granian, configured exactly like ``kluis serve``.
+
+Same TLS certificate and key, same worker count, ASGI interface, no access log, no websockets.
+``GET /bare`` answers a small JSON object; ``POST /bare`` also reads and parses a JSON body first,
+which is the least any POST operation has to do. What kluis reaches as a share of these is the
+cost of kluis itself (auth, routing, store, serialisation) on top of the HTTP stack.
+
+Run as ``python -m benchmarks.bare CERT KEY PORT WORKERS`` (the runner does this in a subprocess).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from benchmarks.server import free_port, stop_process, wait_http
+
+__all__ = ["BareServer", "app"]
+
+_ANSWER = {"kid": "https://127.0.0.1/keys/bare/0123456789abcdef0123456789abcdef", "value": "x" * 43}
+
+
+async def _get(request: Request) -> JSONResponse:
+    return JSONResponse(_ANSWER)
+
+
+async def _post(request: Request) -> JSONResponse:
+    body = json.loads(await request.body())
+    return JSONResponse({**_ANSWER, "alg": body.get("alg")})
+
+
+app = Starlette(routes=[Route("/bare", _get, methods=["GET"]), Route("/bare", _post, methods=["POST"])])
+
+
+@dataclass
+class BareServer:
+    cert: Path
+    key: Path
+    workers: int
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> BareServer:
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        log = open(self.log_dir / f"bare-{self.port}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.bare", str(self.cert), str(self.key), str(self.port), str(self.workers)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=root,
+        )
+        log.close()
+        try:
+            wait_http(f"{self.url}/bare", verify=False, timeout=timeout, process=self.process)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.process = None
+
+
+def _serve(cert: str, key: str, port: int, workers: int) -> None:
+    from granian.constants import Interfaces
+    from granian.server import Server
+
+    Server(
+        "benchmarks.bare:app",
+        address="127.0.0.1",
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        ssl_cert=Path(cert),
+        ssl_key=Path(key),
+        log_access=False,
+        websockets=False,
+    ).serve()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

@@ -1,0 +1,104 @@
+"""The raw-crypto ceiling: each operation straight on ``cryptography``, in N processes, no HTTP.
+
+Each process loops on one primitive for a fixed time with its key built once, exactly the call
+kluis makes (PSS with salt = digest length over a prehashed SHA-256 digest, OAEP with SHA-256 and
+MGF1-SHA256, ECDSA over a prehashed digest, AES-GCM with a fresh 96-bit nonce). Rates are summed
+over the processes, each measured over its own loop, so process start-up does not count.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = ["RAW_OPS", "RawCeiling", "raw_ceiling"]
+
+# kluis operation -> raw primitive; operations without one (get, list) have the bare ceiling only.
+RAW_OPS: dict[str, str] = {
+    "sign_ps256": "rsa_pss_sign",
+    "decrypt_rsa_oaep256": "rsa_oaep_decrypt",
+    "unwrap_rsa_oaep256": "rsa_oaep_decrypt",
+    "sign_es256": "ecdsa_p256_sign",
+    "encrypt_a256gcm": "aes256_gcm_encrypt",
+    "create_ec": "ec_p256_generate",
+    "create_rsa": "rsa2048_generate",
+}
+
+
+def _make(primitive: str) -> Callable[[], object]:
+    digest = os.urandom(32)
+    sha = hashes.SHA256()
+    if primitive in ("rsa_pss_sign", "rsa_oaep_decrypt"):
+        key = rsa.generate_private_key(65537, 2048)
+        if primitive == "rsa_pss_sign":
+            pss = padding.PSS(mgf=padding.MGF1(sha), salt_length=32)
+            pre = utils.Prehashed(sha)
+            return lambda: key.sign(digest, pss, pre)
+        oaep = padding.OAEP(mgf=padding.MGF1(sha), algorithm=sha, label=None)
+        ct = key.public_key().encrypt(digest, oaep)
+        return lambda: key.decrypt(ct, oaep)
+    if primitive == "ecdsa_p256_sign":
+        eckey = ec.generate_private_key(ec.SECP256R1())
+        ecdsa = ec.ECDSA(utils.Prehashed(sha))
+        return lambda: eckey.sign(digest, ecdsa)
+    if primitive == "aes256_gcm_encrypt":
+        aead = AESGCM(AESGCM.generate_key(256))
+        return lambda: aead.encrypt(os.urandom(12), digest, None)
+    if primitive == "ec_p256_generate":
+        return lambda: ec.generate_private_key(ec.SECP256R1())
+    if primitive == "rsa2048_generate":
+        return lambda: rsa.generate_private_key(65537, 2048)
+    raise ValueError(f"unknown primitive {primitive!r}")
+
+
+def _loop(args: tuple[str, float]) -> float:
+    primitive, seconds = args
+    fn = _make(primitive)
+    for _ in range(3):
+        fn()
+    n = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(8):
+            fn()
+        n += 8
+        now = time.perf_counter()
+        if now >= deadline:
+            return n / (now - start)
+
+
+class RawCeiling:
+    """A pool of ``processes`` worker processes kept for the whole run, so each primitive can be
+    measured right before the kluis operation it is compared with (same noise, same moment)."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._pool = ProcessPoolExecutor(processes, mp_context=get_context("spawn"))
+        list(self._pool.map(_loop, [("aes256_gcm_encrypt", 0.05)] * processes))  # start them now
+
+    def measure(self, primitive: str, seconds: float) -> float:
+        """Operations per second of ``primitive``, summed over the concurrent processes."""
+        return sum(self._pool.map(_loop, [(primitive, seconds)] * self.processes))
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+    def __enter__(self) -> RawCeiling:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def raw_ceiling(primitives: list[str], *, processes: int, seconds: float) -> dict[str, float]:
+    """Operations per second of each primitive, summed over ``processes`` concurrent processes."""
+    with RawCeiling(processes) as raw:
+        return {p: raw.measure(p, seconds) for p in primitives}

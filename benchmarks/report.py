@@ -1,0 +1,255 @@
+"""Turn one run's measurements into ratios, target verdicts, a printed table, a JSON file and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Target", "evaluate_targets", "format_table", "write_chart", "write_json"]
+
+
+@dataclass
+class Target:
+    name: str
+    measured: float | None
+    threshold: float
+    unit: str
+    higher_is_better: bool = True
+
+    @property
+    def passed(self) -> bool | None:
+        if self.measured is None:
+            return None
+        return self.measured >= self.threshold if self.higher_is_better else self.measured < self.threshold
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "MISS", None: "n/a"}[self.passed]
+
+    def describe(self) -> str:
+        sign = ">=" if self.higher_is_better else "<"
+        got = "-" if self.measured is None else _fmt(self.measured, self.unit)
+        return f"{self.name}: {got} (target {sign} {_fmt(self.threshold, self.unit)})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "measured": self.measured,
+            "threshold": self.threshold,
+            "unit": self.unit,
+            "comparison": ">=" if self.higher_is_better else "<",
+            "result": self.verdict,
+        }
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "%":
+        return f"{value * 100:.0f}%"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    return f"{value:,.0f} {unit}"
+
+
+def _ok(results: dict[str, Any]) -> dict[str, Any]:
+    """The operations that were measured (a failed one has no numbers to judge)."""
+    return {k: v for k, v in results["operations"].items() if not v.get("failed")}
+
+
+def _ops(results: dict[str, Any], op: str) -> float | None:
+    entry = _ok(results).get(op)
+    return None if entry is None else float(entry["ops_s"])
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[Target]:
+    ops = _ok(results)
+    get = _ops(results, "get_key")
+    targets = [
+        Target("get key throughput", get, 10_000, "req/s"),
+        Target("get key / bare GET", ops.get("get_key", {}).get("kluis_over_bare"), 0.50, "%"),
+        Target("RSA-2048 sign PS256 / raw", ops.get("sign_ps256", {}).get("kluis_over_raw"), 0.60, "%"),
+        Target("RSA-2048 decrypt / raw", ops.get("decrypt_rsa_oaep256", {}).get("kluis_over_raw"), 0.60, "%"),
+        Target("EC P-256 sign / get key", _ratio(_ops(results, "sign_es256"), get), 0.70, "%"),
+        Target("AES-256-GCM encrypt / get key", _ratio(_ops(results, "encrypt_a256gcm"), get), 0.70, "%"),
+        Target(
+            "create RSA-2048 p50 (pool)",
+            ops["create_rsa"]["p50_ms"] if "create_rsa" in ops else None,
+            5.0,
+            "ms",
+            higher_is_better=False,
+        ),
+    ]
+    sizes = results.get("scaling", {}).get("sizes", {})
+    if len(sizes) >= 2:
+        keys = sorted(sizes, key=int)
+        lo, hi = keys[0], keys[-1]
+        for op, label in (("get_key", "get key"), ("sign_es256", "ES256 sign")):
+            a, b = sizes[lo].get(op, {}).get("ops_s"), sizes[hi].get(op, {}).get("ops_s")
+            targets.append(Target(f"scaling {label}: {int(hi):,} / {int(lo):,} keys", _ratio(b, a), 0.90, "%"))
+    return targets
+
+
+def _cell(value: float | None, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "%":
+        return f"{value * 100:.0f}%"
+    if kind == "ms":
+        return f"{value:.2f}"
+    return f"{value:,.0f}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
+    out = [line, "-" * len(line)]
+    for r in rows:
+        out.append(
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        )
+    return "\n".join(out)
+
+
+def _foreign(entry: dict[str, Any]) -> str:
+    value = entry.get("cpu", {}).get("foreign_cores")
+    return "-" if value is None else f"{value:.2f}"
+
+
+def format_table(results: dict[str, Any], targets: list[Target]) -> str:
+    meta = results["meta"]
+    parts = [
+        f"kluis bench: {meta['workers']} server workers, {meta['cpus']} CPUs, client {meta['client']} "
+        f"({meta['connections']} connections, {meta['duration']} s per operation)",
+        "",
+    ]
+    rows = []
+    for e in results["operations"].values():
+        if e.get("failed"):
+            rows.append([e["label"], "FAILED", "-", "-", "-", "-", "-", "-", "-", "-"])
+            continue
+        rows.append([
+            e["label"], _cell(e["ops_s"], "n"), _cell(e["p50_ms"], "ms"), _cell(e["p99_ms"], "ms"),
+            _cell(e.get("raw_ops_s"), "n"), _cell(e.get("kluis_over_raw"), "%"),
+            _cell(e.get("bare_ops_s"), "n"), _cell(e.get("kluis_over_bare"), "%"),
+            str(e.get("errors", 0)), _foreign(e),
+        ])  # fmt: skip
+    parts.append(
+        _table(
+            [
+                "operation",
+                "ops/s",
+                "p50 ms",
+                "p99 ms",
+                "raw ops/s",
+                "kluis/raw",
+                "bare ops/s",
+                "kluis/bare",
+                "errors",
+                "other CPU",
+            ],
+            rows,
+        )
+    )
+    peer = results.get("peer", {})
+    if peer.get("skipped"):
+        parts += ["", f"peer moto: skipped ({peer['skipped']})"]
+    elif peer.get("operations"):
+        parts += ["", "peer: moto KMS server (Werkzeug, HTTPS; it closes the connection after every response)"]
+        prow = []
+        for e in peer["operations"].values():
+            ratio = f"{e['kluis_over_moto']:.1f}x" if e.get("kluis_over_moto") else "-"
+            prow.append([
+                e["label"], _cell(e["ops_s"], "n"), _cell(e["p50_ms"], "ms"), _cell(e["p99_ms"], "ms"),
+                e["kluis_op"], _cell(e.get("kluis_ops_s"), "n"), ratio,
+            ])  # fmt: skip
+        parts.append(
+            _table(["moto operation", "ops/s", "p50 ms", "p99 ms", "vs kluis", "kluis ops/s", "kluis/moto"], prow)
+        )
+    sizes = results.get("scaling", {}).get("sizes", {})
+    if sizes:
+        parts += ["", "scaling: get a random stored key / ES256 sign, by number of keys stored (bulk-loaded)"]
+        srow = []
+        for n, e in sorted(sizes.items(), key=lambda kv: int(kv[0])):
+            g, s = e.get("get_key", {}), e.get("sign_es256", {})
+            srow.append([
+                f"{int(n):,}", _cell(g.get("ops_s"), "n"), _cell(g.get("p50_ms"), "ms"), _cell(g.get("p99_ms"), "ms"),
+                _cell(s.get("ops_s"), "n"), _cell(s.get("p50_ms"), "ms"), _cell(s.get("p99_ms"), "ms"),
+                f"{e.get('load_seconds', 0):.1f}",
+            ])  # fmt: skip
+        parts.append(_table(["keys", "get ops/s", "p50", "p99", "sign ops/s", "p50", "p99", "load s"], srow))
+    noise = meta.get("foreign_cores_mean")
+    if noise is not None:
+        parts += [
+            "",
+            f"other processes on the machine used {noise:.2f} cores on average during the measurements "
+            f"(max {meta.get('foreign_cores_max', 0):.2f})" + ("; the numbers are NOISY" if noise > 0.25 else ""),
+        ]
+    parts += ["", "targets"]
+    for t in targets:
+        parts.append(f"  [{t.verdict}] {t.describe()}")
+    return "\n".join(parts)
+
+
+def write_json(results: dict[str, Any], targets: list[Target], path: Path) -> None:
+    path.write_text(json.dumps({**results, "targets": [t.as_dict() for t in targets]}, indent=2))
+
+
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ops = results["operations"]
+    names = list(ops)
+    sizes = results.get("scaling", {}).get("sizes", {})
+    fig, axes = plt.subplots(1, 2 if sizes else 1, figsize=(16 if sizes else 12, 6.5), squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 1]} if sizes else None)  # fmt: skip
+    ax = axes[0][0]
+    x = list(range(len(names)))
+    series = [
+        ("kluis", [ops[n]["ops_s"] for n in names], "#1f77b4"),
+        ("raw cryptography (same processes)", [ops[n].get("raw_ops_s") or 0 for n in names], "#ff7f0e"),
+        ("bare endpoint (same HTTP stack)", [ops[n].get("bare_ops_s") or 0 for n in names], "#2ca02c"),
+    ]
+    peer_ops = results.get("peer", {}).get("operations", {})
+    if peer_ops:
+        by_kluis = {e["kluis_op"]: e["ops_s"] for e in peer_ops.values()}
+        series.append(("moto KMS", [by_kluis.get(n, 0) for n in names], "#9467bd"))
+    width = 0.8 / len(series)
+    for i, (label, values, color) in enumerate(series):
+        xs = [p + (i - (len(series) - 1) / 2) * width for p in x]
+        ax.bar(xs, [v if v else float("nan") for v in values], width, label=label, color=color)
+    for p, n in zip(x, names, strict=True):
+        ax.annotate(f"{ops[n]['ops_s']:,.0f}", (p - (len(series) - 1) / 2 * width, ops[n]["ops_s"]),
+                    ha="center", va="bottom", fontsize=7, rotation=90)  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels([ops[n]["label"] for n in names], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("operations per second (log)")
+    meta = results["meta"]
+    ax.set_title(f"kluis vs its ceilings: {meta['workers']} workers, {meta['cpus']} CPUs, {meta['client']} "
+                 f"-c{meta['connections']}, {meta['duration']} s each")  # fmt: skip
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", which="both", alpha=0.3)
+    if sizes:
+        ax2 = axes[0][1]
+        ns = sorted(sizes, key=int)
+        for op, label, color in (("get_key", "get key (random)", "#1f77b4"), ("sign_es256", "ES256 sign", "#d62728")):
+            ax2.plot([int(n) for n in ns], [sizes[n].get(op, {}).get("ops_s", 0) for n in ns], "o-", label=label,
+                     color=color)  # fmt: skip
+        ax2.set_xscale("log")
+        ax2.set_ylim(bottom=0)
+        ax2.set_xlabel("keys stored")
+        ax2.set_ylabel("operations per second")
+        ax2.set_title("scaling with stored keys")
+        ax2.legend(fontsize=8)
+        ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
