@@ -1,6 +1,7 @@
-"""The bare-endpoint ceiling: a tiny Starlette app on granian, configured exactly like ``kluis serve``.
+"""The bare-endpoint ceiling: a tiny app on granian, configured exactly like ``kluis serve``.
 
-Same TLS certificate and key, same worker count, ASGI interface, no access log, no websockets.
+Same TLS certificate and key, same worker count, same interface (RSGI, as ``kluis serve`` uses),
+no access log, no websockets, and no framework at all: the least any handler can do.
 ``GET /bare`` answers a small JSON object; ``POST /bare`` also reads and parses a JSON body first,
 which is the least any POST operation has to do. What kluis reaches as a share of these is the
 cost of kluis itself (auth, routing, store, serialisation) on top of the HTTP stack.
@@ -16,11 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from typing import Any
 
 from benchmarks.server import free_port, stop_process, wait_http
 
@@ -29,16 +26,22 @@ __all__ = ["BareServer", "app"]
 _ANSWER = {"kid": "https://127.0.0.1/keys/bare/0123456789abcdef0123456789abcdef", "value": "x" * 43}
 
 
-async def _get(request: Request) -> JSONResponse:
-    return JSONResponse(_ANSWER)
+class BareApp:
+    """``GET /bare`` -> small JSON; ``POST /bare`` parses the JSON body first."""
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        if scope.method == "POST":
+            body = json.loads(await protocol())
+            payload = {**_ANSWER, "alg": body.get("alg")}
+        else:
+            payload = _ANSWER
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        protocol.response_bytes(
+            200, [("content-type", "application/json; charset=utf-8"), ("content-length", str(len(raw)))], raw
+        )
 
 
-async def _post(request: Request) -> JSONResponse:
-    body = json.loads(await request.body())
-    return JSONResponse({**_ANSWER, "alg": body.get("alg")})
-
-
-app = Starlette(routes=[Route("/bare", _get, methods=["GET"]), Route("/bare", _post, methods=["POST"])])
+app = BareApp()
 
 
 @dataclass
@@ -86,7 +89,7 @@ def _serve(cert: str, key: str, port: int, workers: int) -> None:
         "benchmarks.bare:app",
         address="127.0.0.1",
         port=port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI,
         workers=workers,
         ssl_cert=Path(cert),
         ssl_key=Path(key),

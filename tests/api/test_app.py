@@ -141,3 +141,12 @@ def test_openid_configuration_has_what_msal_needs(client: TestClient, runtime: R
         assert doc["token_endpoint"].startswith("https://localhost:8443/")
     keys = client.get(f"/{runtime.tenant_id}/discovery/v2.0/keys").json()["keys"]
     assert keys[0]["kty"] == "EC"
+
+
+def test_query_parsing_matches_parse_qsl() -> None:
+    from urllib.parse import parse_qsl
+
+    from kluis.api.http import _parse_query
+
+    for qs in ("api-version=7.6", "api%2Dversion=7.6&maxresults=2", "a=1&a=2&b", "x=%2525&y=a+b", "", "$skiptoken=abc"):
+        assert _parse_query(qs) == dict(parse_qsl(qs, keep_blank_values=True)), qs

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from kluis.api.errors import HttpError, json_response
+from kluis.api.http import Request, Response
 from kluis.api.runtime import Runtime
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
 from kluis.store import GroupRecord, PolicyRecord, PrincipalRecord, VaultRecord

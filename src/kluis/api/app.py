@@ -1,8 +1,9 @@
-"""The ASGI application: one dispatcher for the data plane, identity endpoints and management API.
+"""The application: one dispatcher for the data plane, identity endpoints and management API.
 
 A hand-written dispatcher (instead of a route table of patterns) because Key Vault paths carry
 empty segments with meaning: ``/keys/NAME/`` is the latest version and ``/keys/NAME//release``
-is the latest version's release. Starlette provides the request/response objects.
+is the latest version's release. The app speaks RSGI (what ``kluis serve`` runs on granian) and
+ASGI (tests, other servers); both feed the same ``respond``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ import os
 import re
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
-
 from kluis.api.admin import MANAGEMENT_AUDIENCES, route_admin
 from kluis.api.auth import authenticate
 from kluis.api.errors import HttpError, error_response, json_response
 from kluis.api.hosts import HostInfo, HostResolver
+from kluis.api.http import Request, Response, asgi_headers
 from kluis.api.keys import RequestContext, route_deleted_keys, route_keys, route_rng
 from kluis.api.oauth import route_identity
 from kluis.api.runtime import DEFAULT_VAULT, Runtime
@@ -54,21 +52,63 @@ class KluisApp:
         self.runtime = runtime
         self.hosts = HostResolver(DEFAULT_VAULT, runtime.settings.domains)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def respond(self, request: Request) -> Response:
+        try:
+            response = await self.handle(request)
+        except Exception as exc:  # the one place where anything unexpected becomes a 500
+            response = error_response(exc)
+        request_id = request.headers.get("x-ms-client-request-id")
+        if request_id:
+            response.headers["x-ms-client-request-id"] = request_id
+        return response
+
+    # -- RSGI (granian) ------------------------------------------------------------------------
+    def __rsgi_init__(self, loop: Any) -> None:
+        if self.runtime.pool is not None:
+            self.runtime.pool.start()
+
+    def __rsgi_del__(self, loop: Any) -> None:
+        self.runtime.close()
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        if scope.proto != "http":
+            return
+        request = Request(scope.method, scope.path, scope.query_string, scope.headers, protocol)
+        response = await self.respond(request)
+        protocol.response_bytes(response.status_code, response.header_list(), response.body)
+
+    # -- ASGI ------------------------------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            request = Request(scope, receive)
-            try:
-                response = await self.handle(request)
-            except Exception as exc:  # the one place where anything unexpected becomes a 500
-                response = error_response(exc)
-            request_id = request.headers.get("x-ms-client-request-id")
-            if request_id:
-                response.headers["x-ms-client-request-id"] = request_id
-            await response(scope, receive, send)
+
+            async def read_body() -> bytes:
+                chunks = []
+                while True:
+                    message = await receive()
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body"):
+                        return b"".join(chunks)
+
+            request = Request(
+                scope["method"],
+                scope["path"],
+                scope["query_string"].decode("latin-1"),
+                asgi_headers(scope["headers"]),
+                read_body,
+            )
+            response = await self.respond(request)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.header_list()],
+                }
+            )
+            await send({"type": "http.response.body", "body": response.body})
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
+    async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -82,7 +122,7 @@ class KluisApp:
 
     async def handle(self, request: Request) -> Response:
         method = request.method
-        segs = request.url.path.split("/")[1:]
+        segs = request.path.split("/")[1:]
         head = segs[0].lower() if segs else ""
         host = self.hosts.resolve(request.headers.get("host", ""))
         try:
@@ -93,7 +133,7 @@ class KluisApp:
             answer = await route_identity(request, self.runtime, host.base_url, method, segs)
             if answer is not None:
                 return answer
-            raise HttpError(404, "NotFound", f"The path {request.url.path} does not exist on this server.")
+            raise HttpError(404, "NotFound", f"The path {request.path} does not exist on this server.")
         except VaultError as exc:
             return error_response(exc)
 

@@ -7,10 +7,9 @@ any other answer as final.
 
 from __future__ import annotations
 
-from starlette.responses import Response
-
 from kluis.api.errors import json_response
 from kluis.api.hosts import HostInfo
+from kluis.api.http import Response
 from kluis.identity.tokens import Claims, InvalidToken, TokenVerifier
 from kluis.vault.permissions import Caller
 

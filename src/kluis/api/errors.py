@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from starlette.responses import Response
+import orjson
 
+from kluis.api.http import Response
 from kluis.vault.errors import (
     BadParameter,
     Conflict,
@@ -43,7 +43,7 @@ class HttpError(VaultError):
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    raw = json.dumps(body, separators=(",", ":")).encode()
+    raw = orjson.dumps(body)
     h = dict(_HEADERS)
     if headers:
         h.update(headers)

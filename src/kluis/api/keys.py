@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.requests import Request
-from starlette.responses import Response
+import orjson
 
 from kluis.api.errors import HttpError, json_response
 from kluis.api.hosts import HostInfo
+from kluis.api.http import Request, Response
 from kluis.api.runtime import Runtime
 from kluis.api.wire import b64, b64_field, changes_from_body, deleted_bundle, key_bundle, key_item, page_body
 from kluis.identity.jws import sign_jws
@@ -52,8 +52,8 @@ class RequestContext:
         if not raw.strip():
             raise BadParameter("The request body is missing; this operation needs a JSON object.")
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            body = orjson.loads(raw)
+        except (orjson.JSONDecodeError, UnicodeDecodeError):
             raise BadParameter("The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise BadParameter("The request body must be a JSON object.")

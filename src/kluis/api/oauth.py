@@ -16,10 +16,8 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from kluis.api.errors import json_response
+from kluis.api.http import Request, Response
 from kluis.api.runtime import Runtime
 from kluis.identity.secrets import check_secret
 from kluis.identity.tokens import Principal, audience_from_scope, jwks

@@ -76,7 +76,7 @@ def serve(data_dir: DataDir, settings: ServerSettings, console: Console) -> None
             "kluis.api.app:create_app",
             address=settings.host,
             port=settings.port,
-            interface=Interfaces.ASGI,
+            interface=Interfaces.RSGI,
             workers=settings.workers,
             factory=True,
             ssl_cert=Path(tls.server_cert),

@@ -13,6 +13,7 @@ dispatches to the family's primitives.  Azure semantics worth knowing:
 
 from __future__ import annotations
 
+import functools
 import hmac as _consttime
 import os
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kluis.crypto import _aes, _ec, _rsa
 from kluis.crypto.algorithms import (
+    Curve,
     EncryptionAlgorithm,
     KeyFamily,
     KeyOperation,
@@ -59,7 +61,16 @@ class EncryptResult:
 
 
 def _check(key: KeyMaterial, op: KeyOperation, alg: str) -> EncryptionAlgorithm | SignatureAlgorithm:
-    supports(key.family, op, alg, curve=key.curve, key_size=key.key_size)
+    return _checked(key.family, op, alg, key.curve, key.key_size)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked(
+    family: str, op: KeyOperation, alg: str, curve: Curve | None, key_size: int
+) -> EncryptionAlgorithm | SignatureAlgorithm:
+    """The capability check, remembered: it depends only on these small values, and parsing the
+    enums on every request cost more than an ECDSA signature. Failures raise and are not cached."""
+    supports(family, op, alg, curve=curve, key_size=key_size)
     return parse_algorithm(op, alg)
 
 

@@ -16,7 +16,6 @@ request instead of four queries, and a change anywhere is seen by the very next 
 
 from __future__ import annotations
 
-import copy
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -339,6 +338,17 @@ class SqliteTransaction:
 
 
 _MISSING = object()
+
+
+def _clone(value: Any) -> Any:
+    """A shallow copy of a record (~10x cheaper than ``copy.copy``); immutable values as they are."""
+    if value is None or isinstance(value, bytes | str):
+        return value
+    clone = object.__new__(type(value))
+    clone.__dict__.update(value.__dict__)
+    return clone
+
+
 _CACHE_LIMIT = 20_000
 
 
@@ -365,7 +375,7 @@ class CachedReadTransaction(SqliteTransaction):
             if len(self._cache.entries) >= _CACHE_LIMIT:
                 self._cache.entries.clear()
             self._cache.entries[key] = hit
-        return copy.copy(hit)
+        return _clone(hit)
 
     def get_setting(self, name: str) -> bytes | None:
         result: bytes | None = self._memo(
@@ -399,6 +409,21 @@ class CachedReadTransaction(SqliteTransaction):
         return result
 
 
+class _ReadContext:
+    """``with store.read() as tx``: nothing to release, so a plain object beats a generator."""
+
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: SqliteTransaction) -> None:
+        self._tx = tx
+
+    def __enter__(self) -> SqliteTransaction:
+        return self._tx
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 class SqliteStore:
     """Opens the database file, applies the schema once, and hands out transactions."""
 
@@ -430,19 +455,17 @@ class SqliteStore:
             cache = self._local.cache = _ReadCache()
         return cache
 
-    @contextmanager
-    def read(self) -> Iterator[SqliteTransaction]:
+    def read(self) -> _ReadContext:
         """Autocommit reads: each statement sees a consistent snapshot; no lock is held between them."""
         conn = self._conn()
         if conn.in_transaction:  # inside this thread's write: read what it wrote, uncached
-            yield SqliteTransaction(conn)
-            return
+            return _ReadContext(SqliteTransaction(conn))
         cache = self._read_cache()
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != cache.data_version:
             cache.entries.clear()
             cache.data_version = version
-        yield CachedReadTransaction(conn, cache)
+        return _ReadContext(CachedReadTransaction(conn, cache))
 
     @contextmanager
     def write(self) -> Iterator[SqliteTransaction]:

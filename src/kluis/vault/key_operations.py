@@ -8,9 +8,10 @@ so data protected earlier can still be read). Then the crypto layer checks the a
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
+
+import orjson
 
 from kluis.crypto import CryptoError, EncryptResult, OperationFailed, operations
 from kluis.store import Store, VaultRecord
@@ -51,7 +52,7 @@ class KeyOperations:
             raise key_not_found(name, version)
         if not v.enabled:
             raise Forbidden(f"Operation {op} is not allowed on a disabled key.", inner_code="KeyDisabled")
-        if op not in json.loads(v.key_ops):
+        if op not in orjson.loads(v.key_ops):
             raise Forbidden(f"Operation {op} is not permitted on this key.", inner_code="KeyOperationForbidden")
         if op not in _TIME_EXEMPT:
             now = self._clock.now()

@@ -13,6 +13,8 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
+import orjson
+
 from kluis.crypto import CryptoError, KeyMaterial, KeyPool, KeyType, Sealer, b64url_decode, from_jwk, generate
 from kluis.crypto.algorithms import Curve
 from kluis.store import KeyRecord, KeyVersionRecord, Store, Transaction, VaultRecord
@@ -149,8 +151,8 @@ class KeyService:
             name=key.name,
             version=v.version,
             kty=v.kty,
-            jwk=json.loads(v.public_jwk),
-            key_ops=json.loads(v.key_ops),
+            jwk=orjson.loads(v.public_jwk),
+            key_ops=orjson.loads(v.key_ops),
             enabled=v.enabled,
             nbf=v.nbf,
             exp=v.exp,
@@ -158,7 +160,7 @@ class KeyService:
             updated=v.updated,
             recovery_level=recovery_level(vault),
             recoverable_days=vault.retention_days,
-            tags=json.loads(v.tags),
+            tags=orjson.loads(v.tags),
             exportable=v.exportable,
             release_policy=json.loads(v.release_policy) if v.release_policy else None,
             deleted=deleted,
