@@ -140,13 +140,27 @@ def kluis_scenarios(keys: BenchKeys, token: str, *, create_rsa_rate: float, salt
     }
 
 
+SCALING_HOT_KEYS = 10
+
+
 def scaling_scenarios(token: str, *, stored: int, ec_version: str) -> dict[str, Scenario]:
-    """Get a random one of the ``stored`` bulk keys; sign with one fixed EC key among them."""
+    """The same load at every size (gets over the same 10 keys, signs with one fixed EC key), plus a
+    ``get_key_cold`` load spread over *all* stored keys, reported for information: its working set
+    grows with the number of keys, so it measures lookups that miss every cache, not cost per key."""
     auth = (("Authorization", f"Bearer {token}"),)
     digest = b64url(os.urandom(32))
     return {
         "get_key": Scenario(
-            "get_key", "GET", f"/keys/bulk-{{}}/?{API}", headers=auth, vary="rand", rand_range=stored, rand_width=7
+            "get_key",
+            "GET",
+            f"/keys/bulk-{{}}/?{API}",
+            headers=auth,
+            vary="rand",
+            rand_range=min(stored, SCALING_HOT_KEYS),
+            rand_width=7,
+        ),
+        "get_key_cold": Scenario(
+            "get_key_cold", "GET", f"/keys/bulk-{{}}/?{API}", headers=auth, vary="rand", rand_range=stored, rand_width=7
         ),
         "sign_es256": Scenario(
             "sign_es256",

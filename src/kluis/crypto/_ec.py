@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
@@ -27,8 +29,14 @@ def raw_to_der(raw: bytes, curve: Curve) -> bytes | None:
     return utils.encode_dss_signature(r, s)
 
 
+@functools.lru_cache(maxsize=8)
+def _ecdsa(alg: SignatureAlgorithm) -> ec.ECDSA:
+    """One immutable signature-algorithm object per JOSE algorithm, not one per request."""
+    return ec.ECDSA(utils.Prehashed(hash_for(alg)))
+
+
 def sign(private: ec.EllipticCurvePrivateKey, curve: Curve, alg: SignatureAlgorithm, digest: bytes) -> bytes:
-    der = private.sign(digest, ec.ECDSA(utils.Prehashed(hash_for(alg))))
+    der = private.sign(digest, _ecdsa(alg))
     return der_to_raw(der, curve)
 
 
@@ -43,7 +51,7 @@ def verify(
     if der is None:
         return False
     try:
-        public.verify(der, digest, ec.ECDSA(utils.Prehashed(hash_for(alg))))
+        public.verify(der, digest, _ecdsa(alg))
     except (InvalidSignature, ValueError):
         return False
     return True

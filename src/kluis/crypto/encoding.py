@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from kluis.crypto.errors import InvalidParameter
 
 __all__ = ["b64url_decode", "b64url_decode_int", "b64url_encode", "b64url_encode_int"]
 
 _TO_STANDARD = str.maketrans("-_", "+/")
+
+
+_URLSAFE = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def b64url_encode(data: bytes) -> str:
@@ -30,6 +34,11 @@ def b64url_decode(value: str) -> bytes:
     """
     if not isinstance(value, str):
         raise InvalidParameter("Expected a base64url string")
+    if _URLSAFE.fullmatch(value):  # the common case: canonical base64url, no padding or whitespace
+        try:
+            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        except (binascii.Error, ValueError):
+            raise InvalidParameter("Value is not valid base64url (bad length)") from None
     text = value.strip().rstrip("=").translate(_TO_STANDARD)
     if len(text) % 4 == 1:
         raise InvalidParameter("Value is not valid base64url (bad length)")
