@@ -72,7 +72,9 @@ def serve(
         list[str] | None,
         typer.Option("--domain", help="Vault domain: NAME.DOMAIN addresses vault NAME (repeatable)."),
     ] = None,
-    workers: Annotated[int, typer.Option(envvar="KLUIS_WORKERS", help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(envvar="KLUIS_WORKERS", help="Worker processes (0: one per CPU core, at most 8).")
+    ] = 0,
     proxy_passthrough: Annotated[
         bool, typer.Option("--proxy-passthrough", help="Tunnel other hosts instead of refusing them.")
     ] = False,
@@ -84,6 +86,8 @@ def serve(
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
     from kluis.cli.serve import serve as run
 
+    if workers <= 0:
+        workers = min(os.cpu_count() or 1, 8)
     settings = ServerSettings(
         host=host,
         port=port,
