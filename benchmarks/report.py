@@ -248,7 +248,12 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     if sizes:
         ax2 = axes[0][1]
         ns = sorted(sizes, key=int)
-        for op, label, color in (("get_key", "get key (random)", "#1f77b4"), ("sign_es256", "ES256 sign", "#d62728")):
+        lines = (
+            ("get_key", "get key (same 10 keys)", "#1f77b4"),
+            ("sign_es256", "ES256 sign (same key)", "#d62728"),
+            ("get_key_cold", "get key, random over all stored (info)", "#7f7f7f"),
+        )
+        for op, label, color in lines:
             ax2.plot([int(n) for n in ns], [sizes[n].get(op, {}).get("ops_s", 0) for n in ns], "o-", label=label,
                      color=color)  # fmt: skip
         ax2.set_xscale("log")
