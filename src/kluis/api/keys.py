@@ -17,7 +17,17 @@ from kluis.api.errors import HttpError, json_response
 from kluis.api.hosts import HostInfo
 from kluis.api.http import Request, Response
 from kluis.api.runtime import Runtime
-from kluis.api.wire import b64, b64_field, changes_from_body, deleted_bundle, key_bundle, key_item, page_body
+from kluis.api.wire import (
+    b64,
+    b64_field,
+    changes_from_body,
+    deleted_bundle,
+    int_field,
+    key_bundle,
+    key_item,
+    page_body,
+    str_field,
+)
 from kluis.identity.jws import sign_jws
 from kluis.store import VaultRecord
 from kluis.vault.errors import BadParameter
@@ -80,26 +90,6 @@ class RequestContext:
 Handler = Callable[[RequestContext, list[str]], Awaitable[Response]]
 
 
-def _int_field(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadParameter(f"The '{name}' property must be an integer.")
-    return value
-
-
-def _str_field(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise BadParameter(f"The '{name}' property is required.")
-        return None
-    if not isinstance(value, str):
-        raise BadParameter(f"The '{name}' property must be a string.")
-    return value
-
-
 # -- handlers -----------------------------------------------------------------------------------
 async def create_key(ctx: RequestContext, name: str) -> Response:
     """CreateKey, POST /keys/{name}/create (keys/create)."""
@@ -108,10 +98,10 @@ async def create_key(ctx: RequestContext, name: str) -> Response:
         ctx.vault,
         ctx.caller,
         name,
-        kty=_str_field(body, "kty", required=True) or "",
-        size=_int_field(body, "key_size"),
-        curve=_str_field(body, "crv"),
-        public_exponent=_int_field(body, "public_exponent"),
+        kty=str_field(body, "kty", required=True) or "",
+        size=int_field(body, "key_size"),
+        curve=str_field(body, "crv"),
+        public_exponent=int_field(body, "public_exponent"),
         changes=changes_from_body(body),
     )
     return json_response(key_bundle(ctx.base, view))
@@ -218,7 +208,7 @@ async def rotation_policy(ctx: RequestContext, name: str, method: str) -> Respon
 async def key_operation(ctx: RequestContext, name: str, version: str | None, op: str) -> Response:
     """encrypt / decrypt / wrapkey / unwrapkey / sign / verify, POST /keys/{name}/{version}/{op}."""
     body = await ctx.body()
-    alg = _str_field(body, "alg", required=True) or ""
+    alg = str_field(body, "alg", required=True) or ""
     ops = ctx.runtime.key_operations
     if op == "sign":
         res = ops.sign(ctx.vault, ctx.caller, name, version, alg, b64_field(body, "value", required=True) or b"")
@@ -258,8 +248,8 @@ async def release_key(ctx: RequestContext, name: str, version: str | None) -> Re
     whose payload carries the key bundle with the wrapped private key in ``key_hsm``.
     """
     body = await ctx.body()
-    nonce = _str_field(body, "nonce")
-    res = ctx.runtime.release.release(ctx.vault, ctx.caller, name, version, body.get("target"), _str_field(body, "enc"))
+    nonce = str_field(body, "nonce")
+    res = ctx.runtime.release.release(ctx.vault, ctx.caller, name, version, body.get("target"), str_field(body, "enc"))
     bundle = key_bundle(ctx.base, res.view)
     transfer = {
         "schema_version": "1.0",

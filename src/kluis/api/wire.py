@@ -13,9 +13,11 @@ __all__ = [
     "b64_field",
     "changes_from_body",
     "deleted_bundle",
+    "int_field",
     "key_bundle",
     "key_item",
     "page_body",
+    "str_field",
 ]
 
 
@@ -72,14 +74,31 @@ def page_body(items: list[dict[str, Any]], page: Page[Any], next_url: str | None
     return {"value": items, "nextLink": next_url if page.next_token else None}
 
 
-def b64_field(body: dict[str, Any], name: str, *, required: bool = False) -> bytes | None:
+def str_field(body: dict[str, Any], name: str, *, required: bool = False, kind: str = "a string") -> str | None:
+    """A string property of a request body; absent (or null) is None unless required."""
     value = body.get(name)
     if value is None:
         if required:
             raise BadParameter(f"The '{name}' property is required.")
         return None
     if not isinstance(value, str):
-        raise BadParameter(f"The '{name}' property must be a base64url string.")
+        raise BadParameter(f"The '{name}' property must be {kind}.")
+    return value
+
+
+def int_field(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadParameter(f"The '{name}' property must be an integer.")
+    return value
+
+
+def b64_field(body: dict[str, Any], name: str, *, required: bool = False) -> bytes | None:
+    value = str_field(body, name, required=required, kind="a base64url string")
+    if value is None:
+        return None
     try:
         return b64url_decode(value)
     except CryptoError:
