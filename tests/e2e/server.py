@@ -69,15 +69,18 @@ class KluisServer:
         self.stop()
         raise RuntimeError("kluis serve did not become healthy in time")
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """Ctrl-C, as a user would; returns the exit code (None if it had to be killed)."""
+        code: int | None = None
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(2)  # Ctrl-C, as a user would
+            self.process.send_signal(2)
             try:
-                self.process.wait(15)
+                code = self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
+        return code
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the ``kluis`` CLI against this server (through the data dir, as users do)."""

@@ -37,7 +37,9 @@ __all__ = [
 ]
 
 # -- argument parsing like az (space-separated lists, three-state flags) ----------------------------
-GREEDY_OPTIONS = frozenset({"--ops", "--tags"})
+GREEDY_OPTIONS = frozenset(
+    {"--ops", "--tags", "--key-permissions", "--secret-permissions", "--certificate-permissions"}
+)
 TRISTATE_OPTIONS = frozenset({"--disabled", "--enabled", "--exportable", "--immutable", "--include-managed"})
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})

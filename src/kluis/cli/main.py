@@ -16,6 +16,7 @@ from rich.console import Console
 from kluis.cli.attestation import attestation_app
 from kluis.cli.client import AdminClient, CliError
 from kluis.cli.environment import build_env
+from kluis.cli.key_args import AzCommand
 from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
 from kluis.config import DataDir, ServerSettings, default_data_dir
@@ -240,9 +241,8 @@ def _perms(values: list[str] | None) -> list[str] | None:
     return [p for v in values for p in v.replace(",", " ").split()]
 
 
-@keyvault_app.command("set-policy", context_settings={"allow_extra_args": True})
+@keyvault_app.command("set-policy", cls=AzCommand)
 def keyvault_set_policy(
-    ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", "-n")],
     spn: Annotated[str | None, typer.Option("--spn", help="Service principal appId or name.")] = None,
     object_id: Annotated[str | None, typer.Option("--object-id")] = None,
@@ -258,12 +258,10 @@ def keyvault_set_policy(
     if not who:
         console.print("[red]ERROR:[/] give --spn or --object-id")
         raise typer.Exit(2)
-    # az takes space-separated values after one flag: `--key-permissions delete get list create`
-    keys = _perms(key_permissions)
-    if keys is not None and ctx.args:
-        keys += [a for a in ctx.args if not a.startswith("-")]
+    # az takes space-separated values after one flag (`--key-permissions delete get list create`);
+    # AzCommand turns them into repeated options before click parses them.
     body = {
-        "keys": keys,
+        "keys": _perms(key_permissions),
         "secrets": _perms(secret_permissions),
         "certificates": _perms(certificate_permissions),
     }

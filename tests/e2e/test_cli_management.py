@@ -1,0 +1,58 @@
+"""The az-shaped management verbs against a running server (issue: kluis serve)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import unique
+from tests.e2e.server import KluisServer
+
+pytestmark = pytest.mark.slow
+
+
+def test_groups_vaults_policies_and_principals(kluis: KluisServer) -> None:
+    rg, vault = unique("rg"), unique("v")
+    assert kluis.cli_json("group", "create", "-n", rg)["name"] == rg
+    created = kluis.cli_json("keyvault", "create", "-n", vault, "-g", rg, "--retention-days", "30")
+    assert created["properties"]["softDeleteRetentionInDays"] == 30
+    sp = kluis.cli_json("ad", "sp", "create-for-rbac", "-n", unique("app"))
+    assert set(sp) == {"appId", "displayName", "password", "tenant"} and len(sp["password"]) >= 32
+    policy = kluis.cli_json(
+        "keyvault", "set-policy", "-n", vault, "--spn", sp["appId"],
+        "--key-permissions", "all", "--secret-permissions", "get", "list",
+    )  # fmt: skip
+    assert "purge" in policy["permissions"]["keys"] and policy["permissions"]["secrets"] == ["get", "list"]
+    shown = kluis.cli_json("keyvault", "show", "-n", vault)
+    by_oid = {p["objectId"]: p for p in shown["properties"]["accessPolicies"]}
+    assert len(by_oid) == 2  # the creator (administrator) and the service principal
+    table = kluis.cli("keyvault", "list", "-g", rg, "-o", "table").stdout
+    assert vault in table
+    assert vault in kluis.cli("keyvault", "list", "-o", "tsv").stdout
+    kluis.cli("keyvault", "delete-policy", "-n", vault, "--spn", sp["appId"])
+    assert len(kluis.cli_json("keyvault", "show", "-n", vault)["properties"]["accessPolicies"]) == 1
+    deleted = kluis.cli_json("group", "delete", "-n", rg, "--yes")
+    assert deleted["deletedVaults"] == [vault]
+    missing = kluis.cli("keyvault", "show", "-n", vault, check=False)
+    assert missing.returncode == 1 and "VaultNotFound" in missing.stderr
+    bad = kluis.cli(
+        "keyvault", "set-policy", "-n", "nosuchvault", "--spn", sp["appId"], "--key-permissions", "get", check=False
+    )
+    assert bad.returncode == 1 and "ERROR" in bad.stderr and "Traceback" not in bad.stderr
+    wrong = kluis.cli("keyvault", "create", "-n", "x_y", "-g", "kluis", check=False)
+    assert wrong.returncode == 1 and "VaultNameNotValid" in wrong.stderr
+
+
+def test_first_start_files_and_clean_ctrl_c(tmp_path: Path) -> None:
+    server = KluisServer(tmp_path / "data").start()
+    data = tmp_path / "data"
+    assert (data.stat().st_mode & 0o777) == 0o700
+    for private in ("admin.json", "kek.key", "tls/ca-key.pem", "tls/server-key.pem"):
+        assert ((data / private).stat().st_mode & 0o777) == 0o600, private
+    admin = json.loads((data / "admin.json").read_text())
+    assert {"tenant", "appId", "password"} <= set(admin)
+    env = server.cli("env", "-n", "default").stdout
+    assert f"REQUESTS_CA_BUNDLE={data / 'ca-bundle.pem'}" in env and "NODE_EXTRA_CA_CERTS" in env
+    assert server.stop() == 0  # Ctrl-C: workers stop, the process exits cleanly
