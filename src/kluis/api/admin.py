@@ -188,7 +188,7 @@ async def route_admin(request: Request, runtime: Runtime, caller: Caller, method
                 raise BadParameter("offsetSeconds must be an integer.")
             runtime.set_clock_offset(offset)
         if method in ("GET", "PUT"):
-            return json_response({"now": runtime.clock.now(), "offsetSeconds": runtime._clock_offset()})
+            return json_response({"now": runtime.clock.now(), "offsetSeconds": runtime.clock_offset()})
     if head == "attestation":
         authorities = runtime.release.authorities
         if len(segs) == 1 and method == "GET":

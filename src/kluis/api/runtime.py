@@ -40,7 +40,7 @@ class Runtime:
             data_dir.ensure()
         self.store = SqliteStore(data_dir.database)
         self.sealer = Sealer(self._kek(create=bootstrap))
-        self.clock = Clock(self._clock_offset)
+        self.clock = Clock(self.clock_offset)
         self.tenant_id = self._setting("tenant_id", lambda: str(uuid.uuid4()).encode(), bootstrap).decode()
         signing_key = self.sealer.unseal(
             self._setting(
@@ -98,7 +98,7 @@ class Runtime:
                 tx.put_setting(name, value)
         return value
 
-    def _clock_offset(self) -> int:
+    def clock_offset(self) -> int:
         with self.store.read() as tx:
             raw = tx.get_setting("clock_offset")
         return int(raw) if raw else 0

@@ -38,7 +38,7 @@ class KeyBackup:
         """BackupKey (keys/backup): all versions, their attributes and tags, and the rotation policy."""
         with self._store.read() as tx:
             require(tx.get_policy(vault.vault_id, caller.object_id), vault, caller, "keys", "backup")
-            key = self._keys._live(tx, vault, name)
+            key = self._keys.live_key(tx, vault, name)
             if tx.count_versions(vault.vault_id, name) > MAX_BACKUP_VERSIONS:
                 raise BadParameter(f"A key with more than {MAX_BACKUP_VERSIONS} versions cannot be backed up.")
             versions = tx.list_versions(vault.vault_id, name, after_seq=None, limit=MAX_BACKUP_VERSIONS + 1)
@@ -75,7 +75,6 @@ class KeyBackup:
             require(tx.get_policy(vault.vault_id, caller.object_id), vault, caller, "keys", "restore")
         doc = self._open(blob)
         name = doc["name"]
-        sealer = self._keys._sealer
         with self._store.write() as tx:
             if tx.get_key(vault.vault_id, name) is not None:
                 raise Conflict(
@@ -97,10 +96,7 @@ class KeyBackup:
                     version=item["version"],
                     kty=item["kty"],
                     public_jwk=item["public_jwk"],
-                    sealed=sealer.seal(
-                        material.to_bytes(),
-                        context=KeyService._context(vault.vault_id, name, item["version"]),
-                    ),
+                    sealed=self._keys.seal(vault.vault_id, name, item["version"], material),
                     key_ops=item["key_ops"],
                     enabled=item["enabled"],
                     nbf=item["nbf"],
@@ -127,7 +123,7 @@ class KeyBackup:
                 rotate_at=policy.next_rotation(created=latest.created, exp=latest.exp) if policy else None,
             )
             tx.put_key(key)
-            return self._keys._view(vault, key, latest)
+            return self._keys.view(vault, key, latest)
 
     def _open(self, blob: bytes) -> dict[str, Any]:
         bad = BadParameter("The backup blob is invalid: it is corrupt, was modified, or belongs to another tenant.")

@@ -179,6 +179,18 @@ class KeyService:
             raise _not_found(key.name, version)
         return v
 
+    # -- for the other key services (backup/restore, release) ------------------------------------
+    def live_key(self, tx: Transaction, vault: VaultRecord, name: str) -> KeyRecord:
+        """The key row if it exists and is not deleted; KeyNotFound otherwise."""
+        return self._live(tx, vault, name)
+
+    def view(self, vault: VaultRecord, key: KeyRecord, v: KeyVersionRecord) -> KeyView:
+        return self._view(vault, key, v)
+
+    def seal(self, vault_id: str, name: str, version: str, material: KeyMaterial) -> bytes:
+        """Material sealed for one version's row (bound to vault, name and version)."""
+        return self._sealer.seal(material.to_bytes(), context=self._context(vault_id, name, version))
+
     def _forget(self, vault_id: str, name: str) -> None:
         with self._cache_lock:
             for k in [k for k in self._cache if k[0] == vault_id and k[1] == name.lower()]:
