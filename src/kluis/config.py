@@ -21,6 +21,9 @@ def default_data_dir() -> Path:
     return Path(env).expanduser() if env else Path(user_data_dir("kluis", appauthor=False))
 
 
+_LOCAL_BINDS = frozenset({"127.0.0.1", "0.0.0.0", "::", "::1", "localhost"})
+
+
 @dataclass
 class ServerSettings:
     """How ``kluis serve`` listens; written to ``server.json`` so other commands can find it."""
@@ -37,8 +40,15 @@ class ServerSettings:
 
     @property
     def url(self) -> str:
-        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "::1") else self.host
+        """Where local clients reach the HTTPS listener (``localhost`` for loopback and wildcard binds)."""
+        host = "localhost" if self.host in _LOCAL_BINDS else self.host
         return f"https://{host}:{self.port}"
+
+    @property
+    def proxy_url(self) -> str:
+        """Where local clients reach the CONNECT proxy (it listens where the HTTPS listener does)."""
+        host = "127.0.0.1" if self.host in _LOCAL_BINDS else self.host
+        return f"http://{host}:{self.proxy_port}"
 
 
 class DataDir:

@@ -46,7 +46,7 @@ class AdminClient:
         self.data_dir = data_dir
         self.settings = load_settings(data_dir)
         self.creds = load_credentials(data_dir)
-        self.base = f"https://localhost:{self.settings.port}"
+        self.base = self.settings.url
         self._http = httpx.Client(verify=ssl.create_default_context(cafile=str(data_dir.tls / "ca.pem")), timeout=30.0)
         self._token: str | None = None
 

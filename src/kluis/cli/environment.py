@@ -33,7 +33,7 @@ def build_env(
         "NODE_EXTRA_CA_CERTS": str(data_dir.tls / "ca.pem"),
         "KEY_VAULT_NAME": vault_name,
     }
-    local = f"https://localhost:{settings.port}"
+    local = settings.url
     if direct:
         if settings.domains:
             env["VAULT_URL"] = f"https://{vault_name}.{settings.domains[0]}:{settings.port}"
@@ -47,7 +47,7 @@ def build_env(
         env["AZURE_AUTHORITY_HOST"] = local
         env["AZURE_TENANT_ID"] = "adfs"
     else:
-        env["HTTPS_PROXY"] = f"http://127.0.0.1:{settings.proxy_port}"
+        env["HTTPS_PROXY"] = settings.proxy_url
         env["VAULT_URL"] = f"https://{vault_name}.vault.azure.net"
         env["AZURE_TENANT_ID"] = creds.tenant
     if managed_identity:

@@ -113,7 +113,7 @@ def connect(data_dir: DataDir, ref: KeyRef) -> KeyClient:
     creds = load_credentials(data_dir)
     ca = str(data_dir.tls / "ca.pem")
     if settings.proxy_port and not ref.direct:
-        proxy = f"http://127.0.0.1:{settings.proxy_port}"
+        proxy = settings.proxy_url
         credential = ClientSecretCredential(creds.tenant, creds.app_id, creds.password, transport=_transport(ca, proxy))
         return KeyClient(f"https://{ref.vault}.vault.azure.net", credential, transport=_transport(ca, proxy))
     if ref.vault != DEFAULT_VAULT:
