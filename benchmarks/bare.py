@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.server import free_port, stop_process, wait_http
+from benchmarks.server import free_port, launch, stop_process
 
 __all__ = ["BareServer", "app"]
 
@@ -60,20 +60,14 @@ class BareServer:
     def start(self, timeout: float = 30.0) -> BareServer:
         root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        log = open(self.log_dir / f"bare-{self.port}.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(
+        self.process = launch(
             [sys.executable, "-m", "benchmarks.bare", str(self.cert), str(self.key), str(self.port), str(self.workers)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log_path=self.log_dir / f"bare-{self.port}.log",
+            ready_url=f"{self.url}/bare",
+            timeout=timeout,
             env=env,
             cwd=root,
         )
-        log.close()
-        try:
-            wait_http(f"{self.url}/bare", verify=False, timeout=timeout, process=self.process)
-        except RuntimeError:
-            self.stop()
-            raise
         return self
 
     def stop(self) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.load import Scenario
-from benchmarks.server import free_port, stop_process, wait_http
+from benchmarks.server import free_port, launch, stop_process
 
 __all__ = ["MOTO_PAIRS", "MotoServer", "moto_available"]
 
@@ -61,19 +61,14 @@ class MotoServer:
     def start(self, timeout: float = 60.0) -> MotoServer:
         exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
         cmd = [exe] if exe else [sys.executable, "-m", "moto.server"]
-        log = open(self.log_dir / f"moto-{self.port}.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(
+        self.process = launch(
             [*cmd, "-H", "127.0.0.1", "-p", str(self.port), "-c", str(self.cert), "-k", str(self.key)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log_path=self.log_dir / f"moto-{self.port}.log",
+            ready_url=f"{self.url}/moto-api/",
+            timeout=timeout,
             env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+            grace=5,
         )
-        log.close()
-        try:
-            wait_http(f"{self.url}/moto-api/", verify=False, timeout=timeout, process=self.process)
-        except RuntimeError:
-            self.stop()
-            raise
         return self
 
     def stop(self) -> None:

@@ -46,6 +46,27 @@ def wait_http(url: str, *, verify: ssl.SSLContext | bool, timeout: float, proces
     raise RuntimeError(f"{url} did not answer in {timeout:.0f} s")
 
 
+def launch(
+    cmd: list[str],
+    *,
+    log_path: Path,
+    ready_url: str,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    grace: float = 15.0,
+) -> subprocess.Popen[bytes]:
+    """Start a server process logging to ``log_path`` and wait until ``ready_url`` answers 200."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+    try:
+        wait_http(ready_url, verify=False, timeout=timeout, process=process)
+    except RuntimeError:
+        stop_process(process, grace=grace)
+        raise
+    return process
+
+
 def worker_pids(parent: int) -> list[int]:
     """Direct children of ``parent`` (granian's worker processes), from /proc."""
     pids: list[int] = []

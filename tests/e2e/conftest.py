@@ -116,6 +116,19 @@ def key_client_for(kluis: KluisServer) -> Callable[..., KeyClient]:
     return make
 
 
+@pytest.fixture(scope="module")
+def vault(make_vault: Callable[..., str]) -> str:
+    """A fresh vault per test module."""
+    return make_vault()
+
+
+@pytest.fixture(scope="module")
+def client(admin: Principal, vault: str, key_client_for: Callable[..., KeyClient]) -> Iterator[KeyClient]:
+    """The administrator on this module's vault, through the proxy (challenge verification on)."""
+    with key_client_for(admin, vault) as c:
+        yield c
+
+
 def proxied_transport(kluis: KluisServer) -> RequestsTransport:
     import requests
 

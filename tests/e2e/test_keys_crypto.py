@@ -89,16 +89,6 @@ def _error(err: pytest.ExceptionInfo[HttpResponseError], status: int, code: str)
 
 
 @pytest.fixture(scope="module")
-def vault(make_vault: Callable[..., str]) -> str:
-    return make_vault()
-
-
-@pytest.fixture(scope="module")
-def client(admin: Principal, vault: str, key_client_for: Callable[..., KeyClient]) -> KeyClient:
-    return key_client_for(admin, vault)
-
-
-@pytest.fixture(scope="module")
 def remote(
     vault: str, make_principal: Callable[..., Principal], crypto_client_for: Callable[..., CryptographyClient]
 ) -> Callable[[str], CryptographyClient]:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,18 +76,6 @@ def _error(err: pytest.ExceptionInfo[HttpResponseError], status: int, code: str)
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture(scope="module")
-def vault(make_vault: Callable[..., str]) -> str:
-    return make_vault()
-
-
-@pytest.fixture(scope="module")
-def client(admin: Principal, vault: str, key_client_for: Callable[..., KeyClient]) -> Iterator[KeyClient]:
-    """The administrator on this module's vault, through the proxy (challenge verification on)."""
-    with key_client_for(admin, vault) as c:
-        yield c
 
 
 @pytest.fixture

@@ -43,16 +43,6 @@ def _actions(policy: KeyRotationPolicy) -> dict[str, tuple[str | None, str | Non
     }
 
 
-@pytest.fixture(scope="module")
-def vault(make_vault: Callable[..., str]) -> str:
-    return make_vault()
-
-
-@pytest.fixture(scope="module")
-def client(admin: Principal, vault: str, key_client_for: Callable[..., KeyClient]) -> KeyClient:
-    return key_client_for(admin, vault)
-
-
 # -- rotation ---------------------------------------------------------------------------------------
 def test_rotate_key_makes_a_new_version_of_the_same_type_and_size(client: KeyClient) -> None:
     name = unique()
