@@ -56,3 +56,21 @@ def test_first_start_files_and_clean_ctrl_c(tmp_path: Path) -> None:
     env = server.cli("env", "-n", "default").stdout
     assert f"REQUESTS_CA_BUNDLE={data / 'ca-bundle.pem'}" in env and "NODE_EXTRA_CA_CERTS" in env
     assert server.stop() == 0  # Ctrl-C: workers stop, the process exits cleanly
+
+
+def test_only_a_hash_of_the_secret_is_stored(kluis: KluisServer) -> None:
+    sp = kluis.cli_json("ad", "sp", "create-for-rbac", "-n", unique("hashed"))
+    for f in kluis.data_dir.glob("kluis.db*"):
+        assert sp["password"].encode() not in f.read_bytes(), f.name
+
+
+def test_proxy_refuses_other_hosts(kluis: KluisServer) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", kluis.proxy_port), timeout=10) as sock:
+        sock.sendall(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 403") and "--proxy-passthrough" in answer
+    with socket.create_connection(("127.0.0.1", kluis.proxy_port), timeout=10) as sock:
+        sock.sendall(b"CONNECT myvault.vault.azure.net:443 HTTP/1.1\r\nHost: myvault.vault.azure.net:443\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
