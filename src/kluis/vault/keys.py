@@ -20,6 +20,7 @@ from kluis.crypto.algorithms import Curve
 from kluis.store import KeyRecord, KeyVersionRecord, Store, Transaction, VaultRecord
 from kluis.vault.clock import Clock
 from kluis.vault.errors import BadParameter, Conflict, Forbidden, NotFound
+from kluis.vault.paging import decode_token, encode_token
 from kluis.vault.permissions import Caller, require
 from kluis.vault.rotation import DEFAULT_POLICY, RotationPolicy, parse_policy
 from kluis.vault.views import UNSET, DeletedInfo, KeyChanges, KeyView, Page, is_set
@@ -415,14 +416,14 @@ class KeyService:
         limit = _page_size(maxresults)
         with self._store.read() as tx:
             self._require(tx, vault, caller, "list")
-            keys = tx.list_keys(vault.vault_id, deleted=deleted, after=token, limit=limit + 1)
+            keys = tx.list_keys(vault.vault_id, deleted=deleted, after=decode_token(token), limit=limit + 1)
             page: Page[KeyView] = Page()
             for key in keys[:limit]:
                 v = tx.get_version(vault.vault_id, key.name, key.latest_version)
                 if v is not None:
                     page.items.append(self._view(vault, key, v))
             if len(keys) > limit:
-                page.next_token = keys[limit - 1].name.lower()
+                page.next_token = encode_token(keys[limit - 1].name.lower())
             return page
 
     def list_versions(
@@ -430,17 +431,17 @@ class KeyService:
     ) -> Page[KeyView]:
         """GetKeyVersions (keys/list)."""
         limit = _page_size(maxresults)
-        try:
-            after = int(token) if token else None
-        except ValueError:
-            raise BadParameter("The skip token is invalid.") from None
+        marker = decode_token(token)
+        if marker is not None and not marker.isdigit():
+            raise BadParameter("The $skiptoken is invalid; use the nextLink returned by the previous page.")
+        after = int(marker) if marker is not None else None
         with self._store.read() as tx:
             self._require(tx, vault, caller, "list")
             key = self._live(tx, vault, name)
             rows = tx.list_versions(vault.vault_id, name, after_seq=after, limit=limit + 1)
             page = Page(items=[self._view(vault, key, r) for r in rows[:limit]])
             if len(rows) > limit:
-                page.next_token = str(rows[limit - 1].seq)
+                page.next_token = encode_token(str(rows[limit - 1].seq))
             return page
 
     # -- update -------------------------------------------------------------------------------
