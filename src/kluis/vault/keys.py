@@ -29,7 +29,9 @@ __all__ = [
     "DEFAULT_KEY_OPS",
     "RELEASE_POLICY_CONTENT_TYPE",
     "KeyService",
+    "check_ops",
     "check_release_policy",
+    "check_tags",
     "key_not_found",
     "recovery_level",
     "validate_name",
@@ -62,7 +64,8 @@ def recovery_level(vault: VaultRecord) -> str:
     return custom if vault.purge_protection else custom + "+Purgeable"
 
 
-def _not_found(name: str, version: str | None = None) -> NotFound:
+def key_not_found(name: str, version: str | None = None) -> NotFound:
+    """Key Vault's 404 for a key (or one version of it) that does not exist or is deleted."""
     ident = f"{name}/{version}" if version else name
     return NotFound(
         f"A key with (name/id) {ident} was not found in this key vault. If you recently deleted this key "
@@ -70,11 +73,6 @@ def _not_found(name: str, version: str | None = None) -> NotFound:
         "please see https://go.microsoft.com/fwlink/?linkid=2125182",
         code="KeyNotFound",
     )
-
-
-def key_not_found(name: str, version: str | None = None) -> NotFound:
-    """Key Vault's 404 for a key (or one version of it) that does not exist or is deleted."""
-    return _not_found(name, version)
 
 
 def _deleted_not_found(name: str) -> NotFound:
@@ -89,7 +87,7 @@ def _is_deleted_conflict(name: str) -> Conflict:
     )
 
 
-def _check_tags(tags: Any) -> dict[str, str]:
+def check_tags(tags: Any) -> dict[str, str]:
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise BadParameter("tags must be an object whose values are strings.")
     if len(tags) > MAX_TAGS:
@@ -100,7 +98,7 @@ def _check_tags(tags: Any) -> dict[str, str]:
     return dict(tags)
 
 
-def _check_ops(ops: Any) -> list[str]:
+def check_ops(ops: Any) -> list[str]:
     if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
         raise BadParameter("key_ops must be an array of strings.")
     by_lower = {o.lower(): o for o in _OPS}
@@ -170,14 +168,14 @@ class KeyService:
     def _live(self, tx: Transaction, vault: VaultRecord, name: str) -> KeyRecord:
         key = tx.get_key(vault.vault_id, name)
         if key is None or key.deleted_at is not None:
-            raise _not_found(name)
+            raise key_not_found(name)
         return key
 
     def _version(self, tx: Transaction, vault: VaultRecord, key: KeyRecord, version: str | None) -> KeyVersionRecord:
         wanted = version or key.latest_version
         v = tx.get_version(vault.vault_id, key.name, wanted)
         if v is None:
-            raise _not_found(key.name, version)
+            raise key_not_found(key.name, version)
         return v
 
     # -- for the other key services (backup/restore, release) ------------------------------------
@@ -374,7 +372,7 @@ class KeyService:
         if hsm and not kty.value.endswith("-HSM"):
             kty = KeyType(kty.value + "-HSM")
         if not is_set(changes.key_ops) and jwk.get("key_ops") is not None:
-            changes.key_ops = _check_ops(jwk["key_ops"])
+            changes.key_ops = check_ops(jwk["key_ops"])
         return self._add(vault, caller, "import", name, kty.value, material, changes)
 
     # -- read ---------------------------------------------------------------------------------
@@ -636,15 +634,6 @@ def _page_size(maxresults: int | None) -> int:
     if not 1 <= maxresults <= MAX_PAGE:
         raise BadParameter(f"maxresults must be between 1 and {MAX_PAGE}.")
     return maxresults
-
-
-def check_ops(ops: Any) -> list[str]:
-    """Validated, canonically spelled key_ops (public for the HTTP layer's parsing)."""
-    return _check_ops(ops)
-
-
-def check_tags(tags: Any) -> dict[str, str]:
-    return _check_tags(tags)
 
 
 def check_release_policy(policy: Any) -> dict[str, Any] | None:
