@@ -20,7 +20,7 @@ from pathlib import Path
 from kluis.api.runtime import DEFAULT_VAULT, Runtime
 from kluis.config import DataDir, ServerSettings
 from kluis.crypto import Curve, KeyType, generate
-from kluis.vault.keys import DEFAULT_KEY_OPS
+from kluis.domain.keys.service import DEFAULT_KEY_OPS
 
 __all__ = ["NAME_WIDTH", "bulk_load", "bulk_name"]
 

@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 from kluis.api.app import KluisApp, check_api_version
 from kluis.api.runtime import Runtime
 from kluis.config import DataDir, ServerSettings
+from kluis.domain.errors import BadParameter
 from kluis.identity.tokens import Principal
-from kluis.vault.errors import BadParameter
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from typing import Any
 from kluis.api.errors import HttpError, json_response
 from kluis.api.http import Request, Response
 from kluis.api.runtime import Runtime
+from kluis.domain.errors import BadParameter, Forbidden
+from kluis.domain.permissions import Caller
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
 from kluis.store import GroupRecord, PolicyRecord, PrincipalRecord, VaultRecord
-from kluis.vault.errors import BadParameter, Forbidden
-from kluis.vault.permissions import Caller
 
 __all__ = ["MANAGEMENT_AUDIENCES", "route_admin"]
 

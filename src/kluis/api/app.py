@@ -22,7 +22,7 @@ from kluis.api.keys import RequestContext, route_deleted_keys, route_keys, route
 from kluis.api.oauth import route_identity
 from kluis.api.runtime import DEFAULT_VAULT, Runtime
 from kluis.config import DataDir, ServerSettings, default_data_dir
-from kluis.vault.errors import BadParameter, VaultError
+from kluis.domain.errors import BadParameter, VaultError
 
 __all__ = ["LATEST_API_VERSION", "KluisApp", "check_api_version", "create_app"]
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from kluis.api.http import Response
-from kluis.vault.errors import (
+from kluis.domain.errors import (
     BadParameter,
     Conflict,
     Forbidden,

@@ -28,11 +28,11 @@ from kluis.api.wire import (
     page_body,
     str_field,
 )
+from kluis.domain.errors import BadParameter
+from kluis.domain.permissions import Caller
+from kluis.domain.views import KeyView, Page
 from kluis.identity.jws import sign_jws
 from kluis.store import VaultRecord
-from kluis.vault.errors import BadParameter
-from kluis.vault.permissions import Caller
-from kluis.vault.views import KeyView, Page
 
 __all__ = ["MAX_BODY", "RequestContext", "route_deleted_keys", "route_keys", "route_rng"]
 

@@ -15,16 +15,16 @@ from typing import Any
 
 from kluis.config import DataDir, ServerSettings, write_private
 from kluis.crypto import KeyPool, Sealer, new_kek
+from kluis.domain.clock import Clock
+from kluis.domain.errors import NotFound
+from kluis.domain.keys.backup import KeyBackup
+from kluis.domain.keys.operations import KeyOperations
+from kluis.domain.keys.release import KeyRelease
+from kluis.domain.keys.service import KeyService
+from kluis.domain.management import Management
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
 from kluis.identity.tokens import TokenIssuer, TokenVerifier, new_signing_key
 from kluis.store import PrincipalRecord, SqliteStore, VaultRecord
-from kluis.vault.clock import Clock
-from kluis.vault.errors import NotFound
-from kluis.vault.key_backup import KeyBackup
-from kluis.vault.key_operations import KeyOperations
-from kluis.vault.key_release import KeyRelease
-from kluis.vault.keys import KeyService
-from kluis.vault.management import Management
 
 __all__ = ["DEFAULT_GROUP", "DEFAULT_VAULT", "Runtime"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from kluis.crypto import CryptoError, b64url_decode, b64url_encode
-from kluis.vault.errors import BadParameter
-from kluis.vault.keys import check_ops, check_release_policy, check_tags
-from kluis.vault.views import KeyChanges, KeyView, Page
+from kluis.domain.errors import BadParameter
+from kluis.domain.keys.service import check_ops, check_release_policy, check_tags
+from kluis.domain.views import KeyChanges, KeyView, Page
 
 __all__ = [
     "b64_field",

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from kluis.domain.errors import BadParameter, Forbidden
+from kluis.domain.permissions import KEY_PERMISSIONS, Caller, normalise, require
 from kluis.store import PolicyRecord, VaultRecord
-from kluis.vault.errors import BadParameter, Forbidden
-from kluis.vault.permissions import KEY_PERMISSIONS, Caller, normalise, require
 
 VAULT = VaultRecord("vid", "myvault", "rg", "local", 90, False, 0)
 CALLER = Caller("oid-1", "app-1", "tenant-1")

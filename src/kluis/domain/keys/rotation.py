@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kluis.vault.durations import parse_duration
-from kluis.vault.errors import BadParameter
+from kluis.domain.durations import parse_duration
+from kluis.domain.errors import BadParameter
 
 __all__ = ["DEFAULT_POLICY", "RotationPolicy", "parse_policy"]
 

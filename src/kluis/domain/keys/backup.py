@@ -14,12 +14,12 @@ from typing import Any
 
 from kluis.crypto import CryptoError, KeyMaterial, KeyType, Sealer
 from kluis.crypto.algorithms import Curve
+from kluis.domain.errors import BadParameter, Conflict
+from kluis.domain.keys.rotation import RotationPolicy
+from kluis.domain.keys.service import MAX_BACKUP_VERSIONS, KeyService
+from kluis.domain.permissions import Caller, require
+from kluis.domain.views import KeyView
 from kluis.store import KeyRecord, KeyVersionRecord, Store, VaultRecord
-from kluis.vault.errors import BadParameter, Conflict
-from kluis.vault.keys import MAX_BACKUP_VERSIONS, KeyService
-from kluis.vault.permissions import Caller, require
-from kluis.vault.rotation import RotationPolicy
-from kluis.vault.views import KeyView
 
 __all__ = ["KeyBackup"]
 

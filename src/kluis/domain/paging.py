@@ -9,7 +9,7 @@ import base64
 import binascii
 import json
 
-from kluis.vault.errors import BadParameter
+from kluis.domain.errors import BadParameter
 
 __all__ = ["decode_token", "encode_token"]
 

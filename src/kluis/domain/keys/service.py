@@ -17,13 +17,13 @@ import orjson
 
 from kluis.crypto import CryptoError, KeyMaterial, KeyPool, KeyType, Sealer, b64url_decode, from_jwk, generate
 from kluis.crypto.algorithms import Curve
+from kluis.domain.clock import Clock
+from kluis.domain.errors import BadParameter, Conflict, Forbidden, NotFound
+from kluis.domain.keys.rotation import DEFAULT_POLICY, RotationPolicy, parse_policy
+from kluis.domain.paging import decode_token, encode_token
+from kluis.domain.permissions import Caller, require
+from kluis.domain.views import UNSET, DeletedInfo, KeyChanges, KeyView, Page, is_set
 from kluis.store import KeyRecord, KeyVersionRecord, Store, Transaction, VaultRecord
-from kluis.vault.clock import Clock
-from kluis.vault.errors import BadParameter, Conflict, Forbidden, NotFound
-from kluis.vault.paging import decode_token, encode_token
-from kluis.vault.permissions import Caller, require
-from kluis.vault.rotation import DEFAULT_POLICY, RotationPolicy, parse_policy
-from kluis.vault.views import UNSET, DeletedInfo, KeyChanges, KeyView, Page, is_set
 
 __all__ = [
     "DEFAULT_KEY_OPS",

@@ -10,10 +10,10 @@ import re
 import uuid
 from collections.abc import Sequence
 
+from kluis.domain.clock import Clock
+from kluis.domain.errors import BadParameter, Conflict, NotFound
+from kluis.domain.permissions import normalise
 from kluis.store import GroupRecord, PolicyRecord, PrincipalRecord, Store, VaultRecord
-from kluis.vault.clock import Clock
-from kluis.vault.errors import BadParameter, Conflict, NotFound
-from kluis.vault.permissions import normalise
 
 __all__ = ["DEFAULT_LOCATION", "Management"]
 

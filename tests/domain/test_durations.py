@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from kluis.vault.durations import parse_duration
-from kluis.vault.errors import BadParameter
+from kluis.domain.durations import parse_duration
+from kluis.domain.errors import BadParameter
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from kluis.vault.errors import BadParameter, Conflict, Forbidden, NotFound
-from kluis.vault.views import KeyChanges
-from tests.vault.conftest import World
+from kluis.domain.errors import BadParameter, Conflict, Forbidden, NotFound
+from kluis.domain.views import KeyChanges
+from tests.domain.conftest import World
 
 DAY = 86400
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from kluis.vault.errors import BadParameter
+from kluis.domain.errors import BadParameter
 
 __all__ = ["parse_duration"]
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import orjson
 
 from kluis.crypto import CryptoError, EncryptResult, OperationFailed, operations
+from kluis.domain.clock import Clock
+from kluis.domain.errors import BadParameter, Forbidden
+from kluis.domain.keys.service import KeyService, key_not_found
+from kluis.domain.permissions import Caller, require
 from kluis.store import Store, VaultRecord
-from kluis.vault.clock import Clock
-from kluis.vault.errors import BadParameter, Forbidden
-from kluis.vault.keys import KeyService, key_not_found
-from kluis.vault.permissions import Caller, require
 
 __all__ = ["KeyOperations", "OperationResult"]
 

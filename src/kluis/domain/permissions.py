@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kluis.domain.errors import BadParameter, Forbidden
 from kluis.store.records import PolicyRecord, VaultRecord
-from kluis.vault.errors import BadParameter, Forbidden
 
 __all__ = [
     "CERTIFICATE_PERMISSIONS",

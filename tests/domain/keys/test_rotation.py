@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from kluis.vault.errors import BadParameter
-from kluis.vault.rotation import RotationPolicy, parse_policy
+from kluis.domain.errors import BadParameter
+from kluis.domain.keys.rotation import RotationPolicy, parse_policy
 
 DAY = 86400
 

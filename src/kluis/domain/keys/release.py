@@ -15,12 +15,12 @@ from typing import Any
 
 from kluis.crypto import CryptoError
 from kluis.crypto.attestation import load_trusted_key, runtime_rsa_key, verify_attestation, wrap_for_release
+from kluis.domain.clock import Clock
+from kluis.domain.errors import BadParameter, Forbidden, NotFound
+from kluis.domain.keys.service import KeyService
+from kluis.domain.permissions import Caller, require
+from kluis.domain.views import KeyView
 from kluis.store import Store, VaultRecord
-from kluis.vault.clock import Clock
-from kluis.vault.errors import BadParameter, Forbidden, NotFound
-from kluis.vault.keys import KeyService
-from kluis.vault.permissions import Caller, require
-from kluis.vault.views import KeyView
 
 __all__ = ["AttestationAuthorities", "KeyRelease", "Released", "policy_allows"]
 

@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 
 from kluis.crypto import KeyPool, Sealer, new_kek
+from kluis.domain.clock import Clock
+from kluis.domain.keys.backup import KeyBackup
+from kluis.domain.keys.operations import KeyOperations
+from kluis.domain.keys.service import KeyService
+from kluis.domain.management import Management
+from kluis.domain.permissions import Caller
 from kluis.store import PrincipalRecord, SqliteStore, VaultRecord
-from kluis.vault.clock import Clock
-from kluis.vault.key_backup import KeyBackup
-from kluis.vault.key_operations import KeyOperations
-from kluis.vault.keys import KeyService
-from kluis.vault.management import Management
-from kluis.vault.permissions import Caller
 
 
 class FakeClock(Clock):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from kluis.vault.errors import BadParameter
-from kluis.vault.key_release import policy_allows
+from kluis.domain.errors import BadParameter
+from kluis.domain.keys.release import policy_allows
 
 A = "https://attest.example"
 POLICY = {

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from kluis.vault.errors import BadParameter, Conflict, NotFound
-from tests.vault.conftest import World
+from kluis.domain.errors import BadParameter, Conflict, NotFound
+from tests.domain.conftest import World
 
 
 def test_vault_names_and_retention(world: World) -> None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from kluis.vault.errors import BadParameter
-from kluis.vault.paging import decode_token, encode_token
-from tests.vault.conftest import World
+from kluis.domain.errors import BadParameter
+from kluis.domain.paging import decode_token, encode_token
+from tests.domain.conftest import World
 
 
 def test_roundtrip_and_garbage() -> None:

@@ -1,1 +1,0 @@
-"""kluis.vault"""
