@@ -9,7 +9,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import certifi
 import pytest
 from cryptography import x509
 from cryptography.x509 import DNSName, IPAddress
@@ -21,7 +20,6 @@ from kluis.identity.pki import (
     ca_fingerprint,
     default_server_names,
     ensure_tls,
-    write_ca_bundle,
 )
 
 NAMES = default_server_names()
@@ -179,19 +177,6 @@ def test_fingerprint(tmp_path: Path) -> None:
     parts = fp.split(":")
     assert len(parts) == 32 and all(len(p) == 2 for p in parts)
     assert int(fp.replace(":", ""), 16) >= 0
-
-
-def test_ca_bundle(tmp_path: Path) -> None:
-    files = ensure_tls(tmp_path / "tls", NAMES)
-    target = write_ca_bundle(files.ca_cert, tmp_path / "out" / "bundle.pem")
-    assert target == tmp_path / "out" / "bundle.pem"
-    content = target.read_bytes()
-    assert content.startswith(Path(certifi.where()).read_bytes().rstrip())
-    assert files.ca_cert.read_bytes() in content
-    # (certifi holds a legacy root with a negative serial, so don't parse it all)
-    assert content.count(b"-----BEGIN CERTIFICATE-----") > 50
-    last = content[content.rindex(b"-----BEGIN CERTIFICATE-----") :]
-    assert x509.load_pem_x509_certificate(last) == _certs(files.ca_cert)[0]
 
 
 def test_real_tls_handshake(tmp_path: Path) -> None:

@@ -1,19 +1,46 @@
 """``kluis env`` / ``kluis exec``: the environment that points unmodified SDK programs at kluis.
 
-Zero-change mode (default): HTTPS_PROXY sends ``*.vault.azure.net`` and ``login.microsoftonline.com``
-to kluis, whose certificate covers those names; REQUESTS_CA_BUNDLE is certifi's roots plus the
-kluis CA (so the same process still reaches real hosts); NODE_EXTRA_CA_CERTS adds the kluis CA.
-``SSL_CERT_FILE`` is deliberately not used: neither SDK honours it.
+Zero-change mode (default): ``HTTPS_PROXY`` sends ``*.vault.azure.net`` and ``login.microsoftonline.com``
+to kluis, whose certificate covers those names. Every TLS stack must then trust the kluis CA *and*
+the roots it trusted before (so the same process still reaches real hosts), hence one bundle
+(``ca-bundle.pem``: the system trust store, or certifi's roots, plus the kluis CA) named by each
+stack's own variable:
+
+* ``SSL_CERT_FILE``: OpenSSL's default verify file, so Python's ``ssl`` defaults (``urllib``,
+  ``aiohttp``, hence the async Azure SDK), ``httpx`` (which honours it before certifi), Go's
+  ``crypto/x509`` and other OpenSSL-based tools;
+* ``REQUESTS_CA_BUNDLE``: ``requests`` (the sync Azure SDK) ignores ``SSL_CERT_FILE``;
+* ``CURL_CA_BUNDLE``: curl;
+* ``NODE_EXTRA_CA_CERTS``: Node *adds* these to its built-in roots, so it names the kluis CA alone;
+* ``JAVA_TOOL_OPTIONS``: ``-Djavax.net.ssl.trustStore`` (the same certificates as PKCS#12,
+  ``ca-bundle.p12``), read by every JVM at start.
+
 Direct mode: ``https://localhost:PORT`` with ``AZURE_AUTHORITY_HOST`` pointing at kluis and the
 ``adfs`` tenant (which makes MSAL skip instance discovery); needs ``verify_challenge_resource=False``.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
+from enum import StrEnum
+
 from kluis.cli.client import CliError, Credentials, load_credentials, load_settings
 from kluis.config import DataDir
+from kluis.identity.pki import java_truststore_path, write_ca_bundle
 
-__all__ = ["build_env"]
+__all__ = ["EnvFormat", "build_env", "render_env"]
+
+
+class EnvFormat(StrEnum):
+    """How ``kluis env`` prints the variables."""
+
+    sh = "sh"  # export K='v' (bash, zsh, dash): eval "$(kluis env)"
+    dotenv = "dotenv"  # K=v (docker compose env_file, IDE run configurations, python-dotenv)
+    json = "json"  # one JSON object of strings
+    fish = "fish"  # set -gx K 'v': kluis env --format fish | source
+    powershell = "powershell"  # $env:K = 'v': kluis env --format powershell | Invoke-Expression
 
 
 def build_env(
@@ -25,12 +52,18 @@ def build_env(
     client_id: str | None = None,
     client_secret: str | None = None,
 ) -> dict[str, str]:
+    """The variables, in print order. Raises :class:`CliError` when kluis has not been started here."""
     settings = load_settings(data_dir)
     admin = load_credentials(data_dir)
     creds = Credentials(admin.tenant, client_id, client_secret or "") if client_id else admin
+    bundle = str(data_dir.ca_bundle)
+    _ensure_trust_files(data_dir)
     env: dict[str, str] = {
-        "REQUESTS_CA_BUNDLE": str(data_dir.ca_bundle),
+        "SSL_CERT_FILE": bundle,
+        "REQUESTS_CA_BUNDLE": bundle,
+        "CURL_CA_BUNDLE": bundle,
         "NODE_EXTRA_CA_CERTS": str(data_dir.tls / "ca.pem"),
+        "JAVA_TOOL_OPTIONS": _java_options(data_dir),
         "KEY_VAULT_NAME": vault_name,
     }
     local = settings.url
@@ -58,3 +91,85 @@ def build_env(
         env["AZURE_CLIENT_ID"] = creds.app_id
         env["AZURE_CLIENT_SECRET"] = creds.password
     return env
+
+
+def render_env(values: dict[str, str], fmt: EnvFormat = EnvFormat.sh) -> str:
+    """``values`` as text a shell, compose file or IDE reads back unchanged; ends with a newline.
+
+    Raises ``ValueError`` for a value no format can hold (a NUL byte) or a name that is not a
+    variable name (``[A-Za-z_][A-Za-z0-9_]*``).
+    """
+    for key, value in values.items():
+        if not _NAME.fullmatch(key):
+            raise ValueError(f"not an environment variable name: {key!r}")
+        if "\0" in value:
+            raise ValueError(f"{key} contains a NUL byte")
+    if fmt is EnvFormat.json:
+        return json.dumps(values, indent=2) + "\n"
+    return "".join(_line(fmt, k, v) + "\n" for k, v in values.items())
+
+
+# --- internals -------------------------------------------------------------
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]*")
+
+
+def _line(fmt: EnvFormat, key: str, value: str) -> str:
+    if fmt is EnvFormat.sh:
+        return f"export {key}={shlex.quote(value)}"
+    if fmt is EnvFormat.dotenv:
+        return f"{key}={_dotenv_quote(value)}"
+    if fmt is EnvFormat.fish:
+        return f"set -gx {key} {_fish_quote(value)}"
+    return f"$env:{key} = {_powershell_quote(value)}"
+
+
+def _ensure_trust_files(data_dir: DataDir) -> None:
+    """(Re)write the PEM bundle and its PKCS#12 twin when missing or older than the kluis CA.
+
+    ``kluis serve`` writes both at every start; this covers data dirs from before the trust store
+    existed. Raises :class:`CliError` when they cannot be written.
+    """
+    ca = data_dir.tls / "ca.pem"
+    bundle = data_dir.ca_bundle
+    wanted = (bundle, java_truststore_path(bundle))
+    try:
+        if ca.exists() and any(not p.exists() or p.stat().st_mtime < ca.stat().st_mtime for p in wanted):
+            write_ca_bundle(ca, bundle)
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot write the CA bundle in {data_dir.path}: {e}") from None
+
+
+def _java_options(data_dir: DataDir) -> str:
+    """JVM flags: the PKCS#12 trust store (no password) replaces the JDK's cacerts."""
+    store = str(java_truststore_path(data_dir.ca_bundle))
+    return " ".join(
+        _jvm_quote(option)
+        for option in (f"-Djavax.net.ssl.trustStore={store}", "-Djavax.net.ssl.trustStoreType=PKCS12")
+    )
+
+
+def _jvm_quote(option: str) -> str:
+    # HotSpot splits JAVA_TOOL_OPTIONS on whitespace but honours '...' and "..." around a word.
+    return option if not any(c.isspace() for c in option) else "'" + option + "'"
+
+
+def _dotenv_quote(value: str) -> str:
+    """Bare if safe; else '...' (literal in compose and python-dotenv); else "..." with backslash escapes."""
+    if _PLAIN.fullmatch(value):
+        return value
+    if "'" not in value and "\n" not in value and "\\" not in value:
+        return "'" + value + "'"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
+    return '"' + escaped + '"'
+
+
+def _fish_quote(value: str) -> str:
+    # Inside fish single quotes only \' and \\ are escapes.
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _powershell_quote(value: str) -> str:
+    # PowerShell single-quoted strings are verbatim; a quote is written twice. Curly quotes count as quotes too.
+    return "'" + re.sub(r"(['\u2018\u2019\u201a\u201b])", r"\1\1", value) + "'"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from rich.console import Console
 
 from kluis.cli.attestation import attestation_app
 from kluis.cli.client import AdminClient, CliError
-from kluis.cli.environment import build_env
+from kluis.cli.environment import EnvFormat, build_env, render_env
 from kluis.cli.key_args import AzCommand
 from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
@@ -112,14 +111,16 @@ def env(
     managed_identity: Annotated[bool, typer.Option(help="Managed-identity variables instead of a secret.")] = False,
     client_id: Annotated[str | None, typer.Option(help="Service principal appId (default: administrator).")] = None,
     client_secret: Annotated[str | None, typer.Option(help="Its password.")] = None,
+    fmt: Annotated[
+        EnvFormat, typer.Option("--format", "-f", help="sh, dotenv (compose, IDEs), json, fish or powershell.")
+    ] = EnvFormat.sh,
 ) -> None:
-    """Print `export` lines that point Azure SDK programs at this kluis."""
+    """Print the variables (`export` lines by default) that point Azure SDK programs at this kluis."""
     values = _run(
         build_env, _dir(data_dir), vault_name=vault_name, direct=direct, managed_identity=managed_identity,
         client_id=client_id, client_secret=client_secret,
     )  # fmt: skip
-    for k, v in values.items():
-        print(f"export {k}={shlex.quote(v)}")
+    print(render_env(values, fmt), end="")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -3,10 +3,10 @@
 The Azure SDKs only talk HTTPS and verify the server certificate, so kluis must
 present a certificate that chains to something the client trusts. Rather than
 asking users to disable verification, kluis mints its own small CA once, and the
-user points the client at it (``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``,
-``NODE_EXTRA_CA_CERTS``). The server certificate also covers the real Azure host
-names, because in proxy mode the client opens TLS to ``NAME.vault.azure.net``
-while actually talking to kluis.
+user points the client at it (``SSL_CERT_FILE``, ``REQUESTS_CA_BUNDLE``,
+``CURL_CA_BUNDLE``, ``NODE_EXTRA_CA_CERTS``, a Java trust store: see ``kluis env``).
+The server certificate also covers the real Azure host names, because in proxy
+mode the client opens TLS to ``NAME.vault.azure.net`` while talking to kluis.
 
 Everything here is idempotent: :func:`ensure_tls` is called at every start and
 only (re)creates what is missing, stale, or no longer matches the wanted names.
@@ -18,8 +18,11 @@ import contextlib
 import fcntl
 import ipaddress
 import os
+import re
 import secrets
+import ssl
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +33,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
@@ -37,6 +42,8 @@ __all__ = [
     "ca_fingerprint",
     "default_server_names",
     "ensure_tls",
+    "java_truststore_path",
+    "system_roots",
     "write_ca_bundle",
 ]
 
@@ -144,22 +151,60 @@ def ca_fingerprint(ca_cert: Path) -> str:
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
-def write_ca_bundle(ca_cert: Path, target: Path) -> Path:
-    """Write certifi's roots plus the kluis CA to ``target``.
+def write_ca_bundle(ca_cert: Path, target: Path, *, roots: Path | None = None) -> Path:
+    """Write the platform's trusted roots plus the kluis CA to ``target`` (PEM), and a Java trust store beside it.
 
-    ``REQUESTS_CA_BUNDLE`` and friends *replace* the trust store, so a bundle
-    holding only the kluis CA would break every other HTTPS call the process
-    makes (including real Entra ID logins). Appending keeps both working.
+    ``SSL_CERT_FILE``, ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE`` and a JVM's ``javax.net.ssl.trustStore``
+    *replace* the trust store, so a bundle holding only the kluis CA would break every other HTTPS call
+    the process makes (real Entra ID logins, package downloads). The roots come from ``roots`` if given,
+    else from :func:`system_roots`: the system trust store, where corporate roots are installed, or
+    certifi's roots where there is none. The PKCS#12 trust store (:func:`java_truststore_path`) holds the
+    same certificates; it has no password. Both files are written atomically; returns ``target``.
+
+    Raises ``OSError`` when a file cannot be read or written, ``ValueError`` when ``ca_cert`` holds no
+    certificate.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    public = Path(certifi.where()).read_bytes()
-    ours = Path(ca_cert).read_bytes()
-    if not public.endswith(b"\n"):
-        public += b"\n"
-    content = public + b"\n# kluis local CA\n" + ours
+    ours = _load_certs(Path(ca_cert))
+    if not ours:
+        raise ValueError(f"{ca_cert} holds no PEM certificate")
+    public = _read_roots(roots) if roots is not None else system_roots()[0]
+    mine = {c.fingerprint(hashes.SHA256()) for c in ours}
+    public = [c for c in public if c.fingerprint(hashes.SHA256()) not in mine]
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in public)
+    content = pem + b"\n# kluis local CA\n" + Path(ca_cert).read_bytes()
     _atomic_write(target, content, 0o644)
+    entries = [pkcs12.PKCS12Certificate(cert, f"root-{i}".encode()) for i, cert in enumerate(public, start=1)] + [
+        pkcs12.PKCS12Certificate(cert, f"kluis-ca-{i}".encode()) for i, cert in enumerate(ours, start=1)
+    ]
+    store = pkcs12.serialize_java_truststore(entries, serialization.NoEncryption())
+    _atomic_write(java_truststore_path(target), store, 0o644)
     return target
+
+
+def java_truststore_path(bundle: Path) -> Path:
+    """Where :func:`write_ca_bundle` puts the PKCS#12 twin of ``bundle`` (same directory, ``.p12``)."""
+    return Path(bundle).with_suffix(".p12")
+
+
+def system_roots() -> tuple[list[x509.Certificate], str]:
+    """The root certificates this machine trusts, and the file or directory they came from.
+
+    Looks where OpenSSL looks by default (``ssl.get_default_verify_paths()``: the compiled-in CA file,
+    e.g. ``/usr/lib/ssl/cert.pem`` -> ``/etc/ssl/certs/ca-certificates.crt`` on Debian, then the hashed
+    certificate directory). The ``SSL_CERT_FILE``/``SSL_CERT_DIR`` overrides are deliberately ignored:
+    after ``eval "$(kluis env)"`` they name kluis's own bundle. Falls back to certifi's roots when the
+    platform has no usable store (e.g. python.org builds on macOS). Duplicates are removed.
+    """
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.openssl_cafile, paths.openssl_capath):
+        if candidate:
+            certs = _read_roots(Path(candidate))
+            if certs:
+                return certs, candidate
+    where = certifi.where()
+    return _read_roots(Path(where)), where
 
 
 # --- internals -------------------------------------------------------------
@@ -223,6 +268,42 @@ def _load_certs(path: Path) -> list[x509.Certificate]:
         return x509.load_pem_x509_certificates(path.read_bytes())
     except (OSError, ValueError):
         return []
+
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _pem_blocks(path: Path) -> list[x509.Certificate]:
+    """Each certificate of a PEM file; a block that does not parse is skipped, not fatal to the rest."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return []
+    certs: list[x509.Certificate] = []
+    with warnings.catch_warnings():
+        # Old roots with a non-positive serial number still load, with a deprecation warning.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        for block in _PEM_CERT.findall(data):
+            with contextlib.suppress(ValueError):
+                certs.append(x509.load_pem_x509_certificate(block))
+    return certs
+
+
+def _read_roots(path: Path) -> list[x509.Certificate]:
+    """Certificates in a PEM file, or in every file of a directory; unreadable ones are skipped."""
+    try:
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    except OSError:
+        return []
+    seen: set[bytes] = set()
+    result: list[x509.Certificate] = []
+    for file in files:
+        for cert in _pem_blocks(file):
+            fingerprint = cert.fingerprint(hashes.SHA256())
+            if fingerprint not in seen:
+                seen.add(fingerprint)
+                result.append(cert)
+    return result
 
 
 def _same_public_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> bool:
