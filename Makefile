@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint unit e2e js bench clean
+.PHONY: run test lint unit e2e js-deps go-deps java-deps sdk-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,22 +21,39 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint js-deps
+test: lint sdk-deps
 	$(BIN)/pytest -q
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
 
-e2e: $(STAMP) js-deps
+e2e: $(STAMP) sdk-deps
 	$(BIN)/pytest -q -m slow
+
+# The SDK journeys' dependencies, pinned in tests/{js,go,java} and downloaded into the clone (gitignored).
+sdk-deps: js-deps go-deps java-deps
 
 js-deps:
 	@if command -v npm >/dev/null 2>&1; then cd tests/js && npm ci --silent --no-audit --no-fund; \
 	 else echo "npm not found: the JavaScript SDK journey will be skipped"; fi
+
+GO_CACHE := $(CURDIR)/tests/go/.cache
+GO_ENV   := GOPATH=$(GO_CACHE)/gopath GOMODCACHE=$(GO_CACHE)/mod GOCACHE=$(GO_CACHE)/build GOTOOLCHAIN=local \
+            GOFLAGS="-mod=readonly -modcacherw"
+go-deps:
+	@if command -v go >/dev/null 2>&1; then cd tests/go && $(GO_ENV) go mod download && $(GO_ENV) go mod verify >/dev/null; \
+	 else echo "go not found: the Go SDK journey will be skipped (under CI=true it fails)"; fi
+
+MVN_REPO := $(CURDIR)/tests/java/.m2
+java-deps:
+	@if command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then \
+	   cd tests/java && mvn -B -q -Dmaven.repo.local=$(MVN_REPO) compile dependency:build-classpath; \
+	 else echo "java or mvn not found: the Java SDK journey will be skipped (under CI=true it fails)"; fi
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache tests/js/node_modules
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache tests/js/node_modules \
+	  tests/go/.cache tests/java/.m2 tests/java/target

@@ -31,6 +31,7 @@ def test_zero_change_mode(data_dir: DataDir) -> None:
     assert env["NODE_EXTRA_CA_CERTS"] == str(data_dir.tls / "ca.pem")
     assert env["JAVA_TOOL_OPTIONS"] == (
         f"-Djavax.net.ssl.trustStore={data_dir.path / 'ca-bundle.p12'} -Djavax.net.ssl.trustStoreType=PKCS12"
+        " -Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort=9080"
     )
     assert (env["AZURE_TENANT_ID"], env["AZURE_CLIENT_ID"], env["AZURE_CLIENT_SECRET"]) == ("t1", "admin-app", "pw")
 
@@ -53,7 +54,7 @@ def test_java_options_quote_a_path_with_spaces(tmp_path: Path) -> None:
     d = DataDir(tmp_path / "my data").ensure()
     d.write_server(ServerSettings(port=9443, proxy_port=9080))
     write_private(d.admin, json.dumps({"tenant": "t1", "appId": "a", "password": "p", "objectId": "o"}))
-    opts = build_env(d, vault_name="v")["JAVA_TOOL_OPTIONS"]
+    opts = build_env(d, vault_name="default", direct=True)["JAVA_TOOL_OPTIONS"]
     assert opts == f"'-Djavax.net.ssl.trustStore={d.path / 'ca-bundle.p12'}' -Djavax.net.ssl.trustStoreType=PKCS12"
 
 
@@ -69,7 +70,7 @@ def test_direct_mode(data_dir: DataDir) -> None:
     env = build_env(data_dir, vault_name="default", direct=True)
     assert env["VAULT_URL"] == env["AZURE_AUTHORITY_HOST"] == "https://localhost:9443"
     assert env["AZURE_TENANT_ID"] == "adfs" and "HTTPS_PROXY" not in env
-    assert env["SSL_CERT_FILE"] == str(data_dir.ca_bundle)
+    assert env["SSL_CERT_FILE"] == str(data_dir.ca_bundle) and "proxyHost" not in env["JAVA_TOOL_OPTIONS"]
     with pytest.raises(CliError, match="default vault"):
         build_env(data_dir, vault_name="other", direct=True)
     data_dir.write_server(ServerSettings(port=9443, domains=["kms.example"]))

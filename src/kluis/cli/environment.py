@@ -13,7 +13,8 @@ stack's own variable:
 * ``CURL_CA_BUNDLE``: curl;
 * ``NODE_EXTRA_CA_CERTS``: Node *adds* these to its built-in roots, so it names the kluis CA alone;
 * ``JAVA_TOOL_OPTIONS``: ``-Djavax.net.ssl.trustStore`` (the same certificates as PKCS#12,
-  ``ca-bundle.p12``), read by every JVM at start.
+  ``ca-bundle.p12``) and, in proxy mode, ``-Dhttps.proxyHost``/``-Dhttps.proxyPort`` (the Java SDK
+  ignores ``HTTPS_PROXY`` by default), read by every JVM at start.
 
 Direct mode: ``https://localhost:PORT`` with ``AZURE_AUTHORITY_HOST`` pointing at kluis and the
 ``adfs`` tenant (which makes MSAL skip instance discovery); needs ``verify_challenge_resource=False``.
@@ -25,6 +26,7 @@ import json
 import re
 import shlex
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from kluis.cli.client import CliError, Credentials, load_credentials, load_settings
 from kluis.config import DataDir
@@ -63,7 +65,7 @@ def build_env(
         "REQUESTS_CA_BUNDLE": bundle,
         "CURL_CA_BUNDLE": bundle,
         "NODE_EXTRA_CA_CERTS": str(data_dir.tls / "ca.pem"),
-        "JAVA_TOOL_OPTIONS": _java_options(data_dir),
+        "JAVA_TOOL_OPTIONS": _java_options(data_dir, None if direct else settings.proxy_url),
         "KEY_VAULT_NAME": vault_name,
     }
     local = settings.url
@@ -141,13 +143,21 @@ def _ensure_trust_files(data_dir: DataDir) -> None:
         raise CliError(f"cannot write the CA bundle in {data_dir.path}: {e}") from None
 
 
-def _java_options(data_dir: DataDir) -> str:
-    """JVM flags: the PKCS#12 trust store (no password) replaces the JDK's cacerts."""
-    store = str(java_truststore_path(data_dir.ca_bundle))
-    return " ".join(
-        _jvm_quote(option)
-        for option in (f"-Djavax.net.ssl.trustStore={store}", "-Djavax.net.ssl.trustStoreType=PKCS12")
-    )
+def _java_options(data_dir: DataDir, proxy_url: str | None) -> str:
+    """JVM flags: the PKCS#12 trust store (no password) replaces the JDK's cacerts; the proxy, if any.
+
+    azure-core reads ``HTTPS_PROXY`` only when ``java.net.useSystemProxies=true``; before that it reads
+    ``https.proxyHost``/``https.proxyPort`` (``ProxyOptions.fromConfiguration``, azure-core 1.58), which
+    the JDK's own HTTP clients honour too, so those are what the proxy mode sets.
+    """
+    options = [
+        f"-Djavax.net.ssl.trustStore={java_truststore_path(data_dir.ca_bundle)}",
+        "-Djavax.net.ssl.trustStoreType=PKCS12",
+    ]
+    if proxy_url:
+        proxy = urlsplit(proxy_url)
+        options += [f"-Dhttps.proxyHost={proxy.hostname}", f"-Dhttps.proxyPort={proxy.port}"]
+    return " ".join(_jvm_quote(option) for option in options)
 
 
 def _jvm_quote(option: str) -> str:
