@@ -266,7 +266,7 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     ax = axes[0][0]
     x = list(range(len(names)))
 
-    def column(key: str) -> tuple[list[float], list[list[float]]]:
+    def column(key: str) -> tuple[list[float], list[list[float]] | None]:
         """Medians of ``key`` per operation (0: none) and their distances to [min, max] (error bars)."""
         values = [ops[n].get(key) or 0.0 for n in names]
         spans = [ops[n].get("spread", {}).get(key) or [v, v] for n, v in zip(names, values, strict=True)]
@@ -283,14 +283,14 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     peer_ops = results.get("peer", {}).get("operations", {})
     if peer_ops:
         by_kluis = {e["kluis_op"]: e["ops_s"] for e in peer_ops.values()}
-        moto = [by_kluis.get(n, 0.0) for n in names]
-        series.append(("moto KMS", moto, [[0.0] * len(names)] * 2, "#9467bd"))
+        series.append(("moto KMS", [by_kluis.get(n, 0.0) for n in names], None, "#9467bd"))
     width = 0.8 / len(series)
     for i, (label, values, err, color) in enumerate(series):
         xs = [p + (i - (len(series) - 1) / 2) * width for p in x]
         ax.bar(xs, [v if v else float("nan") for v in values], width, yerr=err, capsize=2, label=label, color=color)
     for p, n in zip(x, names, strict=True):
-        ax.annotate(f"{ops[n]['ops_s']:,.0f}", (p - (len(series) - 1) / 2 * width, ops[n]["ops_s"]),
+        top = (ops[n].get("spread", {}).get("ops_s") or [0.0, ops[n]["ops_s"]])[1]  # above the error bar
+        ax.annotate(f"{ops[n]['ops_s']:,.0f}", (p - (len(series) - 1) / 2 * width, top),
                     ha="center", va="bottom", fontsize=7, rotation=90)  # fmt: skip
     ax.set_yscale("log")
     ax.set_xticks(x)

@@ -438,7 +438,7 @@ def _scaling(b: Bench, results: dict[str, Any]) -> None:
             b.log(f"scaling: bulk-loaded {n - stored:,} keys in {seconds:.1f} s ({n:,} stored)")
             stored = n
             scenarios = scaling_scenarios(fixture, stored=n)
-            runs = b.rounds({op: _subject(b, server, s, f"{n:,}") for op, s in scenarios.items()})
+            runs = b.rounds({op: _subject(b, server, s, f"{n:,} keys") for op, s in scenarios.items()})
             entry: dict[str, Any] = {"load_seconds": round(seconds, 2)}
             for op in scenarios:
                 mine = [r for r in runs if r["subject"] == op]

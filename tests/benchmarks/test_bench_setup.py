@@ -12,7 +12,7 @@ import pytest
 from benchmarks.load import Scenario, _wrk_script
 from benchmarks.raw import PRIMITIVES
 from benchmarks.runner import parse_args
-from benchmarks.scenarios import OPERATIONS, Fixture, operation, prepare
+from benchmarks.scenarios import OPERATIONS, Api, Fixture, operation, prepare
 from benchmarks.server import SRC, serve_command
 
 
@@ -50,25 +50,31 @@ def test_every_operation_is_declared_consistently() -> None:
         operation("get_key", "again")(lambda f: f.get("/x"))
 
 
-def test_prepare_runs_each_shared_setup_once() -> None:
-    calls: list[str] = []
+class _Server:
+    """Stands in for a KluisProcess: answers setup calls like kluis would, and records them."""
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        calls.append(f"{request.method} {request.url.path}")
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(f"{request.method} {request.url.path}")
         name = request.url.path.split("/")[2]
         body = json.loads(request.content or b"{}")
         if request.url.path.endswith("/create"):
             return httpx.Response(200, json={"key": {"kid": f"https://x/keys/{name}/v1"}})
         return httpx.Response(200, json={"value": f"{body.get('alg')}-out"})
 
-    class Server:
-        def client(self) -> httpx.Client:
-            return httpx.Client(base_url="https://x", transport=httpx.MockTransport(answer))
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url="https://x", transport=httpx.MockTransport(self._answer))
 
-        def token(self) -> str:
-            return "tok"
+    def token(self) -> str:
+        return "tok"
 
-    fixture = prepare(Server(), ["get_key", "sign_ps256", "decrypt_rsa_oaep256"])  # type: ignore[arg-type]
+
+def test_prepare_runs_each_shared_setup_once() -> None:
+    server = _Server()
+    fixture = prepare(server, ["get_key", "sign_ps256", "decrypt_rsa_oaep256"])  # type: ignore[arg-type]
+    calls = server.calls
     assert calls == [
         "POST /keys/bench-rsa/create",
         "POST /keys/bench-rsa/v1/encrypt",
@@ -90,3 +96,23 @@ def test_serve_command_leaves_out_flags_an_older_cli_lacks() -> None:
 def test_created_names_are_fresh_in_every_run() -> None:
     s = Scenario("create_ec", "POST", "/keys/new-ec-{}/create?api-version=7.6", "{}", vary="seq")
     assert '"run1%dx%d"' in _wrk_script(s, "run1") and '"run2%dx%d"' in _wrk_script(s, "run2")
+
+
+def test_a_new_operation_is_declared_in_one_place() -> None:
+    def _secret(api: Api) -> dict[str, str]:
+        api.call("PUT", "/secrets/bench-secret", value="x" * 32)
+        return {"secret": "/secrets/bench-secret"}
+
+    @operation("get_secret_example", "get secret", setup=_secret)
+    def _get_secret(f: Fixture) -> Scenario:
+        return f.get(f"{f['secret']}/")
+
+    try:
+        assert parse_args(["--only", "get_secret_example"]).ops == ["get_secret_example"]
+        server = _Server()
+        fixture = prepare(server, ["get_secret_example"])  # type: ignore[arg-type]
+        assert server.calls == ["PUT /secrets/bench-secret"]
+        s = OPERATIONS["get_secret_example"].scenario(fixture)
+        assert (s.name, s.method, s.path) == ("get_secret_example", "GET", "/secrets/bench-secret/?api-version=7.6")
+    finally:
+        del OPERATIONS["get_secret_example"]
