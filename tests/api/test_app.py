@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from kluis.api.app import KluisApp, check_api_version
+from kluis.api.app import KluisApp
 from kluis.api.runtime import Runtime
 from kluis.config import DataDir, ServerSettings
-from kluis.domain.errors import BadParameter
 from kluis.identity.tokens import Principal
 
 
@@ -37,19 +36,6 @@ def client(runtime: Runtime) -> TestClient:
 
 def _auth(rt: Runtime) -> dict[str, str]:
     return {"authorization": f"Bearer {_token(rt)}"}
-
-
-@pytest.mark.parametrize(
-    "version", ["7.0", "7.4", "7.6-preview.2", "2016-10-01", "2025-07-01", "2026-04-01", "2026-05-01-preview"]
-)
-def test_api_versions_accepted(version: str) -> None:
-    assert check_api_version(version) == version
-
-
-@pytest.mark.parametrize("version", [None, "", "abc", "1999-01-01", "8", "7.6.1"])
-def test_api_versions_rejected(version: str | None) -> None:
-    with pytest.raises(BadParameter):
-        check_api_version(version)
 
 
 def test_unauthenticated_empty_post_gets_challenge_before_body_checks(client: TestClient, runtime: Runtime) -> None:

@@ -1,0 +1,171 @@
+"""The route table's machinery: rows of (method, path pattern, handler, Azure operation, permission).
+
+Every endpoint kluis serves is one ``Route`` row (the rows live beside their handlers, one module
+per resource family, and ``kluis.api.table`` joins them). Dispatch, the 404 / 405 answers and
+the permission check are all derived from the rows.
+
+Patterns are paths whose segments are literals (matched case-insensitively, as Key Vault does)
+or ``{param}``; a pattern ending in ``/`` matches the path with or without that slash. A
+``{param?}`` may be empty: Key Vault paths carry empty segments with meaning
+(``/keys/NAME/`` is the latest version, ``/keys/NAME//sign`` signs with it), and a trailing
+optional segment may also be absent (``/keys/NAME``). When several rows match a path, the one
+with more literal segments wins (``/keys/NAME/versions`` lists versions, it is not version
+"versions"), so the table needs no ordering rules.
+
+Matching is a dict lookup on (segment count, first segment) and a scan of the few rows there,
+so it costs about the same as the if/else chains it replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from kluis.domain.authorization import AdminPermission, Permission
+
+if TYPE_CHECKING:
+    from kluis.api.context import RequestContext
+    from kluis.api.http import Response
+
+__all__ = ["Auth", "Match", "Route", "Router", "describe"]
+
+Handler = Callable[["RequestContext"], Awaitable["Response"]]
+
+
+class Auth(Enum):
+    """Who may call a route: a vault token (data plane), the administrator with a management token,
+    or anybody (identity endpoints, health)."""
+
+    VAULT = "vault"
+    MANAGEMENT = "management"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of the table. ``operation`` is Azure's operation name (``GetKey``); ``kind`` the
+    object kind for events and audit ("key", "secret", "vault", ...); ``permission`` what the
+    authorization point must grant (None only for routes with ``Auth.NONE``)."""
+
+    method: str
+    pattern: str
+    handler: Handler
+    operation: str
+    permission: Permission | AdminPermission | None
+    kind: str
+    auth: Auth = Auth.VAULT
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    route: Route
+    segments: tuple[str | None, ...]  # literal (lower-case) or None for a parameter
+    names: tuple[str | None, ...]  # parameter name per segment
+    optional: frozenset[int]  # positions of {param?}
+    literals: int = field(default=0)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The outcome of a lookup: a route and its parameters, or the methods the path does allow
+    (empty: no row has this path: 404; else 405)."""
+
+    route: Route | None
+    params: dict[str, str | None]
+    allowed: tuple[str, ...] = ()
+    auth: Auth | None = None  # the auth of the path's family, even when nothing matched
+
+
+class Router:
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes: tuple[Route, ...] = tuple(routes)
+        self._index: dict[tuple[int, str | None], list[_Compiled]] = {}
+        self._family_auth: dict[str, Auth] = {}
+        for route in self.routes:
+            for compiled in _compile(route):
+                self._index.setdefault((len(compiled.segments), compiled.segments[0]), []).append(compiled)
+            head = route.pattern.split("/")[1].lower()
+            if not head.startswith("{"):
+                self._family_auth.setdefault(head, route.auth)
+        for rows in self._index.values():
+            rows.sort(key=lambda c: -c.literals)
+
+    def family_auth(self, head: str) -> Auth | None:
+        """The auth of the routes under ``/head`` (e.g. ``keys`` -> VAULT), or None."""
+        return self._family_auth.get(head.lower())
+
+    def match(self, method: str, path: str) -> Match:
+        segs = path.split("/")[1:]
+        head = segs[0].lower() if segs else ""
+        allowed: list[str] = []
+        for key in ((len(segs), head), (len(segs), None)):
+            for c in self._index.get(key, ()):
+                params = _bind(c, segs)
+                if params is None:
+                    continue
+                if c.route.method == method:
+                    return Match(c.route, params, auth=c.route.auth)
+                allowed.append(c.route.method)
+        return Match(None, {}, tuple(dict.fromkeys(allowed)), self._family_auth.get(head))
+
+
+def _compile(route: Route) -> list[_Compiled]:
+    parts = route.pattern.split("/")[1:]
+    segments: list[str | None] = []
+    names: list[str | None] = []
+    optional: set[int] = set()
+    for i, part in enumerate(parts):
+        if part == "" and i == len(parts) - 1:  # a trailing "/": the path may end with or without it
+            segments.append("")
+            names.append(None)
+            optional.add(i)
+        elif part.startswith("{") and part.endswith("}"):
+            name = part[1:-1]
+            if name.endswith("?"):
+                name = name[:-1]
+                optional.add(i)
+            segments.append(None)
+            names.append(name)
+        else:
+            segments.append(part.lower())
+            names.append(None)
+    literals = sum(1 for s in segments if s)
+    out = [_Compiled(route, tuple(segments), tuple(names), frozenset(optional), literals)]
+    last = len(parts) - 1
+    if last in optional:  # a trailing optional segment may also be absent
+        out.append(_Compiled(route, tuple(segments[:-1]), tuple(names[:-1]), frozenset(optional - {last}), literals))
+    return out
+
+
+def _bind(c: _Compiled, segs: Sequence[str]) -> dict[str, str | None] | None:
+    params: dict[str, str | None] = {}
+    for i, (literal, seg) in enumerate(zip(c.segments, segs, strict=True)):
+        if literal is not None:
+            if seg.lower() != literal:
+                return None
+            continue
+        name = c.names[i]
+        assert name is not None
+        if not seg:
+            if i not in c.optional:
+                return None
+            params[name] = None
+        else:
+            params[name] = seg
+    return params
+
+
+def describe(routes: Iterable[Route]) -> list[dict[str, Any]]:
+    """The table as data (for docs and tests): method, pattern, operation, permission, auth."""
+    return [
+        {
+            "method": r.method,
+            "pattern": r.pattern,
+            "operation": r.operation,
+            "permission": None if r.permission is None else str(r.permission),
+            "auth": r.auth.value,
+        }
+        for r in routes
+    ]
