@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kluis.domain.authorization import AdminPermission, Permission
 
@@ -62,45 +62,69 @@ class Route:
 class _Compiled:
     route: Route
     segments: tuple[str | None, ...]  # literal (lower-case) or None for a parameter
-    names: tuple[str | None, ...]  # parameter name per segment
-    optional: frozenset[int]  # positions of {param?}
+    checks: tuple[tuple[int, str], ...]  # (position, literal) pairs to compare
+    params: tuple[tuple[int, str, bool], ...]  # (position, name, may be empty)
     literals: int = field(default=0)
+    absent: tuple[str, ...] = ()  # parameters of a trailing segment this variant leaves out (None)
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """The outcome of a lookup: a route and its parameters, or the methods the path does allow
-    (empty: no row has this path: 404; else 405)."""
+    (empty: no row has this path: 404; else 405). ``auth`` is the auth of the path's family, even
+    when nothing matched. (A NamedTuple: built on every request, it must be cheap.)"""
 
     route: Route | None
     params: dict[str, str | None]
     allowed: tuple[str, ...] = ()
-    auth: Auth | None = None  # the auth of the path's family, even when nothing matched
+    auth: Auth | None = None
+
+
+_MEMO_SIZE = 8192  # entries
+_MEMO_PATH = 300  # characters: a versioned key path with a 127-character name is ~200
 
 
 class Router:
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes: tuple[Route, ...] = tuple(routes)
-        self._index: dict[tuple[int, str | None], list[_Compiled]] = {}
+        # Rows by (segment count, first literal, last literal): a lookup reads at most four small
+        # buckets, most specific first; None stands for a parameter in that position.
+        self._index: dict[tuple[int, str | None, str | None], list[_Compiled]] = {}
         self._family_auth: dict[str, Auth] = {}
+        self._memo: dict[tuple[str, str], Match] = {}
         for route in self.routes:
             for compiled in _compile(route):
-                self._index.setdefault((len(compiled.segments), compiled.segments[0]), []).append(compiled)
-            head = route.pattern.split("/")[1].lower()
-            if not head.startswith("{"):
-                self._family_auth.setdefault(head, route.auth)
+                segs = compiled.segments
+                key = (len(segs), segs[0], segs[-1] if len(segs) > 1 else None)
+                self._index.setdefault(key, []).append(compiled)
+            parts = route.pattern.lower().split("/")[1:3]
+            if not parts[0].startswith("{"):
+                self._family_auth.setdefault(parts[0], route.auth)
+                if len(parts) > 1 and parts[1] and not parts[1].startswith("{"):
+                    self._family_auth.setdefault("/".join(parts), route.auth)
         for rows in self._index.values():
             rows.sort(key=lambda c: -c.literals)
 
-    def family_auth(self, head: str) -> Auth | None:
-        """The auth of the routes under ``/head`` (e.g. ``keys`` -> VAULT), or None."""
-        return self._family_auth.get(head.lower())
-
     def match(self, method: str, path: str) -> Match:
+        """The route for ``method path`` (results are memoized per (method, path): a hot client
+        repeats its paths; the memo is bounded and its Match objects are never mutated)."""
+        key = (method, path)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._match(method, path)
+            if len(path) > _MEMO_PATH:  # bounded memory: only ordinary paths are remembered
+                return hit
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = hit
+        return hit
+
+    def _match(self, method: str, path: str) -> Match:
         segs = path.split("/")[1:]
+        n = len(segs)
         head = segs[0].lower() if segs else ""
+        last = segs[-1].lower() if n > 1 else None
         allowed: list[str] = []
-        for key in ((len(segs), head), (len(segs), None)):
+        for key in ((n, head, last), (n, head, None), (n, None, last), (n, None, None)):
             for c in self._index.get(key, ()):
                 params = _bind(c, segs)
                 if params is None:
@@ -108,48 +132,51 @@ class Router:
                 if c.route.method == method:
                     return Match(c.route, params, auth=c.route.auth)
                 allowed.append(c.route.method)
-        return Match(None, {}, tuple(dict.fromkeys(allowed)), self._family_auth.get(head))
+        family = self._family_auth.get(f"{head}/{segs[1].lower()}") if n > 1 else None
+        return Match(None, {}, tuple(dict.fromkeys(allowed)), family or self._family_auth.get(head))
 
 
 def _compile(route: Route) -> list[_Compiled]:
     parts = route.pattern.split("/")[1:]
     segments: list[str | None] = []
-    names: list[str | None] = []
-    optional: set[int] = set()
+    names: list[tuple[int, str, bool]] = []
+    optional_last = False
     for i, part in enumerate(parts):
-        if part == "" and i == len(parts) - 1:  # a trailing "/": the path may end with or without it
+        last = i == len(parts) - 1
+        if part == "" and last:  # a trailing "/": the path may end with or without it
             segments.append("")
-            names.append(None)
-            optional.add(i)
+            optional_last = True
         elif part.startswith("{") and part.endswith("}"):
             name = part[1:-1]
-            if name.endswith("?"):
-                name = name[:-1]
-                optional.add(i)
+            empty_ok = name.endswith("?")
             segments.append(None)
-            names.append(name)
+            names.append((i, name.rstrip("?"), empty_ok))
+            optional_last = optional_last or (empty_ok and last)
         else:
             segments.append(part.lower())
-            names.append(None)
     literals = sum(1 for s in segments if s)
-    out = [_Compiled(route, tuple(segments), tuple(names), frozenset(optional), literals)]
-    last = len(parts) - 1
-    if last in optional:  # a trailing optional segment may also be absent
-        out.append(_Compiled(route, tuple(segments[:-1]), tuple(names[:-1]), frozenset(optional - {last}), literals))
+
+    def make(segs: list[str | None], params: list[tuple[int, str, bool]], absent: tuple[str, ...]) -> _Compiled:
+        checks = tuple((i, s) for i, s in enumerate(segs) if s is not None)
+        return _Compiled(route, tuple(segs), checks, tuple(params), literals, absent)
+
+    out = [make(segments, names, ())]
+    if optional_last:  # a trailing optional segment may also be absent
+        end = len(segments) - 1
+        kept = [p for p in names if p[0] < end]
+        out.append(make(segments[:-1], kept, tuple(p[1] for p in names if p[0] == end)))
     return out
 
 
 def _bind(c: _Compiled, segs: Sequence[str]) -> dict[str, str | None] | None:
-    params: dict[str, str | None] = {}
-    for i, (literal, seg) in enumerate(zip(c.segments, segs, strict=True)):
-        if literal is not None:
-            if seg.lower() != literal:
-                return None
-            continue
-        name = c.names[i]
-        assert name is not None
+    for i, literal in c.checks:
+        if segs[i].lower() != literal:
+            return None
+    params: dict[str, str | None] = dict.fromkeys(c.absent) if c.absent else {}
+    for i, name, empty_ok in c.params:
+        seg = segs[i]
         if not seg:
-            if i not in c.optional:
+            if not empty_ok:
                 return None
             params[name] = None
         else:
