@@ -12,14 +12,13 @@ Run as ``python -m benchmarks.bare CERT KEY PORT WORKERS`` (the runner does this
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.server import free_port, launch, stop_process
+from benchmarks.server import free_port, launch, stop_process, with_pythonpath
 
 __all__ = ["BareServer", "app"]
 
@@ -58,15 +57,14 @@ class BareServer:
         return f"https://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> BareServer:
-        root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        root = Path(__file__).resolve().parent.parent
         self.process = launch(
             [sys.executable, "-m", "benchmarks.bare", str(self.cert), str(self.key), str(self.port), str(self.workers)],
             log_path=self.log_dir / f"bare-{self.port}.log",
             ready_url=f"{self.url}/bare",
             timeout=timeout,
-            env=env,
-            cwd=root,
+            env=with_pythonpath(root),
+            cwd=str(root),
         )
         return self
 

@@ -56,7 +56,7 @@ Vary = Literal["none", "seq", "rand"]
 class Scenario:
     """One request shape. ``path`` may contain one ``{}``: filled per request as ``vary`` says.
 
-    ``seq``: a unique ``<worker>x<counter>`` (creates need fresh names); ``rand``: a random integer
+    ``seq``: ``<run><worker>x<counter>``, unique across runs (creates need fresh names); ``rand``: a random integer
     in ``[0, rand_range)``, zero-padded to ``rand_width`` (the scaling run's random key names).
     """
 
@@ -154,10 +154,11 @@ def run_load(
     conns = scenario.connections or connections
     if client == "auto":
         client = available_clients()[0]
+    run = os.urandom(3).hex()  # prefix of "seq" names: a fresh one per run
     if client == "wrk":
-        return _run_wrk(url, scenario, duration=duration, connections=conns, threads=min(processes, conns))
+        return _run_wrk(url, scenario, run, duration=duration, connections=conns, threads=min(processes, conns))
     if client == "python":
-        return _run_python(url, scenario, duration=duration, connections=conns, processes=min(processes, conns))
+        return _run_python(url, scenario, run, duration=duration, connections=conns, processes=min(processes, conns))
     raise ValueError(f"unknown load client {client!r}")
 
 
@@ -166,14 +167,14 @@ def _lua(s: str) -> str:
     return json.dumps(s)  # a JSON string literal is a valid Lua string literal for ASCII text
 
 
-def _wrk_script(s: Scenario) -> str:
+def _wrk_script(s: Scenario, run: str) -> str:
     prefix, suffix = s.split()
     headers = "".join(f"wrk.headers[{_lua(k)}] = {_lua(v)}\n" for k, v in s.headers)
     if s.body is not None:
         headers += f'wrk.headers["Content-Type"] = {_lua(s.content_type)}\n'
     body = _lua(s.body) if s.body is not None else "nil"
     if s.vary == "seq":
-        value = 'string.format("%dx%d", id, counter)'
+        value = f"string.format({_lua(run + '%dx%d')}, id, counter)"
     elif s.vary == "rand":
         value = f'string.format("%0{s.rand_width}d", math.random(0, {s.rand_range - 1}))'
     else:
@@ -209,9 +210,9 @@ end
 """
 
 
-def _run_wrk(url: str, s: Scenario, *, duration: float, connections: int, threads: int) -> LoadResult:
+def _run_wrk(url: str, s: Scenario, run: str, *, duration: float, connections: int, threads: int) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(_wrk_script(s))
+        f.write(_wrk_script(s, run))
         script = f.name
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
@@ -251,13 +252,14 @@ class _Job:
     duration: float
     connections: int
     worker: int
+    run: str
 
 
-def _run_python(url: str, s: Scenario, *, duration: float, connections: int, processes: int) -> LoadResult:
+def _run_python(url: str, s: Scenario, run: str, *, duration: float, connections: int, processes: int) -> LoadResult:
     hostport = url.split("://", 1)[1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     per = [connections // processes + (1 if i < connections % processes else 0) for i in range(processes)]
-    jobs = [_Job(host, int(port), s, duration, n, i + 1) for i, n in enumerate(per) if n]
+    jobs = [_Job(host, int(port), s, duration, n, i + 1, run) for i, n in enumerate(per) if n]
     with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
         parts = list(pool.map(_python_worker, jobs))
     lat = sorted(x for p in parts for x in p[0])
@@ -309,7 +311,11 @@ async def _python_main(job: _Job) -> tuple[list[float], int, float]:
         if s.vary == "none":
             return static
         counter += 1
-        v = f"{job.worker}x{counter}" if s.vary == "seq" else str(rng.randrange(s.rand_range)).zfill(s.rand_width)
+        v = (
+            f"{job.run}{job.worker}x{counter}"
+            if s.vary == "seq"
+            else str(rng.randrange(s.rand_range)).zfill(s.rand_width)
+        )
         return f"{s.method} {prefix}{v}{suffix} HTTP/1.1\r\n{head}\r\n".encode() + body
 
     async def connection() -> None:

@@ -18,18 +18,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["RAW_OPS", "RawCeiling", "raw_ceiling"]
+__all__ = ["PRIMITIVES", "RawCeiling"]
 
-# kluis operation -> raw primitive; operations without one (get, list) have the bare ceiling only.
-RAW_OPS: dict[str, str] = {
-    "sign_ps256": "rsa_pss_sign",
-    "decrypt_rsa_oaep256": "rsa_oaep_decrypt",
-    "unwrap_rsa_oaep256": "rsa_oaep_decrypt",
-    "sign_es256": "ecdsa_p256_sign",
-    "encrypt_a256gcm": "aes256_gcm_encrypt",
-    "create_ec": "ec_p256_generate",
-    "create_rsa": "rsa2048_generate",
-}
+PRIMITIVES = (
+    "rsa_pss_sign",
+    "rsa_oaep_decrypt",
+    "ecdsa_p256_sign",
+    "aes256_gcm_encrypt",
+    "ec_p256_generate",
+    "rsa2048_generate",
+)  # what an operation's ``raw`` may name (benchmarks.scenarios)
 
 
 def _make(primitive: str) -> Callable[[], object]:
@@ -96,9 +94,3 @@ class RawCeiling:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def raw_ceiling(primitives: list[str], *, processes: int, seconds: float) -> dict[str, float]:
-    """Operations per second of each primitive, summed over ``processes`` concurrent processes."""
-    with RawCeiling(processes) as raw:
-        return {p: raw.measure(p, seconds) for p in primitives}

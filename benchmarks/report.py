@@ -1,4 +1,9 @@
-"""Turn one run's measurements into ratios, target verdicts, a printed table, a JSON file and a PNG chart."""
+"""Turn one run's measurements into target verdicts, a printed table, a JSON file and a PNG chart.
+
+Figures are the medians :func:`benchmarks.stats.combine` computed, printed with their
+``[min-max]`` over the rounds; a target is judged on the median. Results written before
+``--repeat`` existed (no ``spread``) are read too, and printed without ranges.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Target", "evaluate_targets", "format_table", "write_chart", "write_json"]
+__all__ = ["BASELINE_WITHIN", "Target", "evaluate_targets", "format_table", "write_chart", "write_json"]
+
+
+BASELINE_WITHIN = 0.95  # current / baseline: "within 5% of before"
 
 
 @dataclass
@@ -17,6 +25,7 @@ class Target:
     threshold: float
     unit: str
     higher_is_better: bool = True
+    spread: list[float] | None = None  # [min, max] over the rounds, for the reader; never judged
 
     @property
     def passed(self) -> bool | None:
@@ -30,7 +39,7 @@ class Target:
 
     def describe(self) -> str:
         sign = ">=" if self.higher_is_better else "<"
-        got = "-" if self.measured is None else _fmt(self.measured, self.unit)
+        got = "-" if self.measured is None else _fmt(self.measured, self.unit) + _span(self.spread, self.unit)
         return f"{self.name}: {got} (target {sign} {_fmt(self.threshold, self.unit)})"
 
     def as_dict(self) -> dict[str, Any]:
@@ -39,6 +48,7 @@ class Target:
             "measured": self.measured,
             "threshold": self.threshold,
             "unit": self.unit,
+            "spread": self.spread,
             "comparison": ">=" if self.higher_is_better else "<",
             "result": self.verdict,
         }
@@ -66,24 +76,36 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _figure(results: dict[str, Any], op: str, key: str) -> tuple[float | None, list[float] | None]:
+    """The median ``key`` of operation ``op`` and its [min, max] (None, None when not measured)."""
+    entry = _ok(results).get(op, {})
+    return entry.get(key), entry.get("spread", {}).get(key)
+
+
 def evaluate_targets(results: dict[str, Any]) -> list[Target]:
-    ops = _ok(results)
+    """Every target, judged on the medians in ``results`` (None: not measured, neither PASS nor MISS).
+
+    The comparison with a ``--baseline`` checkout is added only when one was measured.
+    """
     get = _ops(results, "get_key")
+
+    def of(name: str, op: str, key: str, threshold: float) -> Target:
+        value, spread = _figure(results, op, key)
+        return Target(name, value, threshold, "%", spread=spread)
+
+    p50, p50_spread = _figure(results, "create_rsa", "p50_ms")
     targets = [
-        Target("get key throughput", get, 10_000, "req/s"),
-        Target("get key / bare GET", ops.get("get_key", {}).get("kluis_over_bare"), 0.50, "%"),
-        Target("RSA-2048 sign PS256 / raw", ops.get("sign_ps256", {}).get("kluis_over_raw"), 0.60, "%"),
-        Target("RSA-2048 decrypt / raw", ops.get("decrypt_rsa_oaep256", {}).get("kluis_over_raw"), 0.60, "%"),
+        Target("get key throughput", get, 10_000, "req/s", spread=_figure(results, "get_key", "ops_s")[1]),
+        of("get key / bare GET", "get_key", "kluis_over_bare", 0.50),
+        of("RSA-2048 sign PS256 / raw", "sign_ps256", "kluis_over_raw", 0.60),
+        of("RSA-2048 decrypt / raw", "decrypt_rsa_oaep256", "kluis_over_raw", 0.60),
         Target("EC P-256 sign / get key", _ratio(_ops(results, "sign_es256"), get), 0.70, "%"),
         Target("AES-256-GCM encrypt / get key", _ratio(_ops(results, "encrypt_a256gcm"), get), 0.70, "%"),
-        Target(
-            "create RSA-2048 p50 (pool)",
-            ops["create_rsa"]["p50_ms"] if "create_rsa" in ops else None,
-            5.0,
-            "ms",
-            higher_is_better=False,
-        ),
+        Target("create RSA-2048 p50 (pool)", p50, 5.0, "ms", higher_is_better=False, spread=p50_spread),
     ]
+    for op, entry in _ok(results).items():
+        if entry.get("kluis_over_baseline") is not None:
+            targets.append(of(f"{entry['label']} / baseline", op, "kluis_over_baseline", BASELINE_WITHIN))
     sizes = results.get("scaling", {}).get("sizes", {})
     if len(sizes) >= 2:
         keys = sorted(sizes, key=int)
@@ -104,6 +126,27 @@ def _cell(value: float | None, kind: str) -> str:
     return f"{value:,.0f}"
 
 
+def _short(value: float, kind: str) -> str:
+    if kind == "%":
+        return f"{value * 100:.0f}"
+    if kind == "ms":
+        return f"{value:.2f}"
+    return f"{value / 1000:.3g}k" if value >= 1000 else f"{value:.0f}"
+
+
+def _span(spread: list[float] | None, kind: str) -> str:
+    """``[min-max]`` compactly (``21.1k-22.3k``, ``49-53%``); empty when there is no spread."""
+    if not spread:
+        return ""
+    return f" [{_short(spread[0], kind)}-{_short(spread[1], kind)}{'%' if kind == '%' else ''}]"
+
+
+def _fig(entry: dict[str, Any], key: str, kind: str) -> str:
+    """The median ``entry[key]`` with its range over the rounds beside it."""
+    value = entry.get(key)
+    return "-" if value is None else _cell(value, kind) + _span(entry.get("spread", {}).get(key), kind)
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
@@ -116,45 +159,47 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _foreign(entry: dict[str, Any]) -> str:
-    value = entry.get("cpu", {}).get("foreign_cores")
+    value = entry.get("foreign_cores_max", entry.get("cpu", {}).get("foreign_cores"))
     return "-" if value is None else f"{value:.2f}"
 
 
 def format_table(results: dict[str, Any], targets: list[Target]) -> str:
+    """The printed report: operations, baseline comparison, peer, scaling, noise and target verdicts."""
     meta = results["meta"]
+    repeat = meta.get("repeat")
     parts = [
         f"kluis bench: {meta['workers']} server workers, {meta['cpus']} CPUs, client {meta['client']} "
-        f"({meta['connections']} connections, {meta['duration']} s per operation)",
+        f"({meta['connections']} connections, {meta['duration']} s per run)",
+        f"every figure: median of {repeat} alternating rounds (kluis, ceilings, kluis, ...) [min-max over the rounds];"
+        " a ratio is taken per round; p50/p99: medians"
+        if repeat
+        else "one run per figure",
         "",
     ]
+    ops = results["operations"]
     rows = []
-    for e in results["operations"].values():
+    for e in ops.values():
         if e.get("failed"):
             rows.append([e["label"], "FAILED", "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
         rows.append([
-            e["label"], _cell(e["ops_s"], "n"), _cell(e["p50_ms"], "ms"), _cell(e["p99_ms"], "ms"),
-            _cell(e.get("raw_ops_s"), "n"), _cell(e.get("kluis_over_raw"), "%"),
-            _cell(e.get("bare_ops_s"), "n"), _cell(e.get("kluis_over_bare"), "%"),
+            e["label"], _fig(e, "ops_s", "n"), _cell(e.get("p50_ms"), "ms"), _cell(e.get("p99_ms"), "ms"),
+            _fig(e, "raw_ops_s", "n"), _fig(e, "kluis_over_raw", "%"),
+            _fig(e, "bare_ops_s", "n"), _fig(e, "kluis_over_bare", "%"),
             str(e.get("errors", 0)), _foreign(e),
         ])  # fmt: skip
-    parts.append(
-        _table(
-            [
-                "operation",
-                "ops/s",
-                "p50 ms",
-                "p99 ms",
-                "raw ops/s",
-                "kluis/raw",
-                "bare ops/s",
-                "kluis/bare",
-                "errors",
-                "other CPU",
-            ],
-            rows,
-        )
-    )
+    headers = ["operation", "ops/s", "p50 ms", "p99 ms", "raw ops/s", "kluis/raw", "bare ops/s", "kluis/bare"]
+    parts.append(_table([*headers, "errors", "other CPU"], rows))
+    compared = [e for e in ops.values() if not e.get("failed") and e.get("baseline_ops_s") is not None]
+    if compared:
+        base = meta.get("baseline", {})
+        parts += ["", f"baseline: kluis of {base.get('path')} ({base.get('commit') or 'no commit'}) against this "
+                  f"checkout ({meta.get('commit') or 'no commit'}), same rounds"]  # fmt: skip
+        brow = [
+            [e["label"], _fig(e, "ops_s", "n"), _fig(e, "baseline_ops_s", "n"), _fig(e, "kluis_over_baseline", "%")]
+            for e in compared
+        ]
+        parts.append(_table(["operation", "kluis ops/s", "baseline ops/s", "kluis/baseline"], brow))
     peer = results.get("peer", {})
     if peer.get("skipped"):
         parts += ["", f"peer moto: skipped ({peer['skipped']})"]
@@ -164,7 +209,7 @@ def format_table(results: dict[str, Any], targets: list[Target]) -> str:
         for e in peer["operations"].values():
             ratio = f"{e['kluis_over_moto']:.1f}x" if e.get("kluis_over_moto") else "-"
             prow.append([
-                e["label"], _cell(e["ops_s"], "n"), _cell(e["p50_ms"], "ms"), _cell(e["p99_ms"], "ms"),
+                e["label"], _fig(e, "ops_s", "n"), _cell(e.get("p50_ms"), "ms"), _cell(e.get("p99_ms"), "ms"),
                 e["kluis_op"], _cell(e.get("kluis_ops_s"), "n"), ratio,
             ])  # fmt: skip
         parts.append(
@@ -181,9 +226,9 @@ def format_table(results: dict[str, Any], targets: list[Target]) -> str:
         for n, e in sorted(sizes.items(), key=lambda kv: int(kv[0])):
             g, s, c = e.get("get_key", {}), e.get("sign_es256", {}), e.get("get_key_cold", {})
             srow.append([
-                f"{int(n):,}", _cell(g.get("ops_s"), "n"), _cell(g.get("p50_ms"), "ms"), _cell(g.get("p99_ms"), "ms"),
-                _cell(s.get("ops_s"), "n"), _cell(s.get("p50_ms"), "ms"), _cell(s.get("p99_ms"), "ms"),
-                _cell(c.get("ops_s"), "n"), _cell(c.get("p99_ms"), "ms"), f"{e.get('load_seconds', 0):.1f}",
+                f"{int(n):,}", _fig(g, "ops_s", "n"), _cell(g.get("p50_ms"), "ms"), _cell(g.get("p99_ms"), "ms"),
+                _fig(s, "ops_s", "n"), _cell(s.get("p50_ms"), "ms"), _cell(s.get("p99_ms"), "ms"),
+                _fig(c, "ops_s", "n"), _cell(c.get("p99_ms"), "ms"), f"{e.get('load_seconds', 0):.1f}",
             ])  # fmt: skip
         parts.append(
             _table(
@@ -197,7 +242,7 @@ def format_table(results: dict[str, Any], targets: list[Target]) -> str:
             f"other processes on the machine used {noise:.2f} cores on average during the measurements "
             f"(max {meta.get('foreign_cores_max', 0):.2f})" + ("; the numbers are NOISY" if noise > 0.25 else ""),
         ]
-    parts += ["", "targets"]
+    parts += ["", "targets (judged on the median)"]
     for t in targets:
         parts.append(f"  [{t.verdict}] {t.describe()}")
     return "\n".join(parts)
@@ -220,29 +265,42 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
                              gridspec_kw={"width_ratios": [3, 1]} if sizes else None)  # fmt: skip
     ax = axes[0][0]
     x = list(range(len(names)))
+
+    def column(key: str) -> tuple[list[float], list[list[float]] | None]:
+        """Medians of ``key`` per operation (0: none) and their distances to [min, max] (error bars)."""
+        values = [ops[n].get(key) or 0.0 for n in names]
+        spans = [ops[n].get("spread", {}).get(key) or [v, v] for n, v in zip(names, values, strict=True)]
+        return values, [[v - lo for v, (lo, _) in zip(values, spans, strict=True)],
+                        [hi - v for v, (_, hi) in zip(values, spans, strict=True)]]  # fmt: skip
+
     series = [
-        ("kluis", [ops[n]["ops_s"] for n in names], "#1f77b4"),
-        ("raw cryptography (same processes)", [ops[n].get("raw_ops_s") or 0 for n in names], "#ff7f0e"),
-        ("bare endpoint (same HTTP stack)", [ops[n].get("bare_ops_s") or 0 for n in names], "#2ca02c"),
+        ("kluis", *column("ops_s"), "#1f77b4"),
+        ("raw cryptography (same processes)", *column("raw_ops_s"), "#ff7f0e"),
+        ("bare endpoint (same HTTP stack)", *column("bare_ops_s"), "#2ca02c"),
     ]
+    if any(ops[n].get("baseline_ops_s") for n in names):
+        series.insert(1, ("baseline checkout", *column("baseline_ops_s"), "#17becf"))
     peer_ops = results.get("peer", {}).get("operations", {})
     if peer_ops:
         by_kluis = {e["kluis_op"]: e["ops_s"] for e in peer_ops.values()}
-        series.append(("moto KMS", [by_kluis.get(n, 0) for n in names], "#9467bd"))
+        series.append(("moto KMS", [by_kluis.get(n, 0.0) for n in names], None, "#9467bd"))
     width = 0.8 / len(series)
-    for i, (label, values, color) in enumerate(series):
+    for i, (label, values, err, color) in enumerate(series):
         xs = [p + (i - (len(series) - 1) / 2) * width for p in x]
-        ax.bar(xs, [v if v else float("nan") for v in values], width, label=label, color=color)
+        ax.bar(xs, [v if v else float("nan") for v in values], width, yerr=err, capsize=2, label=label, color=color)
     for p, n in zip(x, names, strict=True):
-        ax.annotate(f"{ops[n]['ops_s']:,.0f}", (p - (len(series) - 1) / 2 * width, ops[n]["ops_s"]),
+        top = (ops[n].get("spread", {}).get("ops_s") or [0.0, ops[n]["ops_s"]])[1]  # above the error bar
+        ax.annotate(f"{ops[n]['ops_s']:,.0f}", (p - (len(series) - 1) / 2 * width, top),
                     ha="center", va="bottom", fontsize=7, rotation=90)  # fmt: skip
     ax.set_yscale("log")
     ax.set_xticks(x)
     ax.set_xticklabels([ops[n]["label"] for n in names], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("operations per second (log)")
     meta = results["meta"]
-    ax.set_title(f"kluis vs its ceilings: {meta['workers']} workers, {meta['cpus']} CPUs, {meta['client']} "
-                 f"-c{meta['connections']}, {meta['duration']} s each")  # fmt: skip
+    ax.set_title(
+        f"kluis vs its ceilings: {meta['workers']} workers, {meta['cpus']} CPUs, {meta['client']} "
+        f"-c{meta['connections']}, median of {meta.get('repeat', 1)} runs of {meta['duration']} s [min-max]"
+    )
     ax.legend(fontsize=8)
     ax.grid(axis="y", which="both", alpha=0.3)
     if sizes:

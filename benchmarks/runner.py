@@ -1,6 +1,9 @@
-"""The whole suite, in order: kluis with its bare and raw ceilings, moto peer, scaling run, report.
+"""The whole suite, in order: kluis with its ceilings (and a baseline checkout), moto peer, scaling, report.
 
-Entry point: :func:`main` (``python -m benchmarks [flags]``; ``kluis bench`` calls the same).
+Every figure is the median of ``--repeat`` rounds in which each subject of an operation (kluis,
+``baseline`` when ``--baseline`` is given, raw ``cryptography``, the bare endpoint) runs once, in
+turn; ratios are per round (:mod:`benchmarks.stats`). Every run is kept in the JSON.
+Entry point: :func:`main` (``python -m benchmarks [flags]``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import contextlib
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,46 +26,64 @@ from typing import Any
 
 from benchmarks.bare import BareServer
 from benchmarks.bulk import bulk_load
-from benchmarks.load import LoadResult, Scenario, ensure_wrk, run_load
+from benchmarks.load import Scenario, ensure_wrk, run_load
 from benchmarks.moto_peer import MOTO_PAIRS, MotoServer, moto_available
 from benchmarks.noise import CpuMeter, wait_idle, wait_quiet
 from benchmarks.profile import Recording, format_summary, py_spy, summarize
-from benchmarks.raw import RAW_OPS, RawCeiling
+from benchmarks.raw import RawCeiling
 from benchmarks.report import evaluate_targets, format_table, write_chart, write_json
-from benchmarks.scenarios import OPERATIONS, kluis_scenarios, prepare_keys, scaling_scenarios
+from benchmarks.scenarios import BASELINE_OPS, OPERATIONS, Fixture, prepare, scaling_scenarios
 from benchmarks.server import KluisProcess
+from benchmarks.stats import alternation, combine
 
 __all__ = ["main", "parse_args", "run"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
 PROFILED = ("get_key", "sign_es256")
-NOISY = 0.3  # cores of other processes' load above which a measurement is repeated
+MIN_REPEAT = 3
+BARE = {  # the bare ceiling of a GET and of a POST operation
+    "GET": Scenario("bare GET", "GET", "/bare"),
+    "POST": Scenario("bare POST", "POST", "/bare", '{"alg":"ES256","value":"x"}'),
+}
+
+Run = dict[str, Any]  # one measurement (LoadResult.as_dict, or a raw rate), see benchmarks.stats
+
+
+def _names(text: str, p: argparse.ArgumentParser, flag: str) -> list[str]:
+    names = [o.strip() for o in text.split(",") if o.strip()]
+    unknown = set(names) - set(OPERATIONS)
+    if unknown:
+        p.error(f"{flag}: unknown operation(s) {', '.join(sorted(unknown))} (known: {', '.join(OPERATIONS)})")
+    return names
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags -> namespace with defaults filled in (``ops``, ``baseline_ops``, ``sizes`` as lists); exits on misuse."""
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Benchmark a fresh kluis server against raw cryptography, a bare endpoint and moto.",
+        description="Benchmark a fresh kluis server against raw cryptography, a bare endpoint, an optional "
+        "baseline checkout and moto; every figure is the median of alternating rounds.",
     )
-    p.add_argument("--quick", action="store_true", help="~1 minute: 2 s per operation, smaller scaling run.")
-    p.add_argument("--duration", type=float, help="Seconds measured per operation (default 6; quick 2).")
-    p.add_argument("--warmup", type=float, default=1.0, help="Unmeasured seconds before each operation.")
+    p.add_argument("--quick", action="store_true", help="~2 minutes: 1 s runs, smaller scaling run, still 3 rounds.")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=MIN_REPEAT,
+        help=f"Alternating rounds per figure (at least {MIN_REPEAT}); figures are their medians.",
+    )
+    p.add_argument("--duration", type=float, help="Seconds of each measured run (default 4; quick 1).")
+    p.add_argument("--warmup", type=float, default=1.0, help="Unmeasured seconds before a subject's first round.")
     p.add_argument("--connections", type=int, default=32, help="Concurrent keep-alive connections.")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="Server workers and raw processes.")
     p.add_argument("--client", choices=["auto", "wrk", "python"], default="auto", help="Load generator.")
     p.add_argument("--load-processes", type=int, default=1, help="wrk threads / python client processes.")
     p.add_argument("--no-install", action="store_true", help="Do not apt-get install wrk when it is missing.")
-    p.add_argument("--raw-seconds", type=float, help="Seconds per raw-crypto primitive (default 2; quick 1).")
+    p.add_argument("--raw-seconds", type=float, help="Seconds of each raw-crypto run (default 2; quick 0.5).")
     p.add_argument(
         "--quiet-wait",
         type=float,
-        help="Before each measurement, wait up to this many seconds for other processes to go quiet "
-        "(default 3; quick 0: never).",
-    )
-    p.add_argument(
-        "--noisy-retries",
-        type=int,
-        help="Measurements that may be repeated because other processes took > 0.3 cores (default 4; quick 0).",
+        help="Before each run, wait up to this many seconds for other processes to go quiet (default 3; quick 0).",
     )
     p.add_argument("--create-rsa-rate", type=float, default=10.0, help="Paced create-RSA requests per second.")
     p.add_argument("--key-pool", type=int, default=16, help="Server's pre-generated RSA keys per worker.")
@@ -69,23 +91,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-scaling", action="store_true", help="Skip the scaling run.")
     p.add_argument("--no-peer", action="store_true", help="Skip the moto peer.")
     p.add_argument("--only", help=f"Comma-separated operations to run ({','.join(OPERATIONS)}).")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="Another kluis checkout (e.g. a git worktree of an older commit): serve its src too, from this venv, "
+        "and alternate it with this checkout in every round of the --baseline-ops.",
+    )
+    p.add_argument("--baseline-ops", default=",".join(BASELINE_OPS),
+                   help=f"Operations compared with --baseline (default {','.join(BASELINE_OPS)}).")  # fmt: skip
     p.add_argument("--profile", action="store_true", help="py-spy the workers under get key and ES256 sign.")
     p.add_argument("--out", type=Path, default=RESULTS, help="Directory for the JSON and PNG results.")
     p.add_argument("--keep", action="store_true", help="Keep the temporary data dirs and server logs.")
     p.add_argument("--strict", action="store_true", help="Exit 1 when a target is missed.")
     args = p.parse_args(argv)
-    args.duration = args.duration or (2.0 if args.quick else 6.0)
-    args.raw_seconds = args.raw_seconds or (1.0 if args.quick else 2.0)
+    if args.repeat < MIN_REPEAT:
+        p.error(f"--repeat must be at least {MIN_REPEAT}: a median of fewer runs hides no outlier")
+    args.duration = args.duration or (1.0 if args.quick else 4.0)
+    args.raw_seconds = args.raw_seconds or (0.5 if args.quick else 2.0)
     if args.quiet_wait is None:
         args.quiet_wait = 0.0 if args.quick else 3.0
-    if args.noisy_retries is None:
-        args.noisy_retries = 0 if args.quick else 4
     sizes = args.scaling_sizes or ("10,100000" if args.quick else "10,10000,1000000")
     args.sizes = sorted({int(s.replace("_", "")) for s in sizes.split(",") if s.strip()})
-    args.ops = [o.strip() for o in args.only.split(",")] if args.only else list(OPERATIONS)
-    unknown = set(args.ops) - set(OPERATIONS)
-    if unknown:
-        p.error(f"unknown operation(s): {', '.join(sorted(unknown))}")
+    args.ops = _names(args.only, p, "--only") if args.only else list(OPERATIONS)
+    args.baseline_ops = [o for o in _names(args.baseline_ops, p, "--baseline-ops") if o in args.ops]
+    if args.baseline is not None:
+        args.baseline = args.baseline.expanduser().resolve()
+        if not (args.baseline / "src" / "kluis" / "__init__.py").is_file():
+            p.error(f"--baseline {args.baseline}: no src/kluis package there (give a kluis checkout)")
     return args
 
 
@@ -95,53 +127,32 @@ class Bench:
     work: Path
     client: str
     t0: float
-    retries: int = 0
 
     def log(self, msg: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    def quiet(self) -> None:
-        if self.args.quiet_wait > 0:
-            waited, foreign = wait_quiet(self.args.quiet_wait)
-            if waited > 1.0:
-                self.log(f"waited {waited:.1f} s for other processes to calm down (now {foreign} cores)")
+    def rounds(self, subjects: dict[str, Callable[[int], Run]]) -> list[Run]:
+        """``--repeat`` rounds of one run per subject, alternating; every run, in the order taken.
 
-    def measure(self, url: str, scenario: Scenario, *, hook: Callable[[], Any] | None = None) -> LoadResult:
-        """Warm up, then measure; measure once more (keeping the quieter) if other processes interfered."""
+        Each subject is called with the round number (0-based) and returns one run; before each
+        run, waits (up to ``--quiet-wait``) for other processes to calm down.
+        """
+        runs: list[Run] = []
+        for rnd, subject in alternation(list(subjects), self.args.repeat):
+            if self.args.quiet_wait > 0:
+                waited, foreign = wait_quiet(self.args.quiet_wait)
+                if waited > 1.0:
+                    self.log(f"waited {waited:.1f} s for other processes to calm down (now {foreign} cores)")
+            runs.append({"round": rnd, "subject": subject, **subjects[subject](rnd)})
+        return runs
+
+    def load(self, url: str, scenario: Scenario, who: str, *, warm: bool,
+             hook: Callable[[], Any] | None = None) -> Run:  # fmt: skip
+        """One measured run of ``scenario`` (after ``--warmup`` s of unmeasured load when ``warm``)."""
         a = self.args
-        self.quiet()
-        if a.warmup > 0:
+        if warm and a.warmup > 0:
             run_load(url, scenario, duration=a.warmup, connections=a.connections, client=self.client,
                      processes=a.load_processes)  # fmt: skip
-        res = self._once(url, scenario, hook)
-        if self.retries > 0 and (res.cpu.get("foreign_cores") or 0.0) > NOISY:
-            self.retries -= 1
-            self.quiet()
-            again = self._once(url, scenario, None)
-            res = min(res, again, key=lambda r: r.cpu.get("foreign_cores") or 0.0)
-            self.log(f"{scenario.name}: kept the measurement with {res.cpu.get('foreign_cores')} cores of other load")
-        return res
-
-    def raw(self, raw: RawCeiling, primitive: str, record: dict[str, Any]) -> float:
-        """The raw ceiling of ``primitive`` now (measured again if other processes interfered)."""
-        best: tuple[float, dict[str, float | None]] | None = None
-        for attempt in range(2):
-            self.quiet()
-            meter = CpuMeter().start()
-            ops = raw.measure(primitive, self.args.raw_seconds)
-            cpu = meter.stop()
-            self.log(f"raw {primitive:<18} {ops:>10,.0f} ops/s  other CPU {cpu.get('foreign_cores')}")
-            if best is None or (cpu.get("foreign_cores") or 0.0) < (best[1].get("foreign_cores") or 0.0):
-                best = (ops, cpu)
-            if attempt or self.retries <= 0 or (cpu.get("foreign_cores") or 0.0) <= NOISY:
-                break
-            self.retries -= 1
-        assert best is not None
-        record[primitive] = {"ops_s": round(best[0], 1), "cpu": best[1]}
-        return best[0]
-
-    def _once(self, url: str, scenario: Scenario, hook: Callable[[], Any] | None) -> LoadResult:
-        a = self.args
         started = hook() if hook else None
         meter = CpuMeter().start()
         res = run_load(url, scenario, duration=a.duration, connections=a.connections, client=self.client,
@@ -150,11 +161,37 @@ class Bench:
         if isinstance(started, Recording):
             started.wait()
         self.log(
-            f"{scenario.name:<22} {res.ops_s:>10,.0f} ops/s  p50 {res.p50_ms:7.2f} ms  p99 {res.p99_ms:7.2f} ms"
-            + f"  other CPU {res.cpu.get('foreign_cores')}"
+            f"{who:<8} {scenario.name:<20} {res.ops_s:>10,.0f} ops/s  p50 {res.p50_ms:7.2f} ms"
+            f"  p99 {res.p99_ms:7.2f} ms  other CPU {res.cpu.get('foreign_cores')}"
             + (f"  errors {res.errors} {res.details}" if res.errors or res.details else "")
         )
-        return res
+        return res.as_dict()
+
+    def raw(self, raw: RawCeiling, primitive: str) -> Run:
+        """One run of the raw-cryptography ceiling of ``primitive``."""
+        meter = CpuMeter().start()
+        ops = raw.measure(primitive, self.args.raw_seconds)
+        cpu = meter.stop()
+        self.log(f"raw      {primitive:<20} {ops:>10,.0f} ops/s  other CPU {cpu.get('foreign_cores')}")
+        return {"primitive": primitive, "ops_s": round(ops, 1), "cpu": cpu}
+
+    def served(self, server: KluisProcess, scenario: Scenario, who: str, *, warm: bool,
+               hook: Callable[[], Any] | None = None) -> Run:  # fmt: skip
+        """A run against a kluis server; if it died under the load, say so (with its log), restart it
+        once and run again (a second failure raises RuntimeError)."""
+        try:
+            return self.load(server.url, scenario, who, warm=warm, hook=hook)
+        except RuntimeError as e:
+            if server.process is not None and server.process.poll() is None:
+                raise
+            code = server.process.returncode if server.process is not None else None
+            self.log(f"{who} {scenario.name}: kluis serve is gone (exit code {code}): {e}\n{server.log_tail()}")
+            server.stop()
+            server.start()
+            assert server.process is not None
+            wait_idle(server.process.pid)
+            self.log(f"restarted {who} kluis serve on {server.url}; measuring {scenario.name} again")
+            return self.load(server.url, scenario, who, warm=True, hook=hook)
 
 
 def _versions() -> dict[str, str]:
@@ -165,11 +202,18 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _entry(label: str, res: LoadResult) -> dict[str, Any]:
-    return {"label": label, **res.as_dict()}
+def _commit(checkout: Path) -> str | None:
+    """``git describe`` of a checkout (commit, ``-dirty`` when changed), None when it is not a git tree."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["git", "-C", str(checkout), "describe", "--always", "--dirty", "--abbrev=12"],
+                             capture_output=True, text=True, timeout=10, check=False)  # fmt: skip
+        if out.returncode == 0:
+            return out.stdout.strip()
+    return None
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every phase; the results dict (``meta``, ``operations``, ``peer``, ``scaling``) that report.py reads."""
     t0 = time.monotonic()
     client = args.client
     if client in ("auto", "wrk"):
@@ -181,16 +225,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   file=sys.stderr)  # fmt: skip
         client = "python" if why else "wrk"
     work = Path(tempfile.mkdtemp(prefix="kluis-bench-"))
-    b = Bench(args, work, client, t0, retries=args.noisy_retries)
+    b = Bench(args, work, client, t0)
     results: dict[str, Any] = {
         "meta": {
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": " ".join(["python -m benchmarks", *sys.argv[1:]]) if sys.argv else "",
+            "commit": _commit(ROOT),
             "cpus": os.cpu_count(),
             "workers": args.workers,
             "client": client,
             "connections": args.connections,
+            "repeat": args.repeat,
             "duration": args.duration,
+            "raw_seconds": args.raw_seconds,
             "warmup": args.warmup,
             "key_pool": args.key_pool,
             "create_rsa_rate": args.create_rsa_rate,
@@ -214,104 +261,136 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cpu_records(node: Any) -> list[float | None]:
-    """Every ``foreign_cores`` recorded anywhere in the results."""
+    """Every ``foreign_cores`` recorded anywhere in the results (one per run)."""
     if isinstance(node, dict):
         out = [node["foreign_cores"]] if "foreign_cores" in node else []
         return out + [x for v in node.values() for x in _cpu_records(v)]
+    if isinstance(node, list):
+        return [x for v in node for x in _cpu_records(v)]
     return []
 
 
 def _run_phases(b: Bench, results: dict[str, Any]) -> None:
     args = b.args
-    results["ceilings"] = {"raw": {}}
-    server = KluisProcess(b.work / "main" / "data", workers=args.workers, key_pool=args.key_pool).start()
-    b.log(f"kluis serve on {server.url} ({args.workers} workers, key pool {args.key_pool})")
+    server = KluisProcess(b.work / "current" / "data", workers=args.workers, key_pool=args.key_pool)
+    baseline = None
+    if args.baseline is not None and args.baseline_ops:
+        baseline = KluisProcess(b.work / "baseline" / "data", workers=args.workers, key_pool=args.key_pool,
+                                src=args.baseline / "src")  # fmt: skip
+    elif args.baseline is not None:
+        b.log("--baseline: none of --baseline-ops is among the operations run; no baseline measured")
     try:
+        server.start()
+        b.log(f"kluis serve on {server.url} ({args.workers} workers, key pool {args.key_pool}) from {server.src}")
+        results["meta"]["kluis_file"] = server.kluis_file
+        if baseline is not None:
+            baseline.start()
+            lacks = f" (its CLI lacks {', '.join(baseline.dropped)}: left out)" if baseline.dropped else ""
+            b.log(f"baseline kluis serve on {baseline.url} from {baseline.src}{lacks}")
+            results["meta"]["baseline"] = {
+                "path": str(args.baseline),
+                "commit": _commit(args.baseline),
+                "kluis_file": baseline.kluis_file,
+                "dropped_flags": baseline.dropped,
+                "operations": args.baseline_ops,
+            }
         with RawCeiling(args.workers) as raw:
-            _kluis_phase(b, results, server, raw)
+            _kluis_phase(b, results, server, baseline, raw)
     finally:
         server.stop()
+        if baseline is not None:
+            baseline.stop()
     _peer(b, results, server)
     if not args.no_scaling and args.sizes:
         _scaling(b, results)
 
 
-def _kluis_phase(b: Bench, results: dict[str, Any], server: KluisProcess, raw: RawCeiling) -> None:
-    """The bare ceiling, then per operation: its raw-crypto ceiling right before kluis is measured."""
-    args = b.args
-    keys = prepare_keys(server)
+def _settle(b: Bench, server: KluisProcess, ops: list[str]) -> Fixture:
+    """Run the setups of ``ops`` on ``server`` and wait until it is idle (its key pool filled)."""
+    fixture = prepare(server, ops, paced_rate=b.args.create_rsa_rate)
     assert server.process is not None
-    b.log(f"server settled (key pool filled) after {wait_idle(server.process.pid):.1f} s")
-    scenarios = kluis_scenarios(keys, server.token(), create_rsa_rate=args.create_rsa_rate,
-                                salt=f"{int(time.time()) % 100000}")  # fmt: skip
+    b.log(f"{server.url} settled (key pool filled) after {wait_idle(server.process.pid):.1f} s")
+    return fixture
+
+
+def _kluis_phase(
+    b: Bench, results: dict[str, Any], server: KluisProcess, baseline: KluisProcess | None, raw: RawCeiling
+) -> None:
+    """Per operation, ``--repeat`` rounds of: kluis, the baseline (if any), the raw and the bare ceiling."""
+    args = b.args
+    fixture = _settle(b, server, args.ops)
+    base = (baseline, _settle(b, baseline, args.baseline_ops)) if baseline is not None else None
     bare = BareServer(server.server_cert, server.server_key, args.workers, server.data_dir.parent).start()
-    try:
-        bare_get = b.measure(bare.url, Scenario("bare GET", "GET", "/bare"))
-        bare_post = b.measure(bare.url, Scenario("bare POST", "POST", "/bare", '{"alg":"ES256","value":"x"}'))
-    finally:
-        bare.stop()
-    results["ceilings"]["bare_get"] = bare_get.as_dict()
-    results["ceilings"]["bare_post"] = bare_post.as_dict()
     profiles: dict[str, Any] = {}
     if args.profile and not py_spy():
         b.log("--profile: py-spy is not installed (.venv/bin/pip install py-spy); no profile taken")
-    for op in args.ops:
-        label, bare_method = OPERATIONS[op]
-        raw_ops = b.raw(raw, RAW_OPS[op], results["ceilings"]["raw"]) if op in RAW_OPS else None
-        hook = None
-        if args.profile and op in PROFILED and py_spy():
-            prefix = args.out / f"profile-{op}"
-            args.out.mkdir(parents=True, exist_ok=True)
-            for old in args.out.glob(f"profile-{op}-*.txt"):
-                old.unlink()
-
-            def hook(prefix: Path = prefix) -> Recording:
-                return Recording.start(server.worker_pids(), max(int(args.duration) - 1, 1), prefix)
-
-        try:
-            res = _measure_kluis(b, server, scenarios[op], hook)
-        except RuntimeError as e:
-            b.log(f"{op}: failed: {e}")
-            results["operations"][op] = {"label": label, "ops_s": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "failed": str(e)}
-            continue
-        entry = _entry(label, res)
-        if raw_ops:
-            entry.update(raw_primitive=RAW_OPS[op], raw_ops_s=round(raw_ops, 1))
-        if op == "create_rsa":  # paced: a ratio to a ceiling means nothing
-            entry["paced_per_s"] = args.create_rsa_rate
-        else:
-            bare_ops = (bare_get if bare_method == "GET" else bare_post).ops_s
-            entry["bare_ops_s"] = round(bare_ops, 1)
-            entry["kluis_over_bare"] = round(res.ops_s / bare_ops, 4) if bare_ops else None
-            if raw_ops:
-                entry["kluis_over_raw"] = round(res.ops_s / raw_ops, 4)
-        results["operations"][op] = entry
-        files = sorted(args.out.glob(f"profile-{op}-*.txt")) if hook is not None else []
-        if files:
-            profiles[op] = summarize(files)
-            print(format_summary(op, profiles[op]), file=sys.stderr)
+    try:
+        for op in args.ops:
+            hook = _profile_hook(b, server, op)
+            results["operations"][op] = _operation(b, op, server, fixture, base, raw, bare, hook)
+            files = sorted(args.out.glob(f"profile-{op}-*.txt")) if hook is not None else []
+            if files:
+                profiles[op] = summarize(files)
+                print(format_summary(op, profiles[op]), file=sys.stderr)
+    finally:
+        bare.stop()
     if profiles:
         results["profile"] = profiles
 
 
-def _measure_kluis(b: Bench, server: KluisProcess, scenario: Scenario, hook: Callable[[], Any] | None) -> LoadResult:
-    """Measure; if the server died under it, say so (with its log), restart it once and measure again."""
+def _operation(
+    b: Bench,
+    op: str,
+    server: KluisProcess,
+    fixture: Fixture,
+    base: tuple[KluisProcess, Fixture] | None,
+    raw: RawCeiling,
+    bare: BareServer,
+    hook: Callable[[], Any] | None,
+) -> dict[str, Any]:
+    """The rounds of one operation, summarized (:func:`benchmarks.stats.combine`) with every run kept."""
+    operation = OPERATIONS[op]
+    scenario = operation.scenario(fixture)
+    paced = scenario.delay_ms > 0  # its rate is set, not measured: no ceiling means anything
+    subjects: dict[str, Callable[[int], Run]] = {
+        "kluis": lambda n: b.served(server, scenario, "kluis", warm=n == 0, hook=hook if n == 0 else None)
+    }
+    if base is not None and op in b.args.baseline_ops:
+        subjects["baseline"] = _subject(b, base[0], operation.scenario(base[1]), "baseline")
+    if not paced and operation.raw:
+        primitive = operation.raw
+        subjects["raw"] = lambda n: b.raw(raw, primitive)
+    if not paced:
+        subjects["bare"] = _subject(b, bare.url, BARE[scenario.method], "bare")
+    entry: dict[str, Any] = {"label": operation.label}
     try:
-        return b.measure(server.url, scenario, hook=hook)
+        runs = b.rounds(subjects)
     except RuntimeError as e:
-        if server.process is not None and server.process.poll() is None:
-            raise
-        code = server.process.returncode if server.process is not None else None
-        b.log(f"{scenario.name}: kluis serve is gone (exit code {code}): {e}\n{server.log_tail()}")
-        server.stop()
-        server.start()
-        assert server.process is not None
-        wait_idle(server.process.pid)
-        b.log(f"restarted kluis serve on {server.url}; measuring {scenario.name} again")
-        return b.measure(server.url, scenario, hook=hook)
+        b.log(f"{op}: failed: {e}")
+        return {**entry, "ops_s": 0.0, "failed": str(e)}
+    entry.update(combine(runs))
+    if paced:
+        entry["paced_per_s"] = b.args.create_rsa_rate
+    elif operation.raw:
+        entry["raw_primitive"] = operation.raw
+    entry["runs"] = runs
+    return entry
+
+
+def _profile_hook(b: Bench, server: KluisProcess, op: str) -> Callable[[], Recording] | None:
+    """With ``--profile``, a hook that starts py-spy on the workers for the first kluis run of ``op``."""
+    args = b.args
+    if not (args.profile and op in PROFILED and py_spy()):
+        return None
+    prefix = args.out / f"profile-{op}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    for old in args.out.glob(f"profile-{op}-*.txt"):
+        old.unlink()
+    return lambda: Recording.start(server.worker_pids(), max(int(args.duration) - 1, 1), prefix)
 
 
 def _peer(b: Bench, results: dict[str, Any], server: KluisProcess) -> None:
+    """moto's KMS server, ``--repeat`` runs per operation (a peer, compared with kluis's medians)."""
     why = "--no-peer" if b.args.no_peer else moto_available()
     if why:
         results["peer"] = {"name": "moto", "skipped": why}
@@ -323,12 +402,12 @@ def _peer(b: Bench, results: dict[str, Any], server: KluisProcess) -> None:
         b.log(f"moto_server on {moto.url}")
         peer_ops: dict[str, Any] = {}
         for name, scenario in moto.scenarios().items():
+            runs = b.rounds({"moto": _subject(b, moto.url, scenario, "moto")})
+            entry = {"label": name.removeprefix("moto_").replace("_", " "), **combine(runs, main="moto")}
             kluis_op = MOTO_PAIRS[name]
-            res = b.measure(moto.url, scenario)
-            entry = _entry(name.removeprefix("moto_").replace("_", " "), res)
             kluis_ops = results["operations"].get(kluis_op, {}).get("ops_s")
-            entry.update(kluis_op=kluis_op, kluis_ops_s=kluis_ops)
-            entry["kluis_over_moto"] = round(kluis_ops / res.ops_s, 2) if kluis_ops and res.ops_s else None
+            entry.update(kluis_op=kluis_op, kluis_ops_s=kluis_ops, runs=runs)
+            entry["kluis_over_moto"] = round(kluis_ops / entry["ops_s"], 2) if kluis_ops and entry["ops_s"] else None
             peer_ops[name] = entry
         results["peer"] = {"name": "moto", "operations": peer_ops}
     except Exception as e:  # the peer is a comparison, never a reason to lose the run
@@ -338,26 +417,32 @@ def _peer(b: Bench, results: dict[str, Any], server: KluisProcess) -> None:
         moto.stop()
 
 
+def _subject(b: Bench, target: KluisProcess | str, scenario: Scenario, who: str) -> Callable[[int], Run]:
+    """A subject of :meth:`Bench.rounds`: one run of ``scenario`` on a kluis server or at a URL, warm in round 0."""
+    if isinstance(target, KluisProcess):
+        return lambda n: b.served(target, scenario, who, warm=n == 0)
+    return lambda n: b.load(target, scenario, who, warm=n == 0)
+
+
 def _scaling(b: Bench, results: dict[str, Any]) -> None:
+    """Per stored-key count, ``--repeat`` rounds of the scaling scenarios (alternating with each other)."""
     args = b.args
     server = KluisProcess(b.work / "scaling" / "data", workers=args.workers, key_pool=0).start()
-    assert server.process is not None
-    wait_idle(server.process.pid)
     sizes: dict[str, Any] = {}
     results["scaling"] = {"sizes": sizes}
     try:
-        with server.client() as c:
-            r = c.post("/keys/bench-ec/create", json={"kty": "EC", "crv": "P-256"})
-            r.raise_for_status()
-            ec_version = str(r.json()["key"]["kid"]).rsplit("/", 1)[-1]
+        fixture = _settle(b, server, ["sign_es256"])  # the EC key the sign load uses
         stored = 0
         for n in args.sizes:
             seconds = bulk_load(server.data_dir, stored, n - stored)
             b.log(f"scaling: bulk-loaded {n - stored:,} keys in {seconds:.1f} s ({n:,} stored)")
             stored = n
+            scenarios = scaling_scenarios(fixture, stored=n)
+            runs = b.rounds({op: _subject(b, server, s, f"{n:,} keys") for op, s in scenarios.items()})
             entry: dict[str, Any] = {"load_seconds": round(seconds, 2)}
-            for op, scenario in scaling_scenarios(server.token(), stored=n, ec_version=ec_version).items():
-                entry[op] = b.measure(server.url, scenario).as_dict()
+            for op in scenarios:
+                mine = [r for r in runs if r["subject"] == op]
+                entry[op] = {**combine(mine, main=op), "runs": mine}
             sizes[str(n)] = entry
     finally:
         server.stop()

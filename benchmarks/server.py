@@ -2,6 +2,7 @@
 
 The same pattern as ``tests/e2e/server.py`` (nothing is imported from ``tests/``): a subprocess of
 ``python -m kluis serve``, polled on ``/_kluis/health`` until it answers, stopped with Ctrl-C.
+Any checkout can be served (``--baseline``): its ``src`` goes first on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["KluisProcess", "free_port", "wait_http", "worker_pids"]
+__all__ = ["KluisProcess", "free_port", "probe", "serve_command", "wait_http", "with_pythonpath", "worker_pids"]
 
 SCOPE = "https://vault.azure.net/.default"
 
@@ -88,15 +90,78 @@ def stop_process(process: subprocess.Popen[bytes] | None, *, grace: float = 15.0
         process.wait(5)
 
 
+SRC = Path(__file__).resolve().parent.parent / "src"  # this checkout's kluis
+
+# ``kluis serve`` flags and the environment variables that stand in for them (kluis reads both):
+# a checkout whose CLI lacks a flag still gets the setting through its variable, if it reads one.
+_ENV = {
+    "--data-dir": "KLUIS_DATA_DIR",
+    "--port": "KLUIS_PORT",
+    "--proxy-port": "KLUIS_PROXY_PORT",
+    "--workers": "KLUIS_WORKERS",
+    "--scheduler-interval": "KLUIS_SCHEDULER_INTERVAL",
+}
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def serve_command(options: dict[str, str], known: set[str]) -> tuple[list[str], dict[str, str], list[str]]:
+    """``kluis serve`` with those of ``options`` (flag -> value) that its CLI ``known``s.
+
+    Returns (argv, environment variables for every option that has one, flags left out).
+    """
+    argv = [sys.executable, "-m", "kluis", "serve"]
+    dropped: list[str] = []
+    for flag, value in options.items():
+        if flag in known:
+            argv += [flag, value]
+        else:
+            dropped.append(flag)
+    env = {_ENV[f]: v for f, v in options.items() if f in _ENV}
+    return argv, env, dropped
+
+
+def probe(src: Path) -> tuple[str, set[str]]:
+    """Which kluis ``PYTHONPATH=src`` imports (its ``__file__``) and the flags its ``serve --help`` lists.
+
+    RuntimeError when kluis is imported from elsewhere (e.g. ``src`` has no ``kluis`` package) or
+    ``serve --help`` fails.
+    """
+    env = with_pythonpath(src, {"COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"})
+    where = subprocess.run([sys.executable, "-c", "import kluis; print(kluis.__file__)"], env=env,
+                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    file = where.stdout.strip()
+    if where.returncode != 0 or not Path(file).resolve().is_relative_to(src.resolve()):
+        raise RuntimeError(f"PYTHONPATH={src} does not import kluis from there: {file or where.stderr.strip()}")
+    helped = subprocess.run([sys.executable, "-m", "kluis", "serve", "--help"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    if helped.returncode != 0:
+        raise RuntimeError(f"kluis serve --help from {src} failed: {helped.stderr.strip() or helped.stdout.strip()}")
+    return file, set(_FLAG.findall(helped.stdout))
+
+
+def with_pythonpath(first: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus ``extra``, with ``first`` at the front of ``PYTHONPATH``."""
+    path = os.pathsep.join(p for p in (str(first), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, **(extra or {}), "PYTHONPATH": path}
+
+
 @dataclass
 class KluisProcess:
-    """One ``kluis serve`` (HTTPS only: the CONNECT proxy is off)."""
+    """One ``kluis serve`` of the checkout whose ``src`` is given (HTTPS only: the CONNECT proxy is off).
+
+    The same interpreter and venv run it, with ``PYTHONPATH=src`` so that checkout's kluis is the
+    one imported (checked by :func:`probe`); flags its CLI does not list are left out (``dropped``).
+    """
 
     data_dir: Path
     workers: int = 2
     key_pool: int = 16
+    src: Path = SRC
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    kluis_file: str = ""
+    dropped: list[str] = field(default_factory=list)
+    _flags: set[str] | None = None
     _token: str | None = None
     _workers: list[int] = field(default_factory=list)
 
@@ -124,34 +189,21 @@ class KluisProcess:
         return ssl.create_default_context(cafile=str(self.ca))
 
     def start(self, timeout: float = 60.0) -> KluisProcess:
+        """Start and wait until healthy; RuntimeError (naming the log) when it does not get there."""
+        if self._flags is None:
+            self.kluis_file, self._flags = probe(self.src)
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
-        cmd = [
-            sys.executable, "-m", "kluis", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
-            "--proxy-port", "0", "--workers", str(self.workers), "--key-pool", str(self.key_pool),
-            "--scheduler-interval", "3600",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "KLUIS_DATA_DIR": str(self.data_dir)}
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while not self.ca.exists():  # the CA appears during bootstrap, before the listener
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"kluis serve did not start; see {self.log_path}")
-            time.sleep(0.05)
+        options = {
+            "--data-dir": str(self.data_dir), "--port": str(self.port), "--proxy-port": "0",
+            "--workers": str(self.workers), "--key-pool": str(self.key_pool), "--scheduler-interval": "3600",
+        }  # fmt: skip
+        argv, env, self.dropped = serve_command(options, self._flags)
         try:
-            wait_http(
-                f"{self.url}/_kluis/health",
-                verify=self.ssl_context(),
-                timeout=max(deadline - time.monotonic(), 1),
-                process=self.process,
-            )
-        except RuntimeError:
-            self.stop()
-            raise RuntimeError(f"kluis serve did not become healthy; see {self.log_path}") from None
+            self.process = launch(argv, log_path=self.log_path, ready_url=f"{self.url}/_kluis/health",
+                                  timeout=timeout, env=with_pythonpath(self.src, env))  # fmt: skip
+        except RuntimeError as e:
+            raise RuntimeError(f"kluis serve ({self.src}) did not become healthy: {e}; see {self.log_path}") from None
         self._workers = self.worker_pids()
         return self
 

@@ -4,7 +4,7 @@ import pytest
 
 from kluis.api.hosts import AZURE_RESOURCE, HostResolver
 
-R = HostResolver("default", ["kms.example"])
+R = HostResolver(["kms.example"], ["vault.corp.example"])
 
 
 @pytest.mark.parametrize(
@@ -17,11 +17,16 @@ R = HostResolver("default", ["kms.example"])
         ("localhost:8443", "default", AZURE_RESOURCE),
         ("127.0.0.1:8443", "default", AZURE_RESOURCE),
         ("[::1]:8443", "default", AZURE_RESOURCE),
-        ("a.b.vault.azure.net", "default", AZURE_RESOURCE),
-        ("", "default", AZURE_RESOURCE),
+        ("10.1.2.3", "default", AZURE_RESOURCE),
+        ("vault.corp.example:8443", "default", AZURE_RESOURCE),  # a --hostname name
+        # no other host is ever served by the default vault
+        ("a.b.vault.azure.net", None, AZURE_RESOURCE),
+        ("evil.example.com", None, AZURE_RESOURCE),
+        ("login.microsoftonline.com", None, AZURE_RESOURCE),
+        ("", None, AZURE_RESOURCE),
     ],
 )
-def test_resolution(host: str, vault: str, resource: str) -> None:
+def test_resolution(host: str, vault: str | None, resource: str) -> None:
     info = R.resolve(host)
     assert (info.vault_name, info.resource) == (vault, resource)
     assert AZURE_RESOURCE in info.audiences and resource in info.audiences

@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 
 from kluis.crypto import KeyPool, Sealer, new_kek
+from kluis.domain.authorization import AccessPolicyAuthorizer, Caller
+from kluis.domain.backup import BackupEnvelope, ObjectBackup
 from kluis.domain.clock import Clock
-from kluis.domain.keys.backup import KeyBackup
+from kluis.domain.housekeeping import Housekeeping
 from kluis.domain.keys.operations import KeyOperations
 from kluis.domain.keys.service import KeyService
 from kluis.domain.management import Management
-from kluis.domain.permissions import Caller
-from kluis.store import PrincipalRecord, SqliteStore, VaultRecord
+from kluis.store import ObjectRecord, PrincipalRecord, SqliteStore, VaultRecord
 
 
 class FakeClock(Clock):
@@ -29,15 +30,24 @@ class World:
         self.clock = FakeClock()
         self.sealer = Sealer(new_kek())
         self.mgmt = Management(self.store, self.clock)
-        self.keys = KeyService(
-            self.store, self.sealer, self.clock, pool=KeyPool(sizes={2048: 0}), backup_key=b"b" * 32, tenant_id="t"
+        self.keys = KeyService(self.store, self.sealer, self.clock, pool=KeyPool(sizes={2048: 0}))
+        self.ops = KeyOperations(self.keys)
+        self.backup = ObjectBackup(
+            self.keys.lifecycle, self.store, BackupEnvelope(Sealer(self.sealer.derive(b"backup")), "t")
         )
-        self.ops = KeyOperations(self.store, self.clock, self.keys)
-        self.backup = KeyBackup(self.store, self.keys, Sealer(self.sealer.derive(b"backup")), "t")
+        self.authorizer = AccessPolicyAuthorizer(self.store)
+        self.housekeeping = Housekeeping(self.store, self.clock, {"key": self.keys.lifecycle}, {"key": self._rotate})
         self.owner = Caller("owner-oid", "owner-app", "t")
         self.mgmt.add_principal(PrincipalRecord("owner-oid", "owner-app", "owner", "h", False, 0))
         self.mgmt.create_group("rg")
         self.vault: VaultRecord = self.mgmt.create_vault("vault1", "rg", creator_object_id="owner-oid")
+
+    def _rotate(self, vault: VaultRecord, obj: ObjectRecord) -> None:
+        self.keys.rotate_key(vault, obj.name)
+
+    def tick(self) -> tuple[int, int]:
+        result = self.housekeeping.tick({v.vault_id: v for v in self.mgmt.list_vaults()})
+        return result.purged, result.acted
 
     def principal(self, oid: str, *key_permissions: str) -> Caller:
         self.mgmt.add_principal(PrincipalRecord(oid, oid + "-app", oid, "h", False, 0))

@@ -31,7 +31,7 @@ def test_creator_gets_all_permissions_and_set_policy_replaces_per_kind(world: Wo
 
 
 def test_group_delete_takes_its_vaults(world: World) -> None:
-    world.keys.create_key(world.vault, world.owner, "k", kty="EC")
+    world.keys.create_key(world.vault, "k", kty="EC")
     assert world.mgmt.delete_group("rg") == ["vault1"]
     with pytest.raises(NotFound):
         world.mgmt.get_vault("vault1")

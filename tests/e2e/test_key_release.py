@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import time
 from collections.abc import Callable
@@ -128,3 +129,23 @@ def test_release_refusals(
     with pytest.raises(HttpResponseError) as err:
         key_client_for(no_release).release_key(name, _token(authority, tee_key))
     assert err.value.status_code == 403
+
+
+def test_release_follows_the_keys_state_not_its_time_window(
+    admin: Principal, key_client_for: Callable[..., KeyClient],
+    authority: rsa.RSAPrivateKey, tee_key: rsa.RSAPrivateKey,
+) -> None:  # fmt: skip
+    """Azure: outside nbf/exp a key still decrypts, unwraps, verifies and releases; disabled, it does none."""
+    client = key_client_for(admin)
+    name = unique("skr")
+    client.create_ec_key(name, exportable=True, release_policy=KeyReleasePolicy(POLICY))
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+    client.update_key_properties(name, expires_on=past)
+    assert client.release_key(name, _token(authority, tee_key)).value  # expired: still released
+    future = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+    client.update_key_properties(name, expires_on=None, not_before=future)
+    assert client.release_key(name, _token(authority, tee_key)).value  # not yet valid: still released
+    client.update_key_properties(name, enabled=False)
+    with pytest.raises(HttpResponseError) as err:
+        client.release_key(name, _token(authority, tee_key))
+    assert err.value.status_code == 403 and "disabled" in str(err.value)

@@ -9,20 +9,24 @@ import pytest
 
 from kluis.store import (
     GroupRecord,
-    KeyRecord,
-    KeyVersionRecord,
+    ObjectRecord,
     PolicyRecord,
     PrincipalRecord,
     SqliteStore,
     VaultRecord,
+    VersionRecord,
 )
 
 
-def _version(vault: str, name: str, version: str, created: int = 1) -> KeyVersionRecord:
-    return KeyVersionRecord(
-        vault_id=vault, name=name, version=version, kty="EC", public_jwk="{}", sealed=b"\x01sealed",
-        key_ops='["sign"]', enabled=True, nbf=None, exp=None, created=created, updated=created, tags="{}",
+def _version(vault: str, name: str, version: str, created: int = 1) -> VersionRecord:
+    return VersionRecord(
+        vault_id=vault, kind="key", name=name, version=version, sealed=b"\x01sealed", enabled=True, nbf=None,
+        exp=None, created=created, updated=created, tags={"t": "1"}, props={"kty": "EC", "key_ops": ["sign"]},
     )  # fmt: skip
+
+
+def _object(vault: str, name: str, latest: str, created: int, updated: int, **kw: object) -> ObjectRecord:
+    return ObjectRecord(vault, "key", name, latest, created, updated, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -54,16 +58,18 @@ def test_key_versions_and_paging(store: SqliteStore) -> None:
     with store.write() as tx:
         for i in range(5):
             tx.add_version(_version("v1", "Key", f"{i:032x}", created=i))
-        tx.put_key(KeyRecord("v1", "Key", f"{4:032x}", 0, 4))
-        tx.put_key(KeyRecord("v1", "Another", f"{4:032x}", 0, 4, deleted_at=5, scheduled_purge_at=10))
+        tx.put_object(_object("v1", "Key", f"{4:032x}", 0, 4))
+        tx.put_object(_object("v1", "Another", f"{4:032x}", 0, 4, deleted_at=5, scheduled_purge_at=10))
     with store.read() as tx:
-        assert tx.count_versions("v1", "KEY") == 5
-        first = tx.list_versions("v1", "key", after_seq=None, limit=2)
-        rest = tx.list_versions("v1", "key", after_seq=first[-1].seq, limit=10)
+        assert tx.count_versions("v1", "key", "KEY") == 5
+        first = tx.list_versions("v1", "key", "key", after_seq=None, limit=2)
+        rest = tx.list_versions("v1", "key", "key", after_seq=first[-1].seq, limit=10)
         assert [v.version for v in first + rest] == [f"{i:032x}" for i in range(5)]
-        assert [k.name for k in tx.list_keys("v1", deleted=False, after=None, limit=10)] == ["Key"]
-        assert [k.name for k in tx.list_keys("v1", deleted=True, after=None, limit=10)] == ["Another"]
-        purge, rotate = tx.keys_due(now=10, limit=10)
+        assert [k.name for k in tx.list_objects("v1", "key", deleted=False, after=None, limit=10)] == ["Key"]
+        assert [k.name for k in tx.list_objects("v1", "key", deleted=True, after=None, limit=10)] == ["Another"]
+        assert first[0].props == {"kty": "EC", "key_ops": ["sign"]} and first[0].tags == {"t": "1"}
+        assert tx.list_objects("v1", "secret", deleted=False, after=None, limit=10) == []  # kinds apart
+        purge, rotate = tx.objects_due(now=10, limit=10)
         assert [k.name for k in purge] == ["Another"] and rotate == []
 
 
@@ -103,10 +109,10 @@ def test_policies_replace_and_delete_with_principal(store: SqliteStore) -> None:
 def test_delete_vault_removes_keys(store: SqliteStore) -> None:
     with store.write() as tx:
         tx.add_version(_version("v1", "k", "a" * 32))
-        tx.put_key(KeyRecord("v1", "k", "a" * 32, 1, 1))
+        tx.put_object(_object("v1", "k", "a" * 32, 1, 1))
         tx.delete_vault("v1")
     with store.read() as tx:
-        assert tx.get_key("v1", "k") is None and tx.get_version("v1", "k", "a" * 32) is None
+        assert tx.get_object("v1", "key", "k") is None and tx.get_version("v1", "key", "k", "a" * 32) is None
 
 
 def test_concurrent_writers_from_threads_do_not_lose_updates(store: SqliteStore) -> None:
@@ -145,13 +151,13 @@ def test_read_cache_sees_other_connections_commits_at_once(tmp_path: Path) -> No
 def test_read_cache_hands_out_copies(store: SqliteStore) -> None:
     with store.write() as tx:
         tx.add_version(_version("v1", "k", "a" * 32))
-        tx.put_key(KeyRecord("v1", "k", "a" * 32, 1, 1))
+        tx.put_object(_object("v1", "k", "a" * 32, 1, 1))
     with store.read() as tx:
-        rec = tx.get_key("v1", "k")
+        rec = tx.get_object("v1", "key", "k")
         assert rec is not None
         rec.latest_version = "tampered"
     with store.read() as tx:
-        again = tx.get_key("v1", "K")
+        again = tx.get_object("v1", "key", "K")
         assert again is not None and again.latest_version == "a" * 32
 
 

@@ -1,7 +1,8 @@
 """kluis's management API (``/_kluis/v1``): what ``az group``, ``az keyvault`` and ``az ad sp`` do.
 
-Only the administrator principal may call it, with a token for ``https://management.azure.com``
-(as ``az`` uses for ARM). The CLI's management verbs talk to this API, never to the database file.
+Only the administrator principal may call it (``AdminPermission.MANAGE``, granted by the
+authorization point), with a token for ``https://management.azure.com`` (as ``az`` uses for ARM).
+The CLI's management verbs talk to this API, never to the database file.
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kluis.api.errors import HttpError, json_response
+from kluis.api.context import RequestContext
+from kluis.api.errors import json_response
 from kluis.api.http import Request, Response
+from kluis.api.routes import Auth, Route
 from kluis.api.runtime import Runtime
-from kluis.domain.errors import BadParameter, Forbidden
-from kluis.domain.permissions import Caller
+from kluis.domain.authorization import AdminPermission
+from kluis.domain.errors import BadParameter
+from kluis.domain.model import GroupRecord, PolicyRecord, PrincipalRecord, VaultRecord
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
-from kluis.store import GroupRecord, PolicyRecord, PrincipalRecord, VaultRecord
 
-__all__ = ["MANAGEMENT_AUDIENCES", "route_admin"]
+__all__ = ["MANAGEMENT_AUDIENCES", "ROUTES"]
 
 MANAGEMENT_AUDIENCES = frozenset({"https://management.azure.com", "https://management.core.windows.net"})
 
@@ -90,118 +93,198 @@ def _str_list(body: dict[str, Any], name: str) -> list[str] | None:
     return value
 
 
-async def route_admin(request: Request, runtime: Runtime, caller: Caller, method: str, segs: list[str]) -> Response:
-    """``segs`` are the path segments after ``/_kluis/v1``."""
-    if caller.object_id != runtime.admin_object_id():
-        raise Forbidden("Only the kluis administrator may use the management API.", inner_code="AccessDenied")
-    mgmt = runtime.management
-    head = segs[0] if segs else ""
-    if head == "groups":
-        if len(segs) == 1 and method == "GET":
-            return json_response({"value": [group_json(g) for g in mgmt.list_groups()]})
-        if len(segs) == 2:
-            if method == "PUT":
-                body = await _body(request)
-                return json_response(group_json(mgmt.create_group(segs[1], body.get("location") or "local")))
-            if method == "GET":
-                return json_response(group_json(mgmt.get_group(segs[1])))
-            if method == "DELETE":
-                return json_response({"deletedVaults": mgmt.delete_group(segs[1])})
-    if head == "vaults":
-        if len(segs) == 1 and method == "GET":
-            group = request.query_params.get("group")
-            return json_response({"value": [vault_json(v, runtime) for v in mgmt.list_vaults(group)]})
-        if len(segs) == 2:
-            name = segs[1]
-            if method == "PUT":
-                body = await _body(request)
-                retention = body.get("retentionDays", 90)
-                if isinstance(retention, bool) or not isinstance(retention, int):
-                    raise BadParameter("retentionDays must be an integer between 7 and 90.")
-                vault = mgmt.create_vault(
-                    name,
-                    str(body.get("group") or ""),
-                    location=body.get("location"),
-                    retention_days=retention,
-                    purge_protection=bool(body.get("purgeProtection", False)),
-                    creator_object_id=caller.object_id,
-                )
-                return json_response(vault_json(vault, runtime, mgmt.list_policies(name)))
-            if method == "GET":
-                return json_response(vault_json(mgmt.get_vault(name), runtime, mgmt.list_policies(name)))
-            if method == "DELETE":
-                mgmt.delete_vault(name)
-                return Response(status_code=204)
-        if len(segs) == 4 and segs[2] == "policies":
-            principal = mgmt.find_principal(segs[3])
-            if method == "PUT":
-                body = await _body(request)
-                policy = mgmt.set_policy(
-                    segs[1],
-                    principal.object_id,
-                    keys=_str_list(body, "keys"),
-                    secrets=_str_list(body, "secrets"),
-                    certificates=_str_list(body, "certificates"),
-                )
-                return json_response(policy_json(policy, runtime))
-            if method == "DELETE":
-                mgmt.delete_policy(segs[1], principal.object_id)
-                return Response(status_code=204)
-    if head == "principals":
-        if len(segs) == 1 and method == "GET":
-            return json_response({"value": [principal_json(p, runtime) for p in mgmt.list_principals()]})
-        if len(segs) == 1 and method == "POST":
-            body = await _body(request)
-            name = str(body.get("displayName") or "").strip()
-            if not name:
-                raise BadParameter("displayName is required.")
-            secret = new_client_secret()
-            p = PrincipalRecord(
-                object_id=new_object_id(),
-                app_id=new_app_id(),
-                display_name=name,
-                secret_hash=hash_secret(secret),
-                is_admin=False,
-                created=runtime.clock.now(),
-            )
-            mgmt.add_principal(p)
-            return json_response(
-                {
-                    "appId": p.app_id,
-                    "displayName": name,
-                    "password": secret,
-                    "tenant": runtime.tenant_id,
-                    "objectId": p.object_id,
-                },
-                201,
-            )
-        if len(segs) == 2 and method == "GET":
-            return json_response(principal_json(mgmt.find_principal(segs[1]), runtime))
-        if len(segs) == 2 and method == "DELETE":
-            mgmt.delete_principal(segs[1])
-            return Response(status_code=204)
-    if head == "time":
-        if method == "PUT":
-            body = await _body(request)
-            offset = body.get("offsetSeconds")
-            if isinstance(offset, bool) or not isinstance(offset, int):
-                raise BadParameter("offsetSeconds must be an integer.")
-            runtime.set_clock_offset(offset)
-        if method in ("GET", "PUT"):
-            return json_response({"now": runtime.clock.now(), "offsetSeconds": runtime.clock_offset()})
-    if head == "attestation":
-        authorities = runtime.release.authorities
-        if len(segs) == 1 and method == "GET":
-            return json_response({"value": [{"authority": a, "keys": k} for a, k in authorities.all().items()]})
-        if len(segs) == 1 and method == "PUT":
-            body = await _body(request)
-            keys = _str_list(body, "keys") or []
-            authorities.set(str(body.get("authority") or ""), keys)
-            return json_response({"value": [{"authority": a, "keys": k} for a, k in authorities.all().items()]})
-        if len(segs) == 1 and method == "DELETE":
-            authorities.delete(request.query_params.get("authority", ""))
-            return Response(status_code=204)
-    if head == "housekeeping" and method == "POST":
-        purged, rotated = runtime.housekeeping()
-        return json_response({"purged": purged, "rotated": rotated})
-    raise HttpError(404, "NotFound", "No such management endpoint.")
+def _vault_json(ctx: RequestContext, v: VaultRecord, policies: list[PolicyRecord] | None = None) -> dict[str, Any]:
+    return vault_json(v, ctx.runtime, policies)
+
+
+async def list_groups(ctx: RequestContext) -> Response:
+    return json_response({"value": [group_json(g) for g in ctx.runtime.management.list_groups()]})
+
+
+async def create_group(ctx: RequestContext) -> Response:
+    body = await _body(ctx.request)
+    return json_response(group_json(ctx.runtime.management.create_group(ctx.name, body.get("location") or "local")))
+
+
+async def get_group(ctx: RequestContext) -> Response:
+    return json_response(group_json(ctx.runtime.management.get_group(ctx.name)))
+
+
+async def delete_group(ctx: RequestContext) -> Response:
+    return json_response({"deletedVaults": ctx.runtime.management.delete_group(ctx.name)})
+
+
+async def list_vaults(ctx: RequestContext) -> Response:
+    group = ctx.request.query_params.get("group")
+    return json_response({"value": [_vault_json(ctx, v) for v in ctx.runtime.management.list_vaults(group)]})
+
+
+async def create_vault(ctx: RequestContext) -> Response:
+    mgmt = ctx.runtime.management
+    body = await _body(ctx.request)
+    retention = body.get("retentionDays", 90)
+    if isinstance(retention, bool) or not isinstance(retention, int):
+        raise BadParameter("retentionDays must be an integer between 7 and 90.")
+    assert ctx.caller is not None
+    vault = mgmt.create_vault(
+        ctx.name,
+        str(body.get("group") or ""),
+        location=body.get("location"),
+        retention_days=retention,
+        purge_protection=bool(body.get("purgeProtection", False)),
+        creator_object_id=ctx.caller.object_id,
+    )
+    return json_response(_vault_json(ctx, vault, mgmt.list_policies(ctx.name)))
+
+
+async def get_vault(ctx: RequestContext) -> Response:
+    mgmt = ctx.runtime.management
+    return json_response(_vault_json(ctx, mgmt.get_vault(ctx.name), mgmt.list_policies(ctx.name)))
+
+
+async def delete_vault(ctx: RequestContext) -> Response:
+    ctx.runtime.management.delete_vault(ctx.name)
+    return Response(status_code=204)
+
+
+async def set_policy(ctx: RequestContext) -> Response:
+    mgmt = ctx.runtime.management
+    principal = mgmt.find_principal(ctx.params.get("principal") or "")
+    body = await _body(ctx.request)
+    policy = mgmt.set_policy(
+        ctx.name,
+        principal.object_id,
+        keys=_str_list(body, "keys"),
+        secrets=_str_list(body, "secrets"),
+        certificates=_str_list(body, "certificates"),
+    )
+    return json_response(policy_json(policy, ctx.runtime))
+
+
+async def delete_policy(ctx: RequestContext) -> Response:
+    mgmt = ctx.runtime.management
+    principal = mgmt.find_principal(ctx.params.get("principal") or "")
+    mgmt.delete_policy(ctx.name, principal.object_id)
+    return Response(status_code=204)
+
+
+async def list_principals(ctx: RequestContext) -> Response:
+    return json_response({"value": [principal_json(p, ctx.runtime) for p in ctx.runtime.management.list_principals()]})
+
+
+async def create_principal(ctx: RequestContext) -> Response:
+    body = await _body(ctx.request)
+    name = str(body.get("displayName") or "").strip()
+    if not name:
+        raise BadParameter("displayName is required.")
+    secret = new_client_secret()
+    p = PrincipalRecord(
+        object_id=new_object_id(),
+        app_id=new_app_id(),
+        display_name=name,
+        secret_hash=hash_secret(secret),
+        is_admin=False,
+        created=ctx.runtime.clock.now(),
+    )
+    ctx.runtime.management.add_principal(p)
+    return json_response(
+        {
+            "appId": p.app_id,
+            "displayName": name,
+            "password": secret,
+            "tenant": ctx.runtime.tenant_id,
+            "objectId": p.object_id,
+        },
+        201,
+    )
+
+
+async def get_principal(ctx: RequestContext) -> Response:
+    return json_response(principal_json(ctx.runtime.management.find_principal(ctx.name), ctx.runtime))
+
+
+async def delete_principal(ctx: RequestContext) -> Response:
+    ctx.runtime.management.delete_principal(ctx.name)
+    return Response(status_code=204)
+
+
+def _time(ctx: RequestContext) -> Response:
+    return json_response({"now": ctx.runtime.clock.now(), "offsetSeconds": ctx.runtime.clock_offset()})
+
+
+async def get_time(ctx: RequestContext) -> Response:
+    return _time(ctx)
+
+
+async def set_time(ctx: RequestContext) -> Response:
+    body = await _body(ctx.request)
+    offset = body.get("offsetSeconds")
+    if isinstance(offset, bool) or not isinstance(offset, int):
+        raise BadParameter("offsetSeconds must be an integer.")
+    ctx.runtime.set_clock_offset(offset)
+    return _time(ctx)
+
+
+def _authorities(ctx: RequestContext) -> Response:
+    authorities = ctx.runtime.release.authorities.all()
+    return json_response({"value": [{"authority": a, "keys": k} for a, k in authorities.items()]})
+
+
+async def list_authorities(ctx: RequestContext) -> Response:
+    return _authorities(ctx)
+
+
+async def set_authority(ctx: RequestContext) -> Response:
+    body = await _body(ctx.request)
+    ctx.runtime.release.authorities.set(str(body.get("authority") or ""), _str_list(body, "keys") or [])
+    return _authorities(ctx)
+
+
+async def delete_authority(ctx: RequestContext) -> Response:
+    ctx.runtime.release.authorities.delete(ctx.request.query_params.get("authority", ""))
+    return Response(status_code=204)
+
+
+async def housekeeping(ctx: RequestContext) -> Response:
+    tick = ctx.runtime.housekeeping()
+    return json_response({"purged": tick.purged, "rotated": tick.acted, "failed": tick.failed})
+
+
+async def health(ctx: RequestContext) -> Response:
+    return json_response({"status": "ok", "tenant": ctx.runtime.tenant_id})
+
+
+_V1 = "/_kluis/v1"
+_M = AdminPermission.MANAGE
+_AUTH = Auth.MANAGEMENT
+
+
+def _row(method: str, path: str, handler: Any, operation: str, kind: str) -> Route:
+    return Route(method, _V1 + path, handler, operation, _M, kind, _AUTH)
+
+
+# fmt: off
+ROUTES: list[Route] = [
+    Route("GET", "/_kluis/health", health, "Health", None, "server", Auth.NONE),
+    _row("GET", "/groups", list_groups, "ListGroups", "group"),
+    _row("PUT", "/groups/{name}", create_group, "CreateGroup", "group"),
+    _row("GET", "/groups/{name}", get_group, "GetGroup", "group"),
+    _row("DELETE", "/groups/{name}", delete_group, "DeleteGroup", "group"),
+    _row("GET", "/vaults", list_vaults, "ListVaults", "vault"),
+    _row("PUT", "/vaults/{name}", create_vault, "CreateVault", "vault"),
+    _row("GET", "/vaults/{name}", get_vault, "GetVault", "vault"),
+    _row("DELETE", "/vaults/{name}", delete_vault, "DeleteVault", "vault"),
+    _row("PUT", "/vaults/{name}/policies/{principal}", set_policy, "SetAccessPolicy", "vault"),
+    _row("DELETE", "/vaults/{name}/policies/{principal}", delete_policy, "DeleteAccessPolicy", "vault"),
+    _row("GET", "/principals", list_principals, "ListServicePrincipals", "principal"),
+    _row("POST", "/principals", create_principal, "CreateServicePrincipal", "principal"),
+    _row("GET", "/principals/{name}", get_principal, "GetServicePrincipal", "principal"),
+    _row("DELETE", "/principals/{name}", delete_principal, "DeleteServicePrincipal", "principal"),
+    _row("GET", "/time", get_time, "GetTime", "server"),
+    _row("PUT", "/time", set_time, "SetTime", "server"),
+    _row("GET", "/attestation", list_authorities, "ListAttestationAuthorities", "server"),
+    _row("PUT", "/attestation", set_authority, "SetAttestationAuthority", "server"),
+    _row("DELETE", "/attestation", delete_authority, "DeleteAttestationAuthority", "server"),
+    _row("POST", "/housekeeping", housekeeping, "RunHousekeeping", "server"),
+]
+# fmt: on

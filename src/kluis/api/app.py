@@ -1,66 +1,151 @@
-"""The application: one dispatcher for the data plane, identity endpoints and management API.
+"""The application: one dispatcher over the one route table (``kluis.api.table``).
 
-A hand-written dispatcher (instead of a route table of patterns) because Key Vault paths carry
-empty segments with meaning: ``/keys/NAME/`` is the latest version and ``/keys/NAME//release``
-is the latest version's release. The app speaks RSGI (what ``kluis serve`` runs on granian) and
-ASGI (tests, other servers); both feed the same ``respond``.
+For every request: give it an id (answered as ``x-ms-request-id``), find its route, and by the
+route's ``auth``: verify the bearer token (401 with the challenge before the body is read),
+check the api-version, resolve the vault from the request's authority, ask the authorization
+point for the route's permission, run the handler; then pass the outcome through the event hook.
+The app speaks RSGI (what ``kluis serve`` runs on granian) and ASGI (tests, other servers); both
+feed the same ``respond``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
+import time
+import uuid
 from typing import Any
 
-from kluis.api.admin import MANAGEMENT_AUDIENCES, route_admin
+from kluis.api.admin import MANAGEMENT_AUDIENCES
 from kluis.api.auth import authenticate
-from kluis.api.errors import HttpError, error_response, json_response
+from kluis.api.context import RequestContext
+from kluis.api.errors import HttpError, error_response
 from kluis.api.hosts import HostInfo, HostResolver
 from kluis.api.http import Request, Response, asgi_headers
-from kluis.api.keys import RequestContext, route_deleted_keys, route_keys, route_rng
-from kluis.api.oauth import route_identity
-from kluis.api.runtime import DEFAULT_VAULT, Runtime
+from kluis.api.routes import Auth, Route
+from kluis.api.runtime import Runtime
+from kluis.api.table import NOT_YET, ROUTER
+from kluis.api.versions import check_api_version
 from kluis.config import DataDir, ServerSettings, default_data_dir
-from kluis.domain.errors import BadParameter, VaultError
+from kluis.domain.authorization import AdminPermission
+from kluis.domain.errors import Forbidden, NotFound, VaultError
+from kluis.domain.events import OperationEvent
 
-__all__ = ["LATEST_API_VERSION", "KluisApp", "check_api_version", "create_app"]
+__all__ = ["KluisApp", "create_app"]
 
 log = logging.getLogger("kluis.api")
-
-LATEST_API_VERSION = "2026-04-01"
-_API_VERSION = re.compile(r"^(?:7\.[0-9](?:-preview(?:\.\d+)?)?|(\d{4})-(\d{2})-(\d{2})(?:-preview(?:\.\d+)?)?)$")
-_DATA_PLANE = {"keys": route_keys, "deletedkeys": route_deleted_keys, "rng": route_rng}
-_NOT_YET = frozenset({"secrets", "deletedsecrets", "certificates", "deletedcertificates", "storage"})
-
-
-def check_api_version(value: str | None) -> str:
-    """Accept every version an SDK may send (7.x, dated, previews); a missing one is an error."""
-    if not value:
-        raise BadParameter("The 'api-version' query parameter is missing. Supported: 7.0 to 7.6, 2016-10-01 and later.")
-    m = _API_VERSION.match(value)
-    if m is None or (m.group(1) is not None and (m.group(1), m.group(2), m.group(3)) < ("2016", "10", "01")):
-        raise BadParameter(
-            f"The specified version ({value}) is not recognized. Consider using the latest supported "
-            f"version ({LATEST_API_VERSION})."
-        )
-    return value
+access_log = logging.getLogger("kluis.access")
 
 
 class KluisApp:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.hosts = HostResolver(DEFAULT_VAULT, runtime.settings.domains)
+        self.hosts = HostResolver(runtime.settings.domains, runtime.settings.hostnames)
 
     async def respond(self, request: Request) -> Response:
+        started = time.perf_counter()
+        ctx = RequestContext(self.runtime, request, self.hosts.resolve(request.authority), uuid.uuid4().hex)
         try:
-            response = await self.handle(request)
-        except Exception as exc:  # the one place where anything unexpected becomes a 500
+            route = await self._route(ctx)
+            response = await route.handler(ctx) if route is not None else self._no_route(ctx)
+        except _Answer as answer:
+            response = answer.response
+        except VaultError as exc:
             response = error_response(exc)
-        request_id = request.headers.get("x-ms-client-request-id")
-        if request_id:
-            response.headers["x-ms-client-request-id"] = request_id
+        except Exception as exc:  # the one place where anything unexpected becomes a 500
+            log.exception("unhandled error in request %s (%s %s)", ctx.request_id, request.method, request.path)
+            response = error_response(exc)
+        response.headers["x-ms-request-id"] = ctx.request_id
+        client_request_id = request.headers.get("x-ms-client-request-id")
+        if client_request_id:
+            response.headers["x-ms-client-request-id"] = client_request_id
+        if ctx.route is not None:
+            self._emit(ctx, ctx.route, response.status_code, time.perf_counter() - started)
         return response
+
+    async def _route(self, ctx: RequestContext) -> Route | None:
+        """The matched route with ``ctx`` filled in (caller, vault, api-version), after authentication
+        and authorization; None when no row matches (``_no_route`` answers)."""
+        request = ctx.request
+        match = ROUTER.match(request.method, request.path)
+        ctx.params = match.params
+        ctx.route = match.route
+        segs = request.path.split("/", 2)
+        head = segs[1].lower() if len(segs) > 1 else ""
+        auth = match.auth if match.route is not None else (Auth.VAULT if head in NOT_YET else match.auth)
+        if auth is Auth.VAULT:
+            await self._vault_request(ctx, head)
+        elif auth is Auth.MANAGEMENT:
+            await self._management_request(ctx)
+        route = match.route
+        if route is None:
+            if match.allowed:
+                raise HttpError(405, "MethodNotAllowed", f"The {request.method} method is not allowed on this path.")
+            return None
+        if route.auth is Auth.VAULT:
+            assert ctx.caller is not None and route.permission is not None
+            assert not isinstance(route.permission, AdminPermission)
+            self.runtime.authorizer.authorize(ctx.vault, ctx.caller, route.permission)
+        return route
+
+    async def _vault_request(self, ctx: RequestContext, head: str) -> None:
+        """Data plane: token, api-version, vault (in that order, as Azure answers)."""
+        rt = self.runtime
+        host = ctx.host
+        caller = authenticate(ctx.request.headers.get("authorization"), host, rt.verifier, rt.tenant_id, rt.clock.now())
+        if isinstance(caller, Response):
+            raise _Answer(caller)
+        ctx.caller = caller
+        ctx.api_version = check_api_version(ctx.request.query_params.get("api-version"))
+        ctx.vault_record = self._vault(host)
+        if head in NOT_YET:
+            raise HttpError(
+                501,
+                "NotImplemented",
+                f"kluis does not serve /{head} yet; keys are supported, secrets and certificates will follow.",
+            )
+
+    def _vault(self, host: HostInfo) -> Any:
+        if not host.authority:
+            raise HttpError(400, "BadParameter", "The request has no Host header (HTTP/1.1) or :authority (HTTP/2).")
+        if host.vault_name is None:
+            raise NotFound(f"No vault is served at host '{host.authority}'.", code="VaultNotFound")
+        return self.runtime.vault(host.vault_name)
+
+    async def _management_request(self, ctx: RequestContext) -> None:
+        mgmt_host = HostInfo(
+            ctx.host.vault_name, ctx.host.base_url, "https://management.azure.com", MANAGEMENT_AUDIENCES, ""
+        )
+        rt = self.runtime
+        caller = authenticate(
+            ctx.request.headers.get("authorization"), mgmt_host, rt.verifier, rt.tenant_id, rt.clock.now()
+        )
+        if isinstance(caller, Response):
+            raise _Answer(caller)
+        if not rt.authorizer.is_admin(caller):
+            raise Forbidden("Only the kluis administrator may use the management API.", inner_code="AccessDenied")
+        ctx.caller = caller
+
+    @staticmethod
+    def _no_route(ctx: RequestContext) -> Response:
+        raise HttpError(404, "NotFound", f"The path {ctx.request.path} does not exist on this server.")
+
+    def _emit(self, ctx: RequestContext, route: Route, status: int, duration: float) -> None:
+        caller = ctx.caller
+        event = OperationEvent(
+            request_id=ctx.request_id,
+            operation=route.operation,
+            kind=route.kind,
+            status=status,
+            duration=duration,
+            vault=ctx.vault_record.name if ctx.vault_record is not None else "",
+            object_name=ctx.params.get("name") or "",
+            version=ctx.params.get("version") or "",
+            caller_object_id=caller.object_id if caller else "",
+            caller_app_id=caller.app_id if caller else "",
+            tenant_id=caller.tenant_id if caller else "",
+        )
+        self.runtime.events.emit(event)
 
     # -- RSGI (granian) ------------------------------------------------------------------------
     def __rsgi_init__(self, loop: Any) -> None:
@@ -73,7 +158,10 @@ class KluisApp:
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         if scope.proto != "http":
             return
-        request = Request(scope.method, scope.path, scope.query_string, scope.headers, protocol)
+        headers = scope.headers
+        # HTTP/2 has no Host header: its :authority is scope.authority (HTTP/1.1: None, use Host).
+        authority = scope.authority or headers.get("host") or ""
+        request = Request(scope.method, scope.path, scope.query_string, headers, protocol, authority)
         response = await self.respond(request)
         protocol.response_bytes(response.status_code, response.header_list(), response.body)
 
@@ -89,12 +177,14 @@ class KluisApp:
                     if not message.get("more_body"):
                         return b"".join(chunks)
 
+            headers = asgi_headers(scope["headers"])
             request = Request(
                 scope["method"],
                 scope["path"],
                 scope["query_string"].decode("latin-1"),
-                asgi_headers(scope["headers"]),
+                headers,
                 read_body,
+                headers.get("host", ""),  # ASGI servers map HTTP/2 :authority to a host header
             )
             response = await self.respond(request)
             await send(
@@ -120,57 +210,13 @@ class KluisApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def handle(self, request: Request) -> Response:
-        method = request.method
-        segs = request.path.split("/")[1:]
-        head = segs[0].lower() if segs else ""
-        host = self.hosts.resolve(request.headers.get("host", ""))
-        try:
-            if head in _DATA_PLANE or head in _NOT_YET:
-                return await self._data_plane(request, host, method, head, segs[1:])
-            if head == "_kluis":
-                return await self._management(request, host, method, segs[1:])
-            answer = await route_identity(request, self.runtime, host.base_url, method, segs)
-            if answer is not None:
-                return answer
-            raise HttpError(404, "NotFound", f"The path {request.path} does not exist on this server.")
-        except VaultError as exc:
-            return error_response(exc)
 
-    async def _data_plane(self, request: Request, host: HostInfo, method: str, head: str, rest: list[str]) -> Response:
-        rt = self.runtime
-        caller = authenticate(request.headers.get("authorization"), host, rt.verifier, rt.tenant_id, rt.clock.now())
-        if isinstance(caller, Response):
-            return caller
-        version = check_api_version(request.query_params.get("api-version"))
-        vault = rt.vault(host.vault_name)
-        if head in _NOT_YET:
-            raise HttpError(
-                501,
-                "NotImplemented",
-                f"kluis does not serve /{head} yet; keys are supported, secrets and certificates will follow.",
-            )
-        ctx = RequestContext(rt, request, host, vault, caller, version)
-        return await _DATA_PLANE[head](ctx, method, rest)
+class _Answer(VaultError):
+    """A complete response to send as it is (the 401 challenge), raised out of the dispatch."""
 
-    async def _management(self, request: Request, host: HostInfo, method: str, segs: list[str]) -> Response:
-        if segs == ["health"]:
-            return json_response({"status": "ok", "tenant": self.runtime.tenant_id})
-        if not segs or segs[0] != "v1":
-            raise HttpError(404, "NotFound", "No such management endpoint.")
-        mgmt_host = HostInfo(
-            host.vault_name, host.base_url, "https://management.azure.com", MANAGEMENT_AUDIENCES, False
-        )
-        caller = authenticate(
-            request.headers.get("authorization"),
-            mgmt_host,
-            self.runtime.verifier,
-            self.runtime.tenant_id,
-            self.runtime.clock.now(),
-        )
-        if isinstance(caller, Response):
-            return caller
-        return await route_admin(request, self.runtime, caller, method, segs[1:])
+    def __init__(self, response: Response) -> None:
+        super().__init__("authentication required")
+        self.response = response
 
 
 def create_app(**overrides: Any) -> KluisApp:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kluis.api.errors import json_response
 from kluis.api.hosts import HostInfo
 from kluis.api.http import Response
-from kluis.domain.permissions import Caller
+from kluis.domain.authorization import Caller
 from kluis.identity.tokens import Claims, InvalidToken, TokenVerifier
 
 __all__ = ["authenticate", "challenge"]

@@ -1,9 +1,10 @@
-"""From the Host header to a vault, a base URL and the challenge resource.
+"""From the request's authority (HTTP/1.1 ``Host``, HTTP/2 ``:authority``) to a vault, a base URL
+and the challenge resource. Which names are kluis's is decided in ``kluis.addressing``.
 
-Vaults are addressed like Azure: ``https://NAME.vault.azure.net`` (through the proxy),
-``https://NAME.<configured domain>[:port]`` or ``https://NAME.localhost:port``. A bare
-``localhost``, an IP address or any other host name is the default vault, so a single-vault
-setup needs no DNS.
+A request is served only by the vault its authority names: ``NAME.vault.azure.net``,
+``NAME.<configured domain>`` and ``NAME.localhost`` are vault NAME; bare ``localhost``, an IP
+address and the ``--hostname`` names are the default vault; any other host addresses no vault
+(the data plane answers 404 ``VaultNotFound``), and a request without an authority is a 400.
 
 The challenge resource is the vault host's parent domain with the same port, because the
 Python SDK checks ``vault_netloc.endswith("." + resource_netloc)``: ``NAME.vault.azure.net``
@@ -14,41 +15,41 @@ and clients must pass ``verify_challenge_resource=False`` (the one documented se
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from kluis.addressing import AZURE_VAULT_DOMAIN, DEFAULT_VAULT, LOOPBACK_NAMES, is_ip, vault_label
 
 __all__ = ["AZURE_RESOURCE", "HostInfo", "HostResolver"]
 
-AZURE_RESOURCE = "https://vault.azure.net"
+AZURE_RESOURCE = f"https://{AZURE_VAULT_DOMAIN}"
 
 
 @dataclass(frozen=True)
 class HostInfo:
-    vault_name: str
+    vault_name: str | None  # None: the authority addresses no vault
     base_url: str  # scheme://host[:port] exactly as the client used it
     resource: str  # what the 401 challenge advertises
     audiences: frozenset[str]  # token audiences accepted for this host
-    login: bool  # the host is login.microsoftonline.com (token endpoints only)
+    authority: str  # the authority as sent ("" when the request had none)
 
 
 class HostResolver:
-    def __init__(self, default_vault: str, domains: list[str] | tuple[str, ...] = ()) -> None:
-        self._default = default_vault
-        self._suffixes = tuple(
-            "." + d.lower().strip(".") for d in ("vault.azure.net", "localhost", *domains) if d.strip(".")
-        )
+    def __init__(self, domains: Sequence[str] = (), hostnames: Sequence[str] = ()) -> None:
+        self._domains = tuple(domains)
+        self._default_names = frozenset(n.lower().rstrip(".") for n in (*LOOPBACK_NAMES, *hostnames))
         self._cache: dict[str, HostInfo] = {}
 
-    def resolve(self, host_header: str) -> HostInfo:
-        info = self._cache.get(host_header)
+    def resolve(self, authority: str) -> HostInfo:
+        info = self._cache.get(authority)
         if info is None:
-            info = self._resolve(host_header)
+            info = self._resolve(authority)
             if len(self._cache) < 4096:
-                self._cache[host_header] = info
+                self._cache[authority] = info
         return info
 
-    def _resolve(self, host_header: str) -> HostInfo:
-        raw = (host_header or "localhost").strip().lower()
+    def _resolve(self, authority: str) -> HostInfo:
+        raw = (authority or "").strip().lower()
         if raw.startswith("["):  # IPv6 literal
             end = raw.find("]")
             hostname, port = raw[1:end], raw[end + 2 :] if ":" in raw[end:] else ""
@@ -58,20 +59,11 @@ class HostResolver:
             hostname, port = raw, ""
         hostname = hostname.rstrip(".")
         port_part = f":{port}" if port and port != "443" else ""
-        base = f"https://{raw}"
-        login = hostname in ("login.microsoftonline.com", "login.windows.net")
-        if not _is_ip(hostname):
-            for suffix in self._suffixes:
-                if hostname.endswith(suffix) and "." not in hostname[: -len(suffix)]:
-                    label = hostname[: -len(suffix)]
-                    resource = f"https://{suffix[1:]}{port_part}"
-                    return HostInfo(label, base, resource, frozenset({AZURE_RESOURCE, resource}), login)
-        return HostInfo(self._default, base, AZURE_RESOURCE, frozenset({AZURE_RESOURCE}), login)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+        base = f"https://{raw or 'localhost'}"
+        azure = frozenset({AZURE_RESOURCE})
+        label = vault_label(hostname, self._domains)
+        if label is not None:
+            resource = f"https://{label[1]}{port_part}"
+            return HostInfo(label[0], base, resource, frozenset({AZURE_RESOURCE, resource}), raw)
+        default = DEFAULT_VAULT if hostname and (is_ip(hostname) or hostname in self._default_names) else None
+        return HostInfo(default, base, AZURE_RESOURCE, azure, raw)

@@ -25,7 +25,9 @@ class HeaderMap(Protocol):
 
 
 class Request:
-    __slots__ = ("_body", "_query", "_read_body", "headers", "method", "path", "query_string")
+    """``authority`` is HTTP/1.1's Host header or HTTP/2's ``:authority`` ("" when the client sent neither)."""
+
+    __slots__ = ("_body", "_query", "_read_body", "authority", "headers", "method", "path", "query_string")
 
     def __init__(
         self,
@@ -34,8 +36,10 @@ class Request:
         query_string: str,
         headers: HeaderMap,
         read_body: Callable[[], Awaitable[bytes]],
+        authority: str = "",
     ) -> None:
         self.method = method
+        self.authority = authority
         self.path = path
         self.query_string = query_string
         self.headers = headers

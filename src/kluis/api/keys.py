@@ -1,114 +1,57 @@
-"""Keys data plane: one handler per Azure operation, routed from ``/keys`` and ``/deletedkeys``.
+"""Keys data plane: one handler per Azure operation, and the route-table rows that reach them.
 
-Handlers translate wire <-> domain only; the domain checks permissions, existence and state.
+Handlers translate wire <-> domain only. By the time one runs, the dispatcher has verified the
+token, resolved the vault and asked the authorization point for the row's permission; the domain
+decides existence and state.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
-import orjson
-
-from kluis.api.errors import HttpError, json_response
-from kluis.api.hosts import HostInfo
-from kluis.api.http import Request, Response
-from kluis.api.runtime import Runtime
+from kluis.api.context import RequestContext
+from kluis.api.errors import json_response
+from kluis.api.http import Response
+from kluis.api.routes import Route
 from kluis.api.wire import (
     b64,
     b64_field,
-    changes_from_body,
-    deleted_bundle,
+    deleted_key_bundle,
     int_field,
     key_bundle,
+    key_changes,
     key_item,
     page_body,
     str_field,
 )
+from kluis.domain.authorization import KeyPermission as P
+from kluis.domain.authorization import VaultAccess
 from kluis.domain.errors import BadParameter
-from kluis.domain.permissions import Caller
-from kluis.domain.views import KeyView, Page
+from kluis.domain.views import ObjectView, Page
 from kluis.identity.jws import sign_jws
-from kluis.store import VaultRecord
 
-__all__ = ["MAX_BODY", "RequestContext", "route_deleted_keys", "route_keys", "route_rng"]
-
-MAX_BODY = 1024 * 1024
+__all__ = ["ROUTES"]
 
 
-@dataclass
-class RequestContext:
-    runtime: Runtime
-    request: Request
-    host: HostInfo
-    vault: VaultRecord
-    caller: Caller
-    api_version: str
-
-    @property
-    def base(self) -> str:
-        return self.host.base_url
-
-    async def body(self) -> dict[str, Any]:
-        length = self.request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY:
-            raise HttpError(413, "BadParameter", f"The request body is larger than {MAX_BODY} bytes.")
-        raw = await self.request.body()
-        if len(raw) > MAX_BODY:
-            raise HttpError(413, "BadParameter", f"The request body is larger than {MAX_BODY} bytes.")
-        if not raw.strip():
-            raise BadParameter("The request body is missing; this operation needs a JSON object.")
-        try:
-            body = orjson.loads(raw)
-        except (orjson.JSONDecodeError, UnicodeDecodeError):
-            raise BadParameter("The request body is not valid JSON.") from None
-        if not isinstance(body, dict):
-            raise BadParameter("The request body must be a JSON object.")
-        return body
-
-    def query_int(self, name: str) -> int | None:
-        raw = self.request.query_params.get(name)
-        if raw is None or raw == "":
-            return None
-        try:
-            return int(raw)
-        except ValueError:
-            raise BadParameter(f"The '{name}' query parameter must be an integer.") from None
-
-    def next_link(self, path: str, page: Page[Any], maxresults: int | None) -> str | None:
-        if page.next_token is None:
-            return None
-        query: dict[str, str] = {"api-version": self.api_version, "$skiptoken": page.next_token}
-        if maxresults is not None:
-            query["maxresults"] = str(maxresults)
-        return f"{self.base}{path}?{urlencode(query)}"
-
-
-Handler = Callable[[RequestContext, list[str]], Awaitable[Response]]
-
-
-# -- handlers -----------------------------------------------------------------------------------
-async def create_key(ctx: RequestContext, name: str) -> Response:
-    """CreateKey, POST /keys/{name}/create (keys/create)."""
+async def create_key(ctx: RequestContext) -> Response:
+    """CreateKey, POST /keys/{name}/create."""
     body = await ctx.body()
     view = ctx.runtime.keys.create_key(
         ctx.vault,
-        ctx.caller,
-        name,
+        ctx.name,
         kty=str_field(body, "kty", required=True) or "",
         size=int_field(body, "key_size"),
         curve=str_field(body, "crv"),
         public_exponent=int_field(body, "public_exponent"),
-        changes=changes_from_body(body),
+        changes=key_changes(body),
     )
     return json_response(key_bundle(ctx.base, view))
 
 
-async def import_key(ctx: RequestContext, name: str) -> Response:
-    """ImportKey, PUT /keys/{name} (keys/import)."""
+async def import_key(ctx: RequestContext) -> Response:
+    """ImportKey, PUT /keys/{name}."""
     body = await ctx.body()
     jwk = body.get("key")
     if not isinstance(jwk, dict):
@@ -116,32 +59,32 @@ async def import_key(ctx: RequestContext, name: str) -> Response:
     hsm = body.get("Hsm", body.get("hsm"))
     if hsm is not None and not isinstance(hsm, bool):
         raise BadParameter("The 'Hsm' property must be true or false.")
-    view = ctx.runtime.keys.import_key(ctx.vault, ctx.caller, name, jwk, hsm=hsm, changes=changes_from_body(body))
+    view = ctx.runtime.keys.import_key(ctx.vault, ctx.name, jwk, hsm=hsm, changes=key_changes(body))
     return json_response(key_bundle(ctx.base, view))
 
 
-async def get_key(ctx: RequestContext, name: str, version: str | None) -> Response:
-    """GetKey, GET /keys/{name}/{version?} (keys/get)."""
-    return json_response(key_bundle(ctx.base, ctx.runtime.keys.get_key(ctx.vault, ctx.caller, name, version)))
+async def get_key(ctx: RequestContext) -> Response:
+    """GetKey, GET /keys/{name}/{version?}; also GetKeyAttestation (no attestation object)."""
+    return json_response(key_bundle(ctx.base, ctx.runtime.keys.get_key(ctx.vault, ctx.name, ctx.version)))
 
 
-async def update_key(ctx: RequestContext, name: str, version: str | None) -> Response:
-    """UpdateKey, PATCH /keys/{name}/{version?} (keys/update)."""
+async def update_key(ctx: RequestContext) -> Response:
+    """UpdateKey, PATCH /keys/{name}/{version?}."""
     body = await ctx.body()
-    view = ctx.runtime.keys.update_key(ctx.vault, ctx.caller, name, version, changes_from_body(body))
+    view = ctx.runtime.keys.update_key(ctx.vault, ctx.name, ctx.version, key_changes(body))
     return json_response(key_bundle(ctx.base, view))
 
 
-async def delete_key(ctx: RequestContext, name: str) -> Response:
-    """DeleteKey, DELETE /keys/{name} (keys/delete)."""
-    return json_response(deleted_bundle(ctx.base, ctx.runtime.keys.delete_key(ctx.vault, ctx.caller, name)))
+async def delete_key(ctx: RequestContext) -> Response:
+    """DeleteKey, DELETE /keys/{name}."""
+    return json_response(deleted_key_bundle(ctx.base, ctx.runtime.keys.lifecycle.delete(ctx.vault, ctx.name)))
 
 
 async def _list(
     ctx: RequestContext,
     path: str,
-    fetch: Callable[[int | None, str | None], Page[KeyView]],
-    item: Callable[[KeyView], dict[str, Any]],
+    fetch: Callable[[int | None, str | None], Page[ObjectView]],
+    item: Callable[[ObjectView], dict[str, Any]],
 ) -> Response:
     maxresults = ctx.query_int("maxresults")
     page = fetch(maxresults, ctx.request.query_params.get("$skiptoken"))
@@ -149,107 +92,170 @@ async def _list(
 
 
 async def list_keys(ctx: RequestContext) -> Response:
-    """GetKeys, GET /keys (keys/list): versionless ids."""
+    """GetKeys, GET /keys: versionless ids."""
+    keys = ctx.runtime.keys
     return await _list(
         ctx,
         "/keys",
-        lambda m, t: ctx.runtime.keys.list_keys(ctx.vault, ctx.caller, maxresults=m, token=t),
+        lambda m, t: keys.list_keys(ctx.vault, maxresults=m, token=t),
         lambda v: key_item(ctx.base, v, versioned=False),
     )
 
 
-async def list_versions(ctx: RequestContext, name: str) -> Response:
-    """GetKeyVersions, GET /keys/{name}/versions (keys/list)."""
+async def list_versions(ctx: RequestContext) -> Response:
+    """GetKeyVersions, GET /keys/{name}/versions."""
+    keys = ctx.runtime.keys
     return await _list(
         ctx,
-        f"/keys/{name}/versions",
-        lambda m, t: ctx.runtime.keys.list_versions(ctx.vault, ctx.caller, name, maxresults=m, token=t),
+        f"/keys/{ctx.name}/versions",
+        lambda m, t: keys.list_versions(ctx.vault, ctx.name, maxresults=m, token=t),
         lambda v: key_item(ctx.base, v, versioned=True),
     )
 
 
 async def list_deleted(ctx: RequestContext) -> Response:
-    """GetDeletedKeys, GET /deletedkeys (keys/list)."""
+    """GetDeletedKeys, GET /deletedkeys."""
+    keys = ctx.runtime.keys
     return await _list(
         ctx,
         "/deletedkeys",
-        lambda m, t: ctx.runtime.keys.list_deleted_keys(ctx.vault, ctx.caller, maxresults=m, token=t),
+        lambda m, t: keys.list_deleted_keys(ctx.vault, maxresults=m, token=t),
         lambda v: key_item(ctx.base, v, versioned=False),
     )
 
 
-async def backup_key(ctx: RequestContext, name: str) -> Response:
-    """BackupKey, POST /keys/{name}/backup (keys/backup)."""
-    return json_response({"value": b64(ctx.runtime.backup.backup(ctx.vault, ctx.caller, name))})
+async def get_deleted(ctx: RequestContext) -> Response:
+    """GetDeletedKey, GET /deletedkeys/{name}."""
+    view = ctx.runtime.keys.lifecycle.get_deleted(ctx.vault, ctx.name)
+    return json_response(deleted_key_bundle(ctx.base, view))
+
+
+async def purge_deleted(ctx: RequestContext) -> Response:
+    """PurgeDeletedKey, DELETE /deletedkeys/{name}: 204, no body."""
+    ctx.runtime.keys.lifecycle.purge(ctx.vault, ctx.name)
+    return Response(status_code=204)
+
+
+async def recover_deleted(ctx: RequestContext) -> Response:
+    """RecoverDeletedKey, POST /deletedkeys/{name}/recover."""
+    return json_response(key_bundle(ctx.base, ctx.runtime.keys.lifecycle.recover(ctx.vault, ctx.name)))
+
+
+async def backup_key(ctx: RequestContext) -> Response:
+    """BackupKey, POST /keys/{name}/backup."""
+    return json_response({"value": b64(ctx.runtime.key_backup.backup(ctx.vault, ctx.name))})
 
 
 async def restore_key(ctx: RequestContext) -> Response:
-    """RestoreKey, POST /keys/restore (keys/restore)."""
+    """RestoreKey, POST /keys/restore."""
     body = await ctx.body()
     blob = b64_field(body, "value", required=True) or b""
-    return json_response(key_bundle(ctx.base, ctx.runtime.backup.restore(ctx.vault, ctx.caller, blob)))
+    return json_response(key_bundle(ctx.base, ctx.runtime.key_backup.restore(ctx.vault, blob)))
 
 
-async def rotate_key(ctx: RequestContext, name: str) -> Response:
-    """RotateKey, POST /keys/{name}/rotate (keys/rotate)."""
-    return json_response(key_bundle(ctx.base, ctx.runtime.keys.rotate_key(ctx.vault, ctx.caller, name)))
+async def rotate_key(ctx: RequestContext) -> Response:
+    """RotateKey, POST /keys/{name}/rotate."""
+    return json_response(key_bundle(ctx.base, ctx.runtime.keys.rotate_key(ctx.vault, ctx.name)))
 
 
-async def rotation_policy(ctx: RequestContext, name: str, method: str) -> Response:
-    """Get/UpdateKeyRotationPolicy, GET|PUT /keys/{name}/rotationpolicy."""
-    if method == "PUT":
-        doc = ctx.runtime.keys.update_rotation_policy(ctx.vault, ctx.caller, name, await ctx.body())
-    else:
-        doc = ctx.runtime.keys.get_rotation_policy(ctx.vault, ctx.caller, name)
-    key_name = name
-    return json_response({"id": f"{ctx.base}/keys/{key_name}/rotationpolicy", **doc})
+async def get_rotation_policy(ctx: RequestContext) -> Response:
+    """GetKeyRotationPolicy, GET /keys/{name}/rotationpolicy."""
+    name, doc = ctx.runtime.keys.get_rotation_policy(ctx.vault, ctx.name)
+    return json_response({"id": f"{ctx.base}/keys/{name}/rotationpolicy", **doc})
 
 
-async def key_operation(ctx: RequestContext, name: str, version: str | None, op: str) -> Response:
-    """encrypt / decrypt / wrapkey / unwrapkey / sign / verify, POST /keys/{name}/{version}/{op}."""
+async def update_rotation_policy(ctx: RequestContext) -> Response:
+    """UpdateKeyRotationPolicy, PUT /keys/{name}/rotationpolicy."""
+    name, doc = ctx.runtime.keys.update_rotation_policy(ctx.vault, ctx.name, await ctx.body())
+    return json_response({"id": f"{ctx.base}/keys/{name}/rotationpolicy", **doc})
+
+
+def _kid(ctx: RequestContext, name: str, version: str) -> str:
+    return f"{ctx.base}/keys/{name}/{version}"
+
+
+def _encrypting(op: str) -> Callable[[RequestContext], Any]:
+    wrap = op == "wrapKey"
+
+    async def handler(ctx: RequestContext) -> Response:
+        """Encrypt / WrapKey, POST /keys/{name}/{version}/encrypt|wrapkey."""
+        body = await ctx.body()
+        res = ctx.runtime.key_operations.encrypt(
+            ctx.vault,
+            ctx.name,
+            ctx.version,
+            str_field(body, "alg", required=True) or "",
+            b64_field(body, "value", required=True) or b"",
+            iv=b64_field(body, "iv"),
+            aad=b64_field(body, "aad"),
+            wrap=wrap,
+        )
+        out: dict[str, Any] = {"kid": _kid(ctx, res.name, res.version), "value": b64(res.value)}
+        for field_name in ("iv", "tag", "aad"):
+            data = getattr(res, field_name)
+            if data:
+                out[field_name] = b64(data)
+        return json_response(out)
+
+    return handler
+
+
+def _decrypting(op: str) -> Callable[[RequestContext], Any]:
+    unwrap = op == "unwrapKey"
+
+    async def handler(ctx: RequestContext) -> Response:
+        """Decrypt / UnwrapKey, POST /keys/{name}/{version}/decrypt|unwrapkey."""
+        body = await ctx.body()
+        res = ctx.runtime.key_operations.decrypt(
+            ctx.vault,
+            ctx.name,
+            ctx.version,
+            str_field(body, "alg", required=True) or "",
+            b64_field(body, "value", required=True) or b"",
+            iv=b64_field(body, "iv"),
+            aad=b64_field(body, "aad"),
+            tag=b64_field(body, "tag"),
+            unwrap=unwrap,
+        )
+        return json_response({"kid": _kid(ctx, res.name, res.version), "value": b64(res.value)})
+
+    return handler
+
+
+async def sign(ctx: RequestContext) -> Response:
+    """Sign, POST /keys/{name}/{version}/sign: signs a digest the caller computed."""
     body = await ctx.body()
     alg = str_field(body, "alg", required=True) or ""
-    ops = ctx.runtime.key_operations
-    if op == "sign":
-        res = ops.sign(ctx.vault, ctx.caller, name, version, alg, b64_field(body, "value", required=True) or b"")
-        return json_response({"kid": f"{ctx.base}/keys/{res.name}/{res.version}", "value": b64(res.value)})
-    if op == "verify":
-        ok = ops.verify(
-            ctx.vault,
-            ctx.caller,
-            name,
-            version,
-            alg,
-            b64_field(body, "digest", required=True) or b"",
-            b64_field(body, "value", required=True) or b"",
-        )
-        return json_response({"value": ok})
-    value = b64_field(body, "value", required=True) or b""
-    iv, aad = b64_field(body, "iv"), b64_field(body, "aad")
-    if op in ("encrypt", "wrapkey"):
-        res = ops.encrypt(ctx.vault, ctx.caller, name, version, alg, value, iv=iv, aad=aad, wrap=op == "wrapkey")
-    else:
-        res = ops.decrypt(
-            ctx.vault, ctx.caller, name, version, alg, value,
-            iv=iv, aad=aad, tag=b64_field(body, "tag"), unwrap=op == "unwrapkey",
-        )  # fmt: skip
-    out: dict[str, Any] = {"kid": f"{ctx.base}/keys/{res.name}/{res.version}", "value": b64(res.value)}
-    for field_name in ("iv", "tag", "aad"):
-        data = getattr(res, field_name)
-        if data:
-            out[field_name] = b64(data)
-    return json_response(out)
+    res = ctx.runtime.key_operations.sign(
+        ctx.vault, ctx.name, ctx.version, alg, b64_field(body, "value", required=True) or b""
+    )
+    return json_response({"kid": _kid(ctx, res.name, res.version), "value": b64(res.value)})
 
 
-async def release_key(ctx: RequestContext, name: str, version: str | None) -> Response:
-    """release, POST /keys/{name}/{version}/release (keys/release): the key, wrapped for an attested TEE.
+async def verify(ctx: RequestContext) -> Response:
+    """Verify, POST /keys/{name}/{version}/verify."""
+    body = await ctx.body()
+    alg = str_field(body, "alg", required=True) or ""
+    ok = ctx.runtime.key_operations.verify(
+        ctx.vault,
+        ctx.name,
+        ctx.version,
+        alg,
+        b64_field(body, "digest", required=True) or b"",
+        b64_field(body, "value", required=True) or b"",
+    )
+    return json_response({"value": ok})
+
+
+async def release_key(ctx: RequestContext) -> Response:
+    """Release, POST /keys/{name}/{version}/release: the key, wrapped for an attested TEE.
 
     The answer is a JWS signed with kluis's token-signing key (verifiable with the tenant's JWKS),
     whose payload carries the key bundle with the wrapped private key in ``key_hsm``.
     """
     body = await ctx.body()
     nonce = str_field(body, "nonce")
-    res = ctx.runtime.release.release(ctx.vault, ctx.caller, name, version, body.get("target"), str_field(body, "enc"))
+    res = ctx.runtime.release.release(ctx.vault, ctx.name, ctx.version, body.get("target"), str_field(body, "enc"))
     bundle = key_bundle(ctx.base, res.view)
     transfer = {
         "schema_version": "1.0",
@@ -265,90 +271,54 @@ async def release_key(ctx: RequestContext, name: str, version: str | None) -> Re
     return json_response({"value": sign_jws(ctx.runtime.signing_key_der, ctx.runtime.key_id, payload)})
 
 
-_CRYPTO_OPS = frozenset({"encrypt", "decrypt", "wrapkey", "unwrapkey", "sign", "verify"})
-
-
-def _not_allowed(method: str) -> HttpError:
-    return HttpError(405, "MethodNotAllowed", f"The {method} method is not allowed on this path.")
-
-
-async def route_keys(ctx: RequestContext, method: str, segs: list[str]) -> Response:
-    """``segs`` are the path segments after ``/keys``; an empty version segment means latest."""
-    if not segs or segs == [""]:
-        if method == "GET":
-            return await list_keys(ctx)
-        raise _not_allowed(method)
-    name = segs[0]
-    if len(segs) == 1 and name.lower() == "restore" and method == "POST":
-        return await restore_key(ctx)
-    if len(segs) == 1 or (len(segs) == 2 and segs[1] == ""):
-        if method == "GET":
-            return await get_key(ctx, name, None)
-        if method == "PUT":
-            return await import_key(ctx, name)
-        if method == "DELETE":
-            return await delete_key(ctx, name)
-        if method == "PATCH":
-            return await update_key(ctx, name, None)
-        raise _not_allowed(method)
-    second = segs[1].lower()
-    if len(segs) == 2:
-        if method == "POST":
-            if second == "create":
-                return await create_key(ctx, name)
-            if second == "backup":
-                return await backup_key(ctx, name)
-            if second == "rotate":
-                return await rotate_key(ctx, name)
-        if second == "rotationpolicy" and method in ("GET", "PUT"):
-            return await rotation_policy(ctx, name, method)
-        if second == "versions" and method == "GET":
-            return await list_versions(ctx, name)
-        if method == "GET":
-            return await get_key(ctx, name, segs[1])
-        if method == "PATCH":
-            return await update_key(ctx, name, segs[1])
-        raise _not_allowed(method)
-    if len(segs) == 3:
-        op = segs[2].lower()
-        if op in _CRYPTO_OPS:
-            if method != "POST":
-                raise _not_allowed(method)
-            return await key_operation(ctx, name, segs[1] or None, op)
-        if op == "attestation" and method == "GET":
-            return await get_key(ctx, name, segs[1] or None)
-        if op == "release":
-            if method != "POST":
-                raise _not_allowed(method)
-            return await release_key(ctx, name, segs[1] or None)
-    raise HttpError(404, "NotFound", "The requested path does not exist on this vault.")
-
-
-async def route_deleted_keys(ctx: RequestContext, method: str, segs: list[str]) -> Response:
-    keys = ctx.runtime.keys
-    if not segs or segs == [""]:
-        if method == "GET":
-            return await list_deleted(ctx)
-        raise _not_allowed(method)
-    name = segs[0]
-    if len(segs) == 1 or (len(segs) == 2 and segs[1] == ""):
-        if method == "GET":
-            return json_response(deleted_bundle(ctx.base, keys.get_deleted_key(ctx.vault, ctx.caller, name)))
-        if method == "DELETE":
-            keys.purge_deleted_key(ctx.vault, ctx.caller, name)
-            return Response(status_code=204)
-        raise _not_allowed(method)
-    if len(segs) == 2 and segs[1].lower() == "recover":
-        if method == "POST":
-            return json_response(key_bundle(ctx.base, keys.recover_deleted_key(ctx.vault, ctx.caller, name)))
-        raise _not_allowed(method)
-    raise HttpError(404, "NotFound", "The requested path does not exist on this vault.")
-
-
-async def route_rng(ctx: RequestContext, method: str, segs: list[str]) -> Response:
+async def random_bytes(ctx: RequestContext) -> Response:
     """GetRandomBytes, POST /rng."""
-    if method != "POST":
-        raise _not_allowed(method)
     body = await ctx.body()
-    data = ctx.runtime.key_operations.random_bytes(ctx.vault, ctx.caller, body.get("count"))
-    return json_response({"value": b64(data)})
+    return json_response({"value": b64(ctx.runtime.key_operations.random_bytes(body.get("count")))})
+
+
+def _crypto_rows() -> list[Route]:
+    rows: list[Route] = []
+    for op, permission in (
+        ("encrypt", P.ENCRYPT),
+        ("decrypt", P.DECRYPT),
+        ("wrapKey", P.WRAP_KEY),
+        ("unwrapKey", P.UNWRAP_KEY),
+    ):
+        handler = _encrypting(op) if op in ("encrypt", "wrapKey") else _decrypting(op)
+        rows.append(
+            Route(
+                "POST", f"/keys/{{name}}/{{version?}}/{op.lower()}", handler, op[0].upper() + op[1:], permission, "key"
+            )
+        )
+    rows.append(Route("POST", "/keys/{name}/{version?}/sign", sign, "Sign", P.SIGN, "key"))
+    rows.append(Route("POST", "/keys/{name}/{version?}/verify", verify, "Verify", P.VERIFY, "key"))
+    return rows
+
+
+_POLICY = "/keys/{name}/rotationpolicy"
+
+# fmt: off
+ROUTES: list[Route] = [
+    Route("GET", "/keys/", list_keys, "GetKeys", P.LIST, "key"),
+    Route("POST", "/keys/restore", restore_key, "RestoreKey", P.RESTORE, "key"),
+    Route("PUT", "/keys/{name}/", import_key, "ImportKey", P.IMPORT, "key"),
+    Route("GET", "/keys/{name}/{version?}", get_key, "GetKey", P.GET, "key"),
+    Route("PATCH", "/keys/{name}/{version?}", update_key, "UpdateKey", P.UPDATE, "key"),
+    Route("DELETE", "/keys/{name}/", delete_key, "DeleteKey", P.DELETE, "key"),
+    Route("POST", "/keys/{name}/create", create_key, "CreateKey", P.CREATE, "key"),
+    Route("POST", "/keys/{name}/backup", backup_key, "BackupKey", P.BACKUP, "key"),
+    Route("POST", "/keys/{name}/rotate", rotate_key, "RotateKey", P.ROTATE, "key"),
+    Route("GET", _POLICY, get_rotation_policy, "GetKeyRotationPolicy", P.GET_ROTATION_POLICY, "key"),
+    Route("PUT", _POLICY, update_rotation_policy, "UpdateKeyRotationPolicy", P.SET_ROTATION_POLICY, "key"),
+    Route("GET", "/keys/{name}/versions", list_versions, "GetKeyVersions", P.LIST, "key"),
+    *_crypto_rows(),
+    Route("GET", "/keys/{name}/{version?}/attestation", get_key, "GetKeyAttestation", P.GET, "key"),
+    Route("POST", "/keys/{name}/{version?}/release", release_key, "Release", P.RELEASE, "key"),
+    Route("GET", "/deletedkeys/", list_deleted, "GetDeletedKeys", P.LIST, "key"),
+    Route("GET", "/deletedkeys/{name}/", get_deleted, "GetDeletedKey", P.GET, "key"),
+    Route("DELETE", "/deletedkeys/{name}/", purge_deleted, "PurgeDeletedKey", P.PURGE, "key"),
+    Route("POST", "/deletedkeys/{name}/recover", recover_deleted, "RecoverDeletedKey", P.RECOVER, "key"),
+    Route("POST", "/rng", random_bytes, "GetRandomBytes", VaultAccess.ANY, "key"),
+]
+# fmt: on

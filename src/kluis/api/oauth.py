@@ -16,13 +16,15 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
+from kluis.api.context import RequestContext
 from kluis.api.errors import json_response
 from kluis.api.http import Request, Response
+from kluis.api.routes import Auth, Route
 from kluis.api.runtime import Runtime
 from kluis.identity.secrets import check_secret
 from kluis.identity.tokens import Principal, audience_from_scope, jwks
 
-__all__ = ["route_identity"]
+__all__ = ["ROUTES"]
 
 TOKEN_LIFETIME = 3600
 
@@ -98,8 +100,7 @@ async def _token(request: Request, runtime: Runtime, tenant: str) -> Response:
             700027,
             "Client assertions are not supported by kluis; use a client secret.",
         )
-    with runtime.store.read() as tx:
-        principal = tx.get_principal_by_app_id(client_id)
+    principal = runtime.management.principal_by_app_id(client_id)
     if principal is None:
         return _oauth_error(
             400,
@@ -148,8 +149,7 @@ async def _managed_identity(request: Request, runtime: Runtime) -> Response:
     if not resource:
         return json_response({"statusCode": 400, "message": "The 'resource' query parameter is required."}, 400)
     app_id, _, secret = header.partition(":")
-    with runtime.store.read() as tx:
-        principal = tx.get_principal_by_app_id(app_id) if app_id else None
+    principal = runtime.management.principal_by_app_id(app_id) if app_id else None
     if principal is None or not check_secret(secret, principal.secret_hash):
         return json_response({"statusCode": 401, "message": "The X-IDENTITY-HEADER is missing or invalid."}, 401)
     wanted = q.get("client_id") or q.get("clientid")
@@ -194,27 +194,43 @@ def _discovery(base: str, runtime: Runtime, request: Request) -> Response:
     )
 
 
-async def route_identity(
-    request: Request, runtime: Runtime, base: str, method: str, segs: list[str]
-) -> Response | None:
-    """Answer an identity endpoint, or None when the path is not one."""
-    lowered = [s.lower() for s in segs]
-    if lowered == ["msi", "token"] and method == "GET":
-        return await _managed_identity(request, runtime)
-    if len(segs) < 2:
-        return None
-    tenant = segs[0]
-    rest = lowered[1:]
-    if rest in (["v2.0", ".well-known", "openid-configuration"], [".well-known", "openid-configuration"]):
-        if not _known_tenant(tenant, runtime):
-            return _oauth_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
-        return json_response(
-            _openid_configuration(base, "adfs" if tenant.lower() == "adfs" else runtime.tenant_id, runtime)
-        )
-    if rest in (["oauth2", "v2.0", "token"], ["oauth2", "token"]) and method == "POST":
-        return await _token(request, runtime, tenant)
-    if rest in (["discovery", "instance"],):
-        return _discovery(base, runtime, request)
-    if rest in (["discovery", "v2.0", "keys"], ["discovery", "keys"]):
-        return json_response(jwks({runtime.key_id: runtime.signing_key_der}))
-    return None
+async def openid_configuration(ctx: RequestContext) -> Response:
+    tenant = ctx.params.get("tenant") or ""
+    if not _known_tenant(tenant, ctx.runtime):
+        return _oauth_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
+    adfs = "adfs" if tenant.lower() == "adfs" else ctx.runtime.tenant_id
+    return json_response(_openid_configuration(ctx.base, adfs, ctx.runtime))
+
+
+async def token(ctx: RequestContext) -> Response:
+    return await _token(ctx.request, ctx.runtime, ctx.params.get("tenant") or "")
+
+
+async def managed_identity(ctx: RequestContext) -> Response:
+    return await _managed_identity(ctx.request, ctx.runtime)
+
+
+async def discovery(ctx: RequestContext) -> Response:
+    return _discovery(ctx.base, ctx.runtime, ctx.request)
+
+
+async def signing_keys(ctx: RequestContext) -> Response:
+    return json_response(jwks({ctx.runtime.key_id: ctx.runtime.signing_key_der}))
+
+
+def _open(method: str, pattern: str, handler: Any, operation: str) -> Route:
+    return Route(method, pattern, handler, operation, None, "identity", Auth.NONE)
+
+
+# fmt: off
+ROUTES: list[Route] = [
+    _open("GET", "/msi/token", managed_identity, "ManagedIdentityToken"),
+    _open("GET", "/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration, "OpenIdConfiguration"),
+    _open("GET", "/{tenant}/.well-known/openid-configuration", openid_configuration, "OpenIdConfiguration"),
+    _open("POST", "/{tenant}/oauth2/v2.0/token", token, "Token"),
+    _open("POST", "/{tenant}/oauth2/token", token, "Token"),
+    _open("GET", "/{tenant}/discovery/instance", discovery, "InstanceDiscovery"),
+    _open("GET", "/{tenant}/discovery/v2.0/keys", signing_keys, "Keys"),
+    _open("GET", "/{tenant}/discovery/keys", signing_keys, "Keys"),
+]
+# fmt: on

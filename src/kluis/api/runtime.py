@@ -15,16 +15,20 @@ from typing import Any
 
 from kluis.config import DataDir, ServerSettings, write_private
 from kluis.crypto import KeyPool, Sealer, new_kek
+from kluis.domain.authorization import AccessPolicyAuthorizer, Authorizer
+from kluis.domain.backup import BackupEnvelope, ObjectBackup
 from kluis.domain.clock import Clock
 from kluis.domain.errors import NotFound
-from kluis.domain.keys.backup import KeyBackup
+from kluis.domain.events import EventBus
+from kluis.domain.housekeeping import Housekeeping, TickResult
+from kluis.domain.keys.backup import open_legacy_key_backup
 from kluis.domain.keys.operations import KeyOperations
 from kluis.domain.keys.release import KeyRelease
 from kluis.domain.keys.service import KeyService
 from kluis.domain.management import Management
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
 from kluis.identity.tokens import TokenIssuer, TokenVerifier, new_signing_key
-from kluis.store import PrincipalRecord, SqliteStore, VaultRecord
+from kluis.store import ObjectRecord, PrincipalRecord, SqliteStore, VaultRecord
 
 __all__ = ["DEFAULT_GROUP", "DEFAULT_VAULT", "Runtime"]
 
@@ -56,21 +60,23 @@ class Runtime:
         self.signing_key_der = signing_key
         self.key_id = key_id
         self.management = Management(self.store, self.clock)
+        self.authorizer: Authorizer = AccessPolicyAuthorizer(self.store)
+        self.events = EventBus()
         self.pool = KeyPool(sizes={2048: settings.key_pool}) if settings.key_pool > 0 else None
-        self.keys = KeyService(
-            self.store,
-            self.sealer,
-            self.clock,
-            pool=self.pool,
-            backup_key=self.sealer.derive(b"kluis/key-backup"),
-            tenant_id=self.tenant_id,
-        )
-        self.key_operations = KeyOperations(self.store, self.clock, self.keys)
+        self.keys = KeyService(self.store, self.sealer, self.clock, pool=self.pool)
+        self.key_operations = KeyOperations(self.keys)
         self.release = KeyRelease(self.store, self.clock, self.keys)
-        self.backup = KeyBackup(self.store, self.keys, Sealer(self.sealer.derive(b"kluis/key-backup")), self.tenant_id)
+        # One backup key for every kind (derived from the KEK under the label of the first release,
+        # so key backups made then still open); the kind and tenant are bound in as associated data.
+        envelope = BackupEnvelope(Sealer(self.sealer.derive(b"kluis/key-backup")), self.tenant_id)
+        self.key_backup = ObjectBackup(
+            self.keys.lifecycle, self.store, envelope, legacy=lambda blob: open_legacy_key_backup(envelope, blob)
+        )
+        self.housekeeper = Housekeeping(
+            self.store, self.clock, {"key": self.keys.lifecycle}, {"key": self._rotate_due_key}
+        )
         if bootstrap:
             self._bootstrap_admin_and_default_vault()
-        self._vault_cache: dict[str, VaultRecord] = {}
 
     # -- first start ---------------------------------------------------------------------------
     def _kek(self, *, create: bool) -> bytes:
@@ -161,10 +167,13 @@ class Runtime:
             raise NotFound(f"Vault '{name}' was not found on this kluis server.", code="VaultNotFound")
         return vault
 
-    def housekeeping(self) -> tuple[int, int]:
+    def _rotate_due_key(self, vault: VaultRecord, obj: ObjectRecord) -> None:
+        self.keys.rotate_key(vault, obj.name)
+
+    def housekeeping(self) -> TickResult:
         """One scheduler tick: purge what retention released, rotate what policy says is due."""
         vaults = {v.vault_id: v for v in self.management.list_vaults()}
-        return self.keys.run_due(vaults)
+        return self.housekeeper.tick(vaults)
 
     def admin_object_id(self) -> str:
         with self.store.read() as tx:

@@ -1,4 +1,4 @@
-"""Azure's JSON shapes: key bundles out, request bodies in. No decisions, only translation."""
+"""Azure's JSON shapes: bundles out, request bodies in. No decisions, only translation."""
 
 from __future__ import annotations
 
@@ -6,22 +6,26 @@ from typing import Any
 
 from kluis.crypto import CryptoError, b64url_decode, b64url_encode
 from kluis.domain.errors import BadParameter
-from kluis.domain.keys.service import check_ops, check_release_policy, check_tags
-from kluis.domain.views import KeyChanges, KeyView, Page
+from kluis.domain.keys.service import check_key_tags, check_ops, check_release_policy
+from kluis.domain.views import Changes, KeyChanges, ObjectView, Page
 
 __all__ = [
+    "attribute_changes",
+    "b64",
     "b64_field",
-    "changes_from_body",
-    "deleted_bundle",
+    "deleted_fields",
+    "deleted_key_bundle",
     "int_field",
     "key_bundle",
+    "key_changes",
     "key_item",
     "page_body",
     "str_field",
 ]
 
 
-def _attributes(view: KeyView) -> dict[str, Any]:
+def attributes(view: ObjectView) -> dict[str, Any]:
+    """The ``attributes`` object every kind shares (keys add ``exportable``)."""
     attrs: dict[str, Any] = {"enabled": view.enabled}
     if view.nbf is not None:
         attrs["nbf"] = view.nbf
@@ -31,26 +35,28 @@ def _attributes(view: KeyView) -> dict[str, Any]:
     attrs["updated"] = view.updated
     attrs["recoveryLevel"] = view.recovery_level
     attrs["recoverableDays"] = view.recoverable_days
-    attrs["exportable"] = view.exportable
+    if view.kind == "key":
+        attrs["exportable"] = view.exportable
     return attrs
 
 
-def _deleted_fields(base: str, view: KeyView, out: dict[str, Any]) -> dict[str, Any]:
+def deleted_fields(base: str, view: ObjectView, out: dict[str, Any]) -> dict[str, Any]:
+    """``out`` plus recoveryId / deletedDate / scheduledPurgeDate when ``view`` is deleted."""
     if view.deleted is not None:
-        out["recoveryId"] = f"{base}/deletedkeys/{view.name}"
+        out["recoveryId"] = f"{base}/deleted{view.kind}s/{view.name}"
         out["deletedDate"] = view.deleted.deleted_date
         out["scheduledPurgeDate"] = view.deleted.scheduled_purge_date
     return out
 
 
-def key_bundle(base: str, view: KeyView) -> dict[str, Any]:
+def key_bundle(base: str, view: ObjectView) -> dict[str, Any]:
     key: dict[str, Any] = {
         "kid": f"{base}/keys/{view.name}/{view.version}",
         "kty": view.kty,
         "key_ops": view.key_ops,
     }
     key.update(view.jwk)
-    body: dict[str, Any] = {"key": key, "attributes": _attributes(view)}
+    body: dict[str, Any] = {"key": key, "attributes": attributes(view)}
     if view.tags:
         body["tags"] = view.tags
     if view.release_policy:
@@ -58,16 +64,16 @@ def key_bundle(base: str, view: KeyView) -> dict[str, Any]:
     return body
 
 
-def deleted_bundle(base: str, view: KeyView) -> dict[str, Any]:
-    return _deleted_fields(base, view, key_bundle(base, view))
+def deleted_key_bundle(base: str, view: ObjectView) -> dict[str, Any]:
+    return deleted_fields(base, view, key_bundle(base, view))
 
 
-def key_item(base: str, view: KeyView, *, versioned: bool) -> dict[str, Any]:
+def key_item(base: str, view: ObjectView, *, versioned: bool) -> dict[str, Any]:
     kid = f"{base}/keys/{view.name}" + (f"/{view.version}" if versioned else "")
-    item: dict[str, Any] = {"kid": kid, "attributes": _attributes(view)}
+    item: dict[str, Any] = {"kid": kid, "attributes": attributes(view)}
     if view.tags:
         item["tags"] = view.tags
-    return _deleted_fields(base, view, item)
+    return deleted_fields(base, view, item)
 
 
 def page_body(items: list[dict[str, Any]], page: Page[Any], next_url: str | None) -> dict[str, Any]:
@@ -109,38 +115,52 @@ def b64(data: bytes) -> str:
     return b64url_encode(data)
 
 
+# Azure's attribute times are Unix seconds; .NET's DateTime ends at 9999-12-31T23:59:59Z.
+MAX_UNIX_TIME = 253402300799
+
+
 def _int_or_none(attrs: dict[str, Any], name: str) -> int | None:
+    """A time attribute (Unix seconds, 0 to 9999-12-31) or None; BadParameter for anything else."""
     value = attrs[name]
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadParameter(f"attributes.{name} must be a number of seconds since the epoch.")
+    if not (0 <= value <= MAX_UNIX_TIME):  # also refuses NaN and infinities
+        raise BadParameter(f"attributes.{name} must be between 0 and {MAX_UNIX_TIME} (9999-12-31T23:59:59Z).")
     return int(value)
 
 
-def changes_from_body(body: dict[str, Any]) -> KeyChanges:
+def attribute_changes(body: dict[str, Any], changes: Changes) -> None:
+    """Fill ``changes`` from ``body["attributes"]`` (enabled, nbf, exp); absent fields stay UNSET."""
+    attrs = body.get("attributes")
+    if attrs is None:
+        return
+    if not isinstance(attrs, dict):
+        raise BadParameter("attributes must be an object.")
+    if attrs.get("enabled") is not None:
+        if not isinstance(attrs["enabled"], bool):
+            raise BadParameter("attributes.enabled must be true or false.")
+        changes.enabled = attrs["enabled"]
+    if "nbf" in attrs:
+        changes.nbf = _int_or_none(attrs, "nbf")
+    if "exp" in attrs:
+        changes.exp = _int_or_none(attrs, "exp")
+
+
+def key_changes(body: dict[str, Any]) -> KeyChanges:
     """KeyChanges from a create/import/update body; absent fields stay UNSET (PATCH semantics)."""
     changes = KeyChanges()
     if body.get("key_ops") is not None:
         changes.key_ops = check_ops(body["key_ops"])
     if body.get("tags") is not None:
-        changes.tags = check_tags(body["tags"])
+        changes.tags = check_key_tags(body["tags"])
+    attribute_changes(body, changes)
     attrs = body.get("attributes")
-    if attrs is not None:
-        if not isinstance(attrs, dict):
-            raise BadParameter("attributes must be an object.")
-        if attrs.get("enabled") is not None:
-            if not isinstance(attrs["enabled"], bool):
-                raise BadParameter("attributes.enabled must be true or false.")
-            changes.enabled = attrs["enabled"]
-        if "nbf" in attrs:
-            changes.nbf = _int_or_none(attrs, "nbf")
-        if "exp" in attrs:
-            changes.exp = _int_or_none(attrs, "exp")
-        if attrs.get("exportable") is not None:
-            if not isinstance(attrs["exportable"], bool):
-                raise BadParameter("attributes.exportable must be true or false.")
-            changes.exportable = attrs["exportable"]
+    if isinstance(attrs, dict) and attrs.get("exportable") is not None:
+        if not isinstance(attrs["exportable"], bool):
+            raise BadParameter("attributes.exportable must be true or false.")
+        changes.exportable = attrs["exportable"]
     if "release_policy" in body:
         changes.release_policy = check_release_policy(body["release_policy"])
     return changes

@@ -40,7 +40,8 @@ def prepare(data_dir: DataDir, settings: ServerSettings) -> tuple[Runtime, TlsFi
 def _scheduler(runtime: Runtime, interval: float, stop: threading.Event) -> None:
     while not stop.wait(interval):
         try:
-            purged, rotated = runtime.housekeeping()
+            tick = runtime.housekeeping()
+            purged, rotated = tick.purged, tick.acted
             if purged or rotated:
                 log.info("housekeeping: purged %d, rotated %d key(s)", purged, rotated)
         except Exception:  # the scheduler must outlive one bad tick

@@ -10,9 +10,9 @@ import re
 import uuid
 from collections.abc import Sequence
 
+from kluis.domain.authorization import normalise
 from kluis.domain.clock import Clock
 from kluis.domain.errors import BadParameter, Conflict, NotFound
-from kluis.domain.permissions import normalise
 from kluis.store import GroupRecord, PolicyRecord, PrincipalRecord, Store, VaultRecord
 
 __all__ = ["DEFAULT_LOCATION", "Management"]
@@ -173,6 +173,11 @@ class Management:
         with self._store.write() as tx:
             tx.add_principal(principal)
         return principal
+
+    def principal_by_app_id(self, app_id: str) -> PrincipalRecord | None:
+        """The service principal with this app (client) id, or None."""
+        with self._store.read() as tx:
+            return tx.get_principal_by_app_id(app_id)
 
     def find_principal(self, ident: str) -> PrincipalRecord:
         """By app id (client id) or object id, as ``--spn`` / ``--object-id`` accept."""

@@ -1,11 +1,11 @@
-"""What the domain hands back to the HTTP layer: plain, already-checked views of keys."""
+"""What the domain hands back to the HTTP layer: plain, already-checked views of vault objects."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["UNSET", "DeletedInfo", "KeyChanges", "KeyView", "Page", "Unset", "is_set"]
+__all__ = ["UNSET", "Changes", "DeletedInfo", "KeyChanges", "ObjectView", "Page", "SecretChanges", "Unset", "is_set"]
 
 T = TypeVar("T")
 
@@ -35,31 +35,49 @@ def is_set(value: object) -> bool:
 
 
 @dataclass
-class KeyChanges:
-    """Properties a caller may set on create/import or change on update; UNSET leaves them alone."""
+class Changes:
+    """Attributes every object kind has; UNSET leaves them alone (PATCH semantics).
 
-    key_ops: list[str] | Unset = UNSET
+    ``nbf`` / ``exp`` are Unix seconds, or None to clear them.
+    """
+
     enabled: bool | Unset = UNSET
     nbf: int | Unset | None = UNSET
     exp: int | Unset | None = UNSET
-    exportable: bool | Unset = UNSET
     tags: dict[str, str] | Unset = UNSET
+
+
+@dataclass
+class KeyChanges(Changes):
+    """A key's own properties on create/import/update."""
+
+    key_ops: list[str] | Unset = UNSET
+    exportable: bool | Unset = UNSET
     release_policy: dict[str, Any] | Unset | None = UNSET
+
+
+@dataclass
+class SecretChanges(Changes):
+    """A secret's own properties on set/update."""
+
+    content_type: str | Unset | None = UNSET
 
 
 @dataclass(frozen=True)
 class DeletedInfo:
-    deleted_date: int
-    scheduled_purge_date: int
+    deleted_date: int  # Unix seconds
+    scheduled_purge_date: int  # Unix seconds
 
 
 @dataclass
-class KeyView:
+class ObjectView:
+    """One version of a vault object as a caller may see it. ``props`` are the kind's own properties
+    (keys: ``kty``, ``jwk`` (public), ``key_ops``, ``exportable``, ``release_policy``; secrets:
+    ``contentType``, ``kid``, ``managed``); never private material."""
+
+    kind: str
     name: str
     version: str
-    kty: str
-    jwk: dict[str, str]
-    key_ops: list[str]
     enabled: bool
     nbf: int | None
     exp: int | None
@@ -68,9 +86,31 @@ class KeyView:
     recovery_level: str
     recoverable_days: int
     tags: dict[str, str]
-    exportable: bool = False
-    release_policy: dict[str, Any] | None = None
+    props: dict[str, Any]
     deleted: DeletedInfo | None = None
+
+    # -- keys ---------------------------------------------------------------------------------
+    @property
+    def kty(self) -> str:
+        return str(self.props["kty"])
+
+    @property
+    def jwk(self) -> dict[str, Any]:
+        jwk: dict[str, Any] = self.props["jwk"]
+        return jwk
+
+    @property
+    def key_ops(self) -> list[str]:
+        return list(self.props.get("key_ops") or [])
+
+    @property
+    def exportable(self) -> bool:
+        return bool(self.props.get("exportable", False))
+
+    @property
+    def release_policy(self) -> dict[str, Any] | None:
+        policy: dict[str, Any] | None = self.props.get("release_policy")
+        return policy
 
 
 @dataclass

@@ -3,22 +3,24 @@
 from kluis.store.base import Store, Transaction
 from kluis.store.records import (
     GroupRecord,
-    KeyRecord,
-    KeyVersionRecord,
+    ObjectRecord,
     PolicyRecord,
     PrincipalRecord,
     VaultRecord,
+    VersionRecord,
 )
 from kluis.store.sqlite import SqliteStore
+from kluis.store.sqlite_schema import SCHEMA_VERSION
 
 __all__ = [
+    "SCHEMA_VERSION",
     "GroupRecord",
-    "KeyRecord",
-    "KeyVersionRecord",
+    "ObjectRecord",
     "PolicyRecord",
     "PrincipalRecord",
     "SqliteStore",
     "Store",
     "Transaction",
     "VaultRecord",
+    "VersionRecord",
 ]

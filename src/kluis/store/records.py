@@ -1,16 +1,24 @@
-"""Plain rows that cross the store boundary. No behaviour: the domain owns the rules."""
+"""Plain rows that cross the store boundary. No behaviour: the domain owns the rules.
+
+Vault objects of every kind (keys, secrets, later certificates) share two records: an
+``ObjectRecord`` per name (current version, soft-delete and scheduling state) and a
+``VersionRecord`` per version (sealed material, attributes, tags and the kind's own properties).
+Tags and properties arrive as dicts (decoded JSON); the store may share them between readers,
+so the domain replaces them and never mutates them in place.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "GroupRecord",
-    "KeyRecord",
-    "KeyVersionRecord",
+    "ObjectRecord",
     "PolicyRecord",
     "PrincipalRecord",
     "VaultRecord",
+    "VersionRecord",
 ]
 
 
@@ -52,35 +60,42 @@ class PolicyRecord:
 
 
 @dataclass
-class KeyRecord:
-    """A key name in a vault: which version is current, and its soft-delete / rotation state."""
+class ObjectRecord:
+    """One name of one kind in a vault: its current version and soft-delete / scheduling state.
+
+    ``kind`` is ``"key"`` or ``"secret"``; times are Unix seconds; ``policy`` is the kind's own
+    policy document as JSON text (a key's rotation policy); ``due_at`` is when the scheduler must
+    next act on the object (a key's rotation), or None.
+    """
 
     vault_id: str
+    kind: str
     name: str
     latest_version: str
     created: int
     updated: int
     deleted_at: int | None = None
     scheduled_purge_at: int | None = None
-    rotation_policy: str | None = None  # JSON text, as the domain wrote it
-    rotate_at: int | None = None
+    policy: str | None = None
+    due_at: int | None = None
 
 
 @dataclass
-class KeyVersionRecord:
+class VersionRecord:
+    """One version: ``sealed`` is the AES-GCM-sealed material (a key's private part, a secret's value);
+    ``props`` holds the kind's own properties (a key's ``kty``, public ``jwk``, ``key_ops``...;
+    a secret's ``contentType``...), JSON-compatible values only. ``seq`` orders versions of a name."""
+
     vault_id: str
+    kind: str
     name: str
     version: str
-    kty: str
-    public_jwk: str  # JSON text
     sealed: bytes
-    key_ops: str  # JSON text
     enabled: bool
     nbf: int | None
     exp: int | None
     created: int
     updated: int
-    tags: str  # JSON text
-    exportable: bool = False
-    release_policy: str | None = None
+    tags: dict[str, str]
+    props: dict[str, Any]
     seq: int = 0

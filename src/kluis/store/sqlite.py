@@ -10,7 +10,7 @@ next writer as soon as the last one commits. ``BEGIN IMMEDIATE`` avoids dead-loc
 read-to-write upgrades, and ``busy_timeout`` stays as a backstop for other tools.
 ``synchronous=FULL`` makes a committed write survive a power cut, not only a process crash.
 
-Reads go through a small per-connection cache of point lookups (vault, policy, key, version,
+Reads go through a small per-connection cache of point lookups (vault, policy, object, version,
 setting). It is exact, not time-based: ``PRAGMA data_version`` changes whenever any *other*
 connection (another thread, worker process or tool) commits, and the cache is dropped then and
 after this connection's own commits. A read-mostly workload therefore costs one pragma per
@@ -28,63 +28,44 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from kluis.store.records import (
     GroupRecord,
-    KeyRecord,
-    KeyVersionRecord,
+    ObjectRecord,
     PolicyRecord,
     PrincipalRecord,
     VaultRecord,
+    VersionRecord,
 )
+from kluis.store.sqlite_schema import migrate
 
 __all__ = ["SqliteStore", "SqliteTransaction"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS principals (
-    object_id TEXT PRIMARY KEY, app_id TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL,
-    secret_hash TEXT NOT NULL, is_admin INTEGER NOT NULL, created INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS groups (
-    name_ci TEXT PRIMARY KEY, name TEXT NOT NULL, location TEXT NOT NULL, created INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS vaults (
-    vault_id TEXT PRIMARY KEY, name_ci TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
-    group_ci TEXT NOT NULL, location TEXT NOT NULL, retention_days INTEGER NOT NULL,
-    purge_protection INTEGER NOT NULL, created INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS policies (
-    vault_id TEXT NOT NULL, object_id TEXT NOT NULL, keys TEXT NOT NULL, secrets TEXT NOT NULL,
-    certificates TEXT NOT NULL, PRIMARY KEY (vault_id, object_id));
-CREATE TABLE IF NOT EXISTS keys (
-    vault_id TEXT NOT NULL, name_ci TEXT NOT NULL, name TEXT NOT NULL, latest_version TEXT NOT NULL,
-    created INTEGER NOT NULL, updated INTEGER NOT NULL, deleted_at INTEGER, scheduled_purge_at INTEGER,
-    rotation_policy TEXT, rotate_at INTEGER, PRIMARY KEY (vault_id, name_ci)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS keys_purge ON keys (scheduled_purge_at) WHERE scheduled_purge_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS keys_rotate ON keys (rotate_at) WHERE rotate_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS key_versions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, vault_id TEXT NOT NULL, name_ci TEXT NOT NULL,
-    version TEXT NOT NULL, kty TEXT NOT NULL, public_jwk TEXT NOT NULL, sealed BLOB NOT NULL,
-    key_ops TEXT NOT NULL, enabled INTEGER NOT NULL, nbf INTEGER, exp INTEGER, created INTEGER NOT NULL,
-    updated INTEGER NOT NULL, tags TEXT NOT NULL, exportable INTEGER NOT NULL, release_policy TEXT);
-CREATE UNIQUE INDEX IF NOT EXISTS key_versions_id ON key_versions (vault_id, name_ci, version);
-"""
-
-_KEY_COLS = (
-    "vault_id, name, latest_version, created, updated, deleted_at, scheduled_purge_at, rotation_policy, rotate_at"
-)
-_VERSION_COLS = (
-    "vault_id, name_ci, version, kty, public_jwk, sealed, key_ops, enabled, nbf, exp, created, "
-    "updated, tags, exportable, release_policy, seq"
-)
+_OBJECT_COLS = "vault_id, kind, name, latest_version, created, updated, deleted_at, scheduled_purge_at, policy, due_at"
+_VERSION_COLS = "vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, updated, tags, props, seq"
 
 
-def _key(row: sqlite3.Row | tuple[Any, ...]) -> KeyRecord:
-    return KeyRecord(*row)
+def _object(row: tuple[Any, ...]) -> ObjectRecord:
+    return ObjectRecord(*row)
 
 
-def _version(row: sqlite3.Row | tuple[Any, ...]) -> KeyVersionRecord:
-    r = list(row)
-    r[7] = bool(r[7])
-    r[13] = bool(r[13])
-    return KeyVersionRecord(*r)
+def _version(r: tuple[Any, ...]) -> VersionRecord:
+    return VersionRecord(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        bool(r[5]),
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        orjson.loads(r[10]),
+        orjson.loads(r[11]),
+        r[12],
+    )
 
 
 class SqliteTransaction:
@@ -193,7 +174,7 @@ class SqliteTransaction:
         return [self._vault(r) for r in rows]
 
     def delete_vault(self, vault_id: str) -> None:
-        for table in ("key_versions", "keys", "policies", "vaults"):
+        for table in ("object_versions", "objects", "policies", "vaults"):
             self._c.execute(f"DELETE FROM {table} WHERE vault_id = ?", (vault_id,))
 
     # policies ---------------------------------------------------------------------------
@@ -227,117 +208,125 @@ class SqliteTransaction:
     def delete_policy(self, vault_id: str, object_id: str) -> None:
         self._c.execute("DELETE FROM policies WHERE vault_id = ? AND object_id = ?", (vault_id, object_id))
 
-    # keys -------------------------------------------------------------------------------
-    def get_key(self, vault_id: str, name: str) -> KeyRecord | None:
+    # vault objects ----------------------------------------------------------------------
+    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
         row = self._c.execute(
-            f"SELECT {_KEY_COLS} FROM keys WHERE vault_id = ? AND name_ci = ?", (vault_id, name.lower())
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = ? AND kind = ? AND name_ci = ?",
+            (vault_id, kind, name.lower()),
         ).fetchone()
-        return None if row is None else _key(row)
+        return None if row is None else _object(row)
 
-    def put_key(self, k: KeyRecord) -> None:
+    def put_object(self, o: ObjectRecord) -> None:
         self._c.execute(
-            "INSERT INTO keys (vault_id, name_ci, name, latest_version, created, updated, deleted_at, "
-            "scheduled_purge_at, rotation_policy, rotate_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (vault_id, name_ci) DO UPDATE SET name = excluded.name, "
+            "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
+            "scheduled_purge_at, policy, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (vault_id, kind, name_ci) DO UPDATE SET name = excluded.name, "
             "latest_version = excluded.latest_version, updated = excluded.updated, "
             "deleted_at = excluded.deleted_at, scheduled_purge_at = excluded.scheduled_purge_at, "
-            "rotation_policy = excluded.rotation_policy, rotate_at = excluded.rotate_at",
+            "policy = excluded.policy, due_at = excluded.due_at",
             (
-                k.vault_id,
-                k.name.lower(),
-                k.name,
-                k.latest_version,
-                k.created,
-                k.updated,
-                k.deleted_at,
-                k.scheduled_purge_at,
-                k.rotation_policy,
-                k.rotate_at,
+                o.vault_id,
+                o.kind,
+                o.name.lower(),
+                o.name,
+                o.latest_version,
+                o.created,
+                o.updated,
+                o.deleted_at,
+                o.scheduled_purge_at,
+                o.policy,
+                o.due_at,
             ),
         )
 
-    def delete_key_row(self, vault_id: str, name: str) -> None:
-        self._c.execute("DELETE FROM key_versions WHERE vault_id = ? AND name_ci = ?", (vault_id, name.lower()))
-        self._c.execute("DELETE FROM keys WHERE vault_id = ? AND name_ci = ?", (vault_id, name.lower()))
+    def delete_object(self, vault_id: str, kind: str, name: str) -> None:
+        args = (vault_id, kind, name.lower())
+        self._c.execute("DELETE FROM object_versions WHERE vault_id = ? AND kind = ? AND name_ci = ?", args)
+        self._c.execute("DELETE FROM objects WHERE vault_id = ? AND kind = ? AND name_ci = ?", args)
 
-    def list_keys(self, vault_id: str, *, deleted: bool, after: str | None, limit: int) -> list[KeyRecord]:
+    def list_objects(
+        self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
+    ) -> list[ObjectRecord]:
         state = "deleted_at IS NOT NULL" if deleted else "deleted_at IS NULL"
         rows = self._c.execute(
-            f"SELECT {_KEY_COLS} FROM keys WHERE vault_id = ? AND {state} AND name_ci > ? ORDER BY name_ci LIMIT ?",
-            (vault_id, (after or "").lower(), limit),
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = ? AND kind = ? AND {state} AND name_ci > ? "
+            "ORDER BY name_ci LIMIT ?",
+            (vault_id, kind, (after or "").lower(), limit),
         ).fetchall()
-        return [_key(r) for r in rows]
+        return [_object(r) for r in rows]
 
-    def keys_due(self, *, now: int, limit: int) -> tuple[list[KeyRecord], list[KeyRecord]]:
+    def objects_due(self, *, now: int, limit: int) -> tuple[list[ObjectRecord], list[ObjectRecord]]:
         purge = self._c.execute(
-            f"SELECT {_KEY_COLS} FROM keys WHERE scheduled_purge_at <= ? LIMIT ?", (now, limit)
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE scheduled_purge_at <= ? ORDER BY scheduled_purge_at LIMIT ?",
+            (now, limit),
         ).fetchall()
-        rotate = self._c.execute(
-            f"SELECT {_KEY_COLS} FROM keys WHERE rotate_at <= ? AND deleted_at IS NULL LIMIT ?", (now, limit)
+        due = self._c.execute(
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE due_at <= ? AND deleted_at IS NULL ORDER BY due_at LIMIT ?",
+            (now, limit),
         ).fetchall()
-        return [_key(r) for r in purge], [_key(r) for r in rotate]
+        return [_object(r) for r in purge], [_object(r) for r in due]
 
-    def add_version(self, v: KeyVersionRecord) -> None:
+    def add_version(self, v: VersionRecord) -> None:
         cur = self._c.execute(
-            f"INSERT INTO key_versions ({_VERSION_COLS.replace(', seq', '')}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO object_versions (vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, "
+            "updated, tags, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 v.vault_id,
+                v.kind,
                 v.name.lower(),
                 v.version,
-                v.kty,
-                v.public_jwk,
                 v.sealed,
-                v.key_ops,
                 int(v.enabled),
                 v.nbf,
                 v.exp,
                 v.created,
                 v.updated,
-                v.tags,
-                int(v.exportable),
-                v.release_policy,
+                orjson.dumps(v.tags),
+                orjson.dumps(v.props),
             ),
         )
         v.seq = int(cur.lastrowid or 0)
 
-    def get_version(self, vault_id: str, name: str, version: str) -> KeyVersionRecord | None:
+    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
         row = self._c.execute(
-            f"SELECT {_VERSION_COLS} FROM key_versions WHERE vault_id = ? AND name_ci = ? AND version = ?",
-            (vault_id, name.lower(), version.lower()),
+            f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = ? AND kind = ? AND name_ci = ? "
+            "AND version = ?",
+            (vault_id, kind, name.lower(), version.lower()),
         ).fetchone()
         return None if row is None else _version(row)
 
-    def update_version(self, v: KeyVersionRecord) -> None:
+    def update_version(self, v: VersionRecord) -> None:
         self._c.execute(
-            "UPDATE key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, updated = ?, tags = ?, "
-            "exportable = ?, release_policy = ? WHERE vault_id = ? AND name_ci = ? AND version = ?",
+            "UPDATE object_versions SET enabled = ?, nbf = ?, exp = ?, updated = ?, tags = ?, props = ? "
+            "WHERE vault_id = ? AND kind = ? AND name_ci = ? AND version = ?",
             (
-                v.key_ops,
                 int(v.enabled),
                 v.nbf,
                 v.exp,
                 v.updated,
-                v.tags,
-                int(v.exportable),
-                v.release_policy,
+                orjson.dumps(v.tags),
+                orjson.dumps(v.props),
                 v.vault_id,
+                v.kind,
                 v.name.lower(),
                 v.version,
             ),
         )
 
-    def list_versions(self, vault_id: str, name: str, *, after_seq: int | None, limit: int) -> list[KeyVersionRecord]:
+    def list_versions(
+        self, vault_id: str, kind: str, name: str, *, after_seq: int | None, limit: int
+    ) -> list[VersionRecord]:
         rows = self._c.execute(
-            f"SELECT {_VERSION_COLS} FROM key_versions WHERE vault_id = ? AND name_ci = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (vault_id, name.lower(), after_seq or 0, limit),
+            f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = ? AND kind = ? AND name_ci = ? "
+            "AND seq > ? ORDER BY seq LIMIT ?",
+            (vault_id, kind, name.lower(), after_seq or 0, limit),
         ).fetchall()
         return [_version(r) for r in rows]
 
-    def count_versions(self, vault_id: str, name: str) -> int:
+    def count_versions(self, vault_id: str, kind: str, name: str) -> int:
         row = self._c.execute(
-            "SELECT count(*) FROM key_versions WHERE vault_id = ? AND name_ci = ?", (vault_id, name.lower())
+            "SELECT count(*) FROM object_versions WHERE vault_id = ? AND kind = ? AND name_ci = ?",
+            (vault_id, kind, name.lower()),
         ).fetchone()
         return int(row[0])
 
@@ -400,16 +389,17 @@ class CachedReadTransaction(SqliteTransaction):
         )
         return result
 
-    def get_key(self, vault_id: str, name: str) -> KeyRecord | None:
-        result: KeyRecord | None = self._memo(
-            ("key", vault_id, name.lower()), lambda: super(CachedReadTransaction, self).get_key(vault_id, name)
+    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+        result: ObjectRecord | None = self._memo(
+            ("object", vault_id, kind, name.lower()),
+            lambda: super(CachedReadTransaction, self).get_object(vault_id, kind, name),
         )
         return result
 
-    def get_version(self, vault_id: str, name: str, version: str) -> KeyVersionRecord | None:
-        result: KeyVersionRecord | None = self._memo(
-            ("version", vault_id, name.lower(), version.lower()),
-            lambda: super(CachedReadTransaction, self).get_version(vault_id, name, version),
+    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
+        result: VersionRecord | None = self._memo(
+            ("version", vault_id, kind, name.lower(), version.lower()),
+            lambda: super(CachedReadTransaction, self).get_version(vault_id, kind, name, version),
         )
         return result
 
@@ -430,7 +420,7 @@ class _ReadContext:
 
 
 class SqliteStore:
-    """Opens the database file, applies the schema once, and hands out transactions."""
+    """Opens the database file, applies pending schema migrations, and hands out transactions."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self.path = str(path)
@@ -440,8 +430,7 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._lock_fd = os.open(self.path + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        conn = self._conn()
-        conn.executescript(SCHEMA)
+        self.migrated_from, self.schema_version = migrate(self._conn())
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -14,23 +14,23 @@ DAY = 86400
 
 
 def test_create_get_and_versions(world: World) -> None:
-    v1 = world.keys.create_key(world.vault, world.owner, "Key-1", kty="EC", curve="P-256")
-    v2 = world.keys.create_key(world.vault, world.owner, "key-1", kty="EC", curve="P-384")
+    v1 = world.keys.create_key(world.vault, "Key-1", kty="EC", curve="P-256")
+    v2 = world.keys.create_key(world.vault, "key-1", kty="EC", curve="P-384")
     assert v1.name == v2.name == "Key-1" and v1.version != v2.version
-    latest = world.keys.get_key(world.vault, world.owner, "KEY-1")
+    latest = world.keys.get_key(world.vault, "KEY-1")
     assert latest.version == v2.version and latest.jwk["crv"] == "P-384"
-    assert world.keys.get_key(world.vault, world.owner, "key-1", v1.version).jwk["crv"] == "P-256"
+    assert world.keys.get_key(world.vault, "key-1", v1.version).jwk["crv"] == "P-256"
     assert latest.key_ops == ["sign", "verify"] and latest.recovery_level == "Recoverable+Purgeable"
-    page = world.keys.list_versions(world.vault, world.owner, "key-1", maxresults=1, token=None)
+    page = world.keys.list_versions(world.vault, "key-1", maxresults=1, token=None)
     assert len(page.items) == 1 and page.next_token is not None
-    rest = world.keys.list_versions(world.vault, world.owner, "key-1", maxresults=25, token=page.next_token)
+    rest = world.keys.list_versions(world.vault, "key-1", maxresults=25, token=page.next_token)
     assert [i.version for i in page.items + rest.items] == [v1.version, v2.version]
 
 
 @pytest.mark.parametrize("name", ["bad_name", "", "a" * 128, "sp ace"])
 def test_invalid_names(world: World, name: str) -> None:
     with pytest.raises(BadParameter, match="invalid name"):
-        world.keys.create_key(world.vault, world.owner, name, kty="EC")
+        world.keys.create_key(world.vault, name, kty="EC")
 
 
 @pytest.mark.parametrize(
@@ -38,152 +38,131 @@ def test_invalid_names(world: World, name: str) -> None:
 )
 def test_invalid_key_parameters(world: World, kty: str, kw: dict[str, object]) -> None:
     with pytest.raises(BadParameter):
-        world.keys.create_key(world.vault, world.owner, "k", kty=kty, **kw)  # type: ignore[arg-type]
-
-
-def test_permissions_are_checked_before_anything(world: World) -> None:
-    reader = world.principal("reader", "get", "list")
-    with pytest.raises(Forbidden, match="keys create permission"):
-        world.keys.create_key(world.vault, reader, "k", kty="EC")
-    with pytest.raises(Forbidden):  # even for a key that does not exist: no existence oracle
-        world.keys.delete_key(world.vault, reader, "nope")
-    nobody = world.principal("nobody")
-    with pytest.raises(Forbidden):
-        world.keys.get_key(world.vault, nobody, "k")
+        world.keys.create_key(world.vault, "k", kty=kty, **kw)  # type: ignore[arg-type]
 
 
 def test_soft_delete_recover_purge(world: World) -> None:
-    world.keys.create_key(world.vault, world.owner, "k", kty="EC")
-    deleted = world.keys.delete_key(world.vault, world.owner, "k")
+    world.keys.create_key(world.vault, "k", kty="EC")
+    deleted = world.keys.lifecycle.delete(world.vault, "k")
     assert deleted.deleted is not None
     assert deleted.deleted.scheduled_purge_date - deleted.deleted.deleted_date == 90 * DAY
     with pytest.raises(NotFound):
-        world.keys.get_key(world.vault, world.owner, "k")
+        world.keys.get_key(world.vault, "k")
     with pytest.raises(Conflict) as err:
-        world.keys.create_key(world.vault, world.owner, "k", kty="EC")
+        world.keys.create_key(world.vault, "k", kty="EC")
     assert err.value.inner_code == "ObjectIsDeletedButRecoverable"
-    assert [
-        k.name for k in world.keys.list_deleted_keys(world.vault, world.owner, maxresults=None, token=None).items
-    ] == ["k"]
-    world.keys.recover_deleted_key(world.vault, world.owner, "k")
-    assert world.keys.get_key(world.vault, world.owner, "k").name == "k"
+    assert [k.name for k in world.keys.list_deleted_keys(world.vault, maxresults=None, token=None).items] == ["k"]
+    world.keys.lifecycle.recover(world.vault, "k")
+    assert world.keys.get_key(world.vault, "k").name == "k"
     with pytest.raises(NotFound):
-        world.keys.recover_deleted_key(world.vault, world.owner, "k")
-    world.keys.delete_key(world.vault, world.owner, "k")
-    world.keys.purge_deleted_key(world.vault, world.owner, "k")
+        world.keys.lifecycle.recover(world.vault, "k")
+    world.keys.lifecycle.delete(world.vault, "k")
+    world.keys.lifecycle.purge(world.vault, "k")
     with pytest.raises(NotFound):
-        world.keys.get_deleted_key(world.vault, world.owner, "k")
-    world.keys.create_key(world.vault, world.owner, "k", kty="EC")  # the name is free again
+        world.keys.lifecycle.get_deleted(world.vault, "k")
+    world.keys.create_key(world.vault, "k", kty="EC")  # the name is free again
 
 
 def test_purge_protection_and_retention_expiry(world: World) -> None:
     vault = world.mgmt.create_vault(
         "guarded", "rg", retention_days=7, purge_protection=True, creator_object_id="owner-oid"
     )
-    view = world.keys.create_key(vault, world.owner, "k", kty="EC")
+    view = world.keys.create_key(vault, "k", kty="EC")
     assert view.recovery_level == "CustomizedRecoverable" and view.recoverable_days == 7
-    world.keys.delete_key(vault, world.owner, "k")
+    world.keys.lifecycle.delete(vault, "k")
     with pytest.raises(Forbidden, match="purge protection"):
-        world.keys.purge_deleted_key(vault, world.owner, "k")
+        world.keys.lifecycle.purge(vault, "k")
     world.clock.t += 7 * DAY - 1
-    assert world.keys.run_due({vault.vault_id: vault}) == (0, 0)
+    assert world.tick() == (0, 0)
     world.clock.t += 1
-    assert world.keys.run_due({vault.vault_id: vault}) == (1, 0)
+    assert world.tick() == (1, 0)
     with pytest.raises(NotFound):
-        world.keys.get_deleted_key(vault, world.owner, "k")
+        world.keys.lifecycle.get_deleted(vault, "k")
 
 
 def test_update_is_patch_and_guards_crypto(world: World) -> None:
-    v = world.keys.create_key(world.vault, world.owner, "k", kty="EC", changes=KeyChanges(tags={"a": "1"}))
+    v = world.keys.create_key(world.vault, "k", kty="EC", changes=KeyChanges(tags={"a": "1"}))
     digest = hashlib.sha256(b"hello").digest()
-    assert world.ops.sign(world.vault, world.owner, "k", v.version, "ES256", digest).value
-    upd = world.keys.update_key(world.vault, world.owner, "k", None, KeyChanges(enabled=False))
+    assert world.ops.sign(world.vault, "k", v.version, "ES256", digest).value
+    upd = world.keys.update_key(world.vault, "k", None, KeyChanges(enabled=False))
     assert upd.tags == {"a": "1"} and upd.enabled is False
     with pytest.raises(Forbidden, match="disabled"):
-        world.ops.sign(world.vault, world.owner, "k", v.version, "ES256", digest)
-    world.keys.update_key(world.vault, world.owner, "k", None, KeyChanges(enabled=True, key_ops=["verify"]))
+        world.ops.sign(world.vault, "k", v.version, "ES256", digest)
+    world.keys.update_key(world.vault, "k", None, KeyChanges(enabled=True, key_ops=["verify"]))
     with pytest.raises(Forbidden, match="not permitted"):
-        world.ops.sign(world.vault, world.owner, "k", None, "ES256", digest)
-    world.keys.update_key(
-        world.vault, world.owner, "k", None, KeyChanges(key_ops=["sign", "verify"], exp=world.clock.t)
-    )
+        world.ops.sign(world.vault, "k", None, "ES256", digest)
+    world.keys.update_key(world.vault, "k", None, KeyChanges(key_ops=["sign", "verify"], exp=world.clock.t))
     with pytest.raises(Forbidden, match="expired"):
-        world.ops.sign(world.vault, world.owner, "k", None, "ES256", digest)
+        world.ops.sign(world.vault, "k", None, "ES256", digest)
     sig = b"\x00" * 64
-    assert world.ops.verify(world.vault, world.owner, "k", None, "ES256", digest, sig) is False  # verify stays allowed
-    world.keys.update_key(world.vault, world.owner, "k", None, KeyChanges(exp=None, nbf=world.clock.t + 10))
+    assert world.ops.verify(world.vault, "k", None, "ES256", digest, sig) is False  # verify stays allowed
+    world.keys.update_key(world.vault, "k", None, KeyChanges(exp=None, nbf=world.clock.t + 10))
     with pytest.raises(Forbidden, match="not yet valid"):
-        world.ops.sign(world.vault, world.owner, "k", None, "ES256", digest)
+        world.ops.sign(world.vault, "k", None, "ES256", digest)
 
 
 def test_crypto_errors_are_bad_parameter(world: World) -> None:
-    world.keys.create_key(world.vault, world.owner, "k", kty="EC", curve="P-256")
+    world.keys.create_key(world.vault, "k", kty="EC", curve="P-256")
     with pytest.raises(BadParameter):
-        world.ops.sign(world.vault, world.owner, "k", None, "ES384", hashlib.sha384(b"x").digest())
+        world.ops.sign(world.vault, "k", None, "ES384", hashlib.sha384(b"x").digest())
     with pytest.raises(BadParameter):
-        world.ops.sign(world.vault, world.owner, "k", None, "ES256", b"short")
+        world.ops.sign(world.vault, "k", None, "ES256", b"short")
     with pytest.raises(NotFound):
-        world.ops.sign(world.vault, world.owner, "k", "0" * 32, "ES256", hashlib.sha256(b"x").digest())
+        world.ops.sign(world.vault, "k", "0" * 32, "ES256", hashlib.sha256(b"x").digest())
 
 
 def test_oct_key_encrypt_decrypt_and_material_never_returned(world: World) -> None:
-    v = world.keys.create_key(world.vault, world.owner, "aes", kty="oct-HSM", size=256)
+    v = world.keys.create_key(world.vault, "aes", kty="oct-HSM", size=256)
     assert v.jwk == {} and "encrypt" in v.key_ops
-    res = world.ops.encrypt(world.vault, world.owner, "aes", None, "A256GCM", b"secret", aad=b"ctx")
+    res = world.ops.encrypt(world.vault, "aes", None, "A256GCM", b"secret", aad=b"ctx")
     assert res.iv and res.tag and res.value != b"secret"
-    out = world.ops.decrypt(
-        world.vault, world.owner, "aes", None, "A256GCM", res.value, iv=res.iv, tag=res.tag, aad=b"ctx"
-    )
+    out = world.ops.decrypt(world.vault, "aes", None, "A256GCM", res.value, iv=res.iv, tag=res.tag, aad=b"ctx")
     assert out.value == b"secret"
     with pytest.raises(BadParameter):
-        world.ops.decrypt(world.vault, world.owner, "aes", None, "A256GCM", res.value, iv=res.iv, tag=b"\x00" * 16)
+        world.ops.decrypt(world.vault, "aes", None, "A256GCM", res.value, iv=res.iv, tag=b"\x00" * 16)
 
 
 def test_backup_restore_roundtrip_and_tamper(world: World) -> None:
-    a = world.keys.create_key(world.vault, world.owner, "bk", kty="EC")
-    b = world.keys.create_key(world.vault, world.owner, "bk", kty="EC")
-    blob = world.backup.backup(world.vault, world.owner, "bk")
+    a = world.keys.create_key(world.vault, "bk", kty="EC")
+    b = world.keys.create_key(world.vault, "bk", kty="EC")
+    blob = world.backup.backup(world.vault, "bk")
     with pytest.raises(Conflict):
-        world.backup.restore(world.vault, world.owner, blob)
+        world.backup.restore(world.vault, blob)
     other = world.mgmt.create_vault("vault2", "rg", creator_object_id="owner-oid")
-    restored = world.backup.restore(other, world.owner, blob)
+    restored = world.backup.restore(other, blob)
     assert restored.version == b.version
-    assert world.keys.get_key(other, world.owner, "bk", a.version).jwk == a.jwk
+    assert world.keys.get_key(other, "bk", a.version).jwk == a.jwk
     tampered = blob[:-5] + (b"A" if blob[-5:-4] != b"A" else b"B") + blob[-4:]
     with pytest.raises(BadParameter):
-        world.backup.restore(
-            world.mgmt.create_vault("vault3", "rg", creator_object_id="owner-oid"), world.owner, tampered
-        )
+        world.backup.restore(world.mgmt.create_vault("vault3", "rg", creator_object_id="owner-oid"), tampered)
 
 
 def test_scheduled_rotation(world: World) -> None:
-    v1 = world.keys.create_key(world.vault, world.owner, "rot", kty="EC", curve="P-521")
+    v1 = world.keys.create_key(world.vault, "rot", kty="EC", curve="P-521")
     policy = {
         "lifetimeActions": [{"trigger": {"timeAfterCreate": "P30D"}, "action": {"type": "Rotate"}}],
         "attributes": {"expiryTime": "P90D"},
     }
-    doc = world.keys.update_rotation_policy(world.vault, world.owner, "rot", policy)
+    _, doc = world.keys.update_rotation_policy(world.vault, "rot", policy)
     assert doc["attributes"]["expiryTime"] == "P90D" and "created" in doc["attributes"]
     world.clock.t += 30 * DAY - 1
-    assert world.keys.run_due({world.vault.vault_id: world.vault}) == (0, 0)
+    assert world.tick() == (0, 0)
     world.clock.t += 1
-    assert world.keys.run_due({world.vault.vault_id: world.vault}) == (0, 1)
-    latest = world.keys.get_key(world.vault, world.owner, "rot")
+    assert world.tick() == (0, 1)
+    latest = world.keys.get_key(world.vault, "rot")
     assert latest.version != v1.version and latest.jwk["crv"] == "P-521"
     assert latest.exp == latest.created + 90 * DAY
-    assert world.keys.run_due({world.vault.vault_id: world.vault}) == (0, 0)  # next one is 30 days later
+    assert world.tick() == (0, 0)  # next one is 30 days later
 
 
 def test_default_rotation_policy(world: World) -> None:
-    world.keys.create_key(world.vault, world.owner, "r", kty="EC")
-    doc = world.keys.get_rotation_policy(world.vault, world.owner, "r")
+    world.keys.create_key(world.vault, "r", kty="EC")
+    _, doc = world.keys.get_rotation_policy(world.vault, "r")
     assert doc["lifetimeActions"] == [{"trigger": {"timeBeforeExpiry": "P30D"}, "action": {"type": "Notify"}}]
 
 
 def test_random_bytes(world: World) -> None:
-    assert len(world.ops.random_bytes(world.vault, world.owner, 32)) == 32
+    assert len(world.ops.random_bytes(32)) == 32
     for bad in (0, 129, "5", True):
         with pytest.raises(BadParameter):
-            world.ops.random_bytes(world.vault, world.owner, bad)
-    with pytest.raises(Forbidden):
-        world.ops.random_bytes(world.vault, world.principal("none"), 8)
+            world.ops.random_bytes(bad)

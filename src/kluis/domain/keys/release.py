@@ -1,9 +1,11 @@
 """Key release (keys/release): an exportable key, to an attested environment its policy admits.
 
-Checks, in order: the caller's ``release`` permission; the key exists and is exportable with a
-release policy; the attestation token verifies against a trusted authority configured by the
-administrator (``kluis attestation add``); the token's claims satisfy the key's release policy;
-then the key is wrapped for the RSA key inside the token. The HTTP layer signs the result.
+The caller's ``release`` permission was checked by the authorization point. Checks, in order:
+the key exists and is enabled (a key outside its nbf/exp window may still be released, as Azure
+documents); it is exportable with a release policy; the attestation token verifies against a
+trusted authority configured by the administrator (``kluis attestation add``); the token's claims
+satisfy the key's release policy; then the key is wrapped for the RSA key inside the token. The
+HTTP layer signs the result.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from kluis.crypto.attestation import load_trusted_key, runtime_rsa_key, verify_a
 from kluis.domain.clock import Clock
 from kluis.domain.errors import BadParameter, Forbidden, NotFound
 from kluis.domain.keys.service import KeyService
-from kluis.domain.permissions import Caller, require
-from kluis.domain.views import KeyView
+from kluis.domain.views import ObjectView
 from kluis.store import Store, VaultRecord
 
 __all__ = ["AttestationAuthorities", "KeyRelease", "Released", "policy_allows"]
@@ -105,7 +106,7 @@ def policy_allows(policy: dict[str, Any], claims: dict[str, Any]) -> bool:
 
 @dataclass
 class Released:
-    view: KeyView
+    view: ObjectView
     wrapped: bytes
     enc: str
 
@@ -117,12 +118,10 @@ class KeyRelease:
         self._keys = keys
         self.authorities = AttestationAuthorities(store)
 
-    def release(
-        self, vault: VaultRecord, caller: Caller, name: str, version: str | None, target: Any, enc: str | None
-    ) -> Released:
-        with self._store.read() as tx:
-            require(tx.get_policy(vault.vault_id, caller.object_id), vault, caller, "keys", "release")
-        view = self._keys.get_key_unchecked(vault, name, version)
+    def release(self, vault: VaultRecord, name: str, version: str | None, target: Any, enc: str | None) -> Released:
+        obj, v = self._keys.lifecycle.read(vault, name, version)
+        self._keys.lifecycle.check_usable(v, "release", self._clock.now())
+        view = self._keys.lifecycle.view(vault, obj, v)
         if not view.exportable or not view.release_policy:
             raise Forbidden(
                 f"Key {name} is not exportable; only exportable keys with a release policy can be released."
@@ -132,7 +131,9 @@ class KeyRelease:
         enc = enc or "CKM_RSA_AES_KEY_WRAP"
         try:
             claims = verify_attestation(
-                target, {k: [p.encode() for p in v] for k, v in self.authorities.all().items()}, now=self._clock.now()
+                target,
+                {k: [p.encode() for p in pems] for k, pems in self.authorities.all().items()},
+                now=self._clock.now(),
             )
             data = view.release_policy.get("data") or ""
             policy = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
@@ -144,9 +145,8 @@ class KeyRelease:
             raise Forbidden(
                 "The attestation token does not satisfy the key's release policy.", inner_code="AccessDenied"
             )
-        material = self._keys.material_for(vault, name, view.version)
         try:
-            wrapped = wrap_for_release(material, enc, runtime_rsa_key(claims))
+            wrapped = wrap_for_release(self._keys.material(v), enc, runtime_rsa_key(claims))
         except CryptoError as e:
             raise BadParameter(e.message) from None
         return Released(view, wrapped, enc)

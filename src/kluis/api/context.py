@@ -1,0 +1,91 @@
+"""What a handler gets: the request, its verified caller and vault, its route parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from kluis.api.errors import HttpError
+from kluis.api.hosts import HostInfo
+from kluis.api.http import Request
+from kluis.api.routes import Route
+from kluis.api.runtime import Runtime
+from kluis.domain.authorization import Caller
+from kluis.domain.errors import BadParameter
+from kluis.domain.model import VaultRecord
+from kluis.domain.views import Page
+
+__all__ = ["MAX_BODY", "RequestContext"]
+
+MAX_BODY = 1024 * 1024  # bytes; the largest data-plane request body kluis reads
+
+
+@dataclass
+class RequestContext:
+    runtime: Runtime
+    request: Request
+    host: HostInfo
+    request_id: str
+    params: dict[str, str | None] = field(default_factory=dict)
+    caller: Caller | None = None
+    vault_record: VaultRecord | None = None
+    api_version: str = ""
+    route: Route | None = None
+
+    @property
+    def base(self) -> str:
+        """``https://host[:port]`` as the client addressed it; ids in answers start with it."""
+        return self.host.base_url
+
+    @property
+    def vault(self) -> VaultRecord:
+        assert self.vault_record is not None, "data-plane routes always resolve a vault"
+        return self.vault_record
+
+    @property
+    def name(self) -> str:
+        """The ``{name}`` route parameter."""
+        return self.params.get("name") or ""
+
+    @property
+    def version(self) -> str | None:
+        """The ``{version?}`` route parameter (None: latest)."""
+        return self.params.get("version")
+
+    async def body(self) -> dict[str, Any]:
+        """The JSON object body; 413 over ``MAX_BODY`` bytes, BadParameter when missing or not an object."""
+        length = self.request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY:
+            raise HttpError(413, "BadParameter", f"The request body is larger than {MAX_BODY} bytes.")
+        raw = await self.request.body()
+        if len(raw) > MAX_BODY:
+            raise HttpError(413, "BadParameter", f"The request body is larger than {MAX_BODY} bytes.")
+        if not raw.strip():
+            raise BadParameter("The request body is missing; this operation needs a JSON object.")
+        try:
+            body = orjson.loads(raw)
+        except (orjson.JSONDecodeError, UnicodeDecodeError):
+            raise BadParameter("The request body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise BadParameter("The request body must be a JSON object.")
+        return body
+
+    def query_int(self, name: str) -> int | None:
+        raw = self.request.query_params.get(name)
+        if raw is None or raw == "":
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise BadParameter(f"The '{name}' query parameter must be an integer.") from None
+
+    def next_link(self, path: str, page: Page[Any], maxresults: int | None) -> str | None:
+        if page.next_token is None:
+            return None
+        query: dict[str, str] = {"api-version": self.api_version, "$skiptoken": page.next_token}
+        if maxresults is not None:
+            query["maxresults"] = str(maxresults)
+        return f"{self.base}{path}?{urlencode(query)}"

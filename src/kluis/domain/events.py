@@ -1,0 +1,54 @@
+"""The one event hook every completed operation passes through (audit, metrics, access logs).
+
+The HTTP layer emits one ``OperationEvent`` per request it routed, after the answer is decided,
+whatever the outcome. Subscribers run inline and must be quick; one that raises is logged and
+never changes the answer or stops the other subscribers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["EventBus", "OperationEvent", "Subscriber"]
+
+log = logging.getLogger("kluis.events")
+
+
+@dataclass(frozen=True, slots=True)
+class OperationEvent:
+    """One completed operation. ``caller_*`` are empty for unauthenticated requests; ``vault`` is
+    empty outside the data plane; ``object_name`` / ``version`` come from the route (may be empty);
+    ``duration`` is in seconds; ``status`` is the HTTP status answered."""
+
+    request_id: str
+    operation: str  # Azure's operation name, e.g. "GetKey"
+    kind: str  # "key", "secret", "vault", "identity", ...
+    status: int
+    duration: float
+    vault: str = ""
+    object_name: str = ""
+    version: str = ""
+    caller_object_id: str = ""
+    caller_app_id: str = ""
+    tenant_id: str = ""
+    client_address: str = ""
+
+
+Subscriber = Callable[[OperationEvent], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(self, event: OperationEvent) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber failed for request %s", event.request_id)

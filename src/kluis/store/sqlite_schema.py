@@ -1,0 +1,110 @@
+"""The SQLite schema as a list of versioned migrations, applied in order on start.
+
+``PRAGMA user_version`` records the last migration applied. Migration 1 is the schema kluis
+shipped first (``keys`` / ``key_versions``); a database made by that release has user_version 0
+and its tables already exist, so migration 1 (``CREATE ... IF NOT EXISTS``) is a no-op for it and
+migration 2 carries its keys over. Every later schema change is a new entry at the end: never
+edit a migration that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS principals (
+    object_id TEXT PRIMARY KEY, app_id TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL, is_admin INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (
+    name_ci TEXT PRIMARY KEY, name TEXT NOT NULL, location TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS vaults (
+    vault_id TEXT PRIMARY KEY, name_ci TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+    group_ci TEXT NOT NULL, location TEXT NOT NULL, retention_days INTEGER NOT NULL,
+    purge_protection INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS policies (
+    vault_id TEXT NOT NULL, object_id TEXT NOT NULL, keys TEXT NOT NULL, secrets TEXT NOT NULL,
+    certificates TEXT NOT NULL, PRIMARY KEY (vault_id, object_id));
+CREATE TABLE IF NOT EXISTS keys (
+    vault_id TEXT NOT NULL, name_ci TEXT NOT NULL, name TEXT NOT NULL, latest_version TEXT NOT NULL,
+    created INTEGER NOT NULL, updated INTEGER NOT NULL, deleted_at INTEGER, scheduled_purge_at INTEGER,
+    rotation_policy TEXT, rotate_at INTEGER, PRIMARY KEY (vault_id, name_ci)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS keys_purge ON keys (scheduled_purge_at) WHERE scheduled_purge_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS keys_rotate ON keys (rotate_at) WHERE rotate_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS key_versions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, vault_id TEXT NOT NULL, name_ci TEXT NOT NULL,
+    version TEXT NOT NULL, kty TEXT NOT NULL, public_jwk TEXT NOT NULL, sealed BLOB NOT NULL,
+    key_ops TEXT NOT NULL, enabled INTEGER NOT NULL, nbf INTEGER, exp INTEGER, created INTEGER NOT NULL,
+    updated INTEGER NOT NULL, tags TEXT NOT NULL, exportable INTEGER NOT NULL, release_policy TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS key_versions_id ON key_versions (vault_id, name_ci, version);
+"""
+
+# One pair of tables for every object kind; keys move over with their kind-specific columns
+# folded into ``props`` (kty, public jwk, key_ops, exportable, release_policy).
+_V2 = """
+CREATE TABLE objects (
+    vault_id TEXT NOT NULL, kind TEXT NOT NULL, name_ci TEXT NOT NULL, name TEXT NOT NULL,
+    latest_version TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,
+    deleted_at INTEGER, scheduled_purge_at INTEGER, policy TEXT, due_at INTEGER,
+    PRIMARY KEY (vault_id, kind, name_ci)) WITHOUT ROWID;
+CREATE INDEX objects_purge ON objects (scheduled_purge_at) WHERE scheduled_purge_at IS NOT NULL;
+CREATE INDEX objects_due ON objects (due_at) WHERE due_at IS NOT NULL;
+CREATE TABLE object_versions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, vault_id TEXT NOT NULL, kind TEXT NOT NULL,
+    name_ci TEXT NOT NULL, version TEXT NOT NULL, sealed BLOB NOT NULL, enabled INTEGER NOT NULL,
+    nbf INTEGER, exp INTEGER, created INTEGER NOT NULL, updated INTEGER NOT NULL,
+    tags TEXT NOT NULL, props TEXT NOT NULL);
+CREATE UNIQUE INDEX object_versions_id ON object_versions (vault_id, kind, name_ci, version);
+CREATE INDEX object_versions_seq ON object_versions (vault_id, kind, name_ci, seq);
+INSERT INTO objects
+    SELECT vault_id, 'key', name_ci, name, latest_version, created, updated, deleted_at,
+           scheduled_purge_at, rotation_policy, rotate_at FROM keys;
+INSERT INTO object_versions
+    SELECT seq, vault_id, 'key', name_ci, version, sealed, enabled, nbf, exp, created, updated, tags,
+           json_object('kty', kty, 'jwk', json(public_jwk), 'key_ops', json(key_ops),
+                       'exportable', json(CASE WHEN exportable THEN 'true' ELSE 'false' END),
+                       'release_policy', json(release_policy))
+    FROM key_versions ORDER BY seq;
+DROP TABLE key_versions;
+DROP TABLE keys;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> tuple[int, int]:
+    """Apply the migrations after the database's ``user_version`` up to ``target``, each in its own
+    transaction (a crash leaves the database at the last completed version). Returns (from, to).
+
+    Raises RuntimeError for a database newer than this kluis (a downgrade is never attempted).
+    """
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"The database has schema version {current}, newer than this kluis understands ({SCHEMA_VERSION}); "
+            "upgrade kluis instead."
+        )
+    start = current
+    for number in range(current + 1, target + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= number:  # another process did it
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        current = number
+    return start, current
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (they contain no semicolons inside literals)."""
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from kluis.domain.events import EventBus, OperationEvent
+
+EVENT = OperationEvent(request_id="r1", operation="GetKey", kind="key", status=200, duration=0.001)
+
+
+def test_every_subscriber_sees_every_event() -> None:
+    bus = EventBus()
+    seen: list[tuple[str, OperationEvent]] = []
+    bus.subscribe(lambda e: seen.append(("a", e)))
+    bus.subscribe(lambda e: seen.append(("b", e)))
+    bus.emit(EVENT)
+    assert seen == [("a", EVENT), ("b", EVENT)]
+
+
+def test_a_failing_subscriber_is_logged_and_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    bus = EventBus()
+    seen: list[OperationEvent] = []
+
+    def broken(event: OperationEvent) -> None:
+        raise RuntimeError("audit store down")
+
+    bus.subscribe(broken)
+    bus.subscribe(seen.append)
+    with caplog.at_level(logging.ERROR, logger="kluis.events"):
+        bus.emit(EVENT)
+    assert seen == [EVENT]
+    assert "r1" in caplog.text
