@@ -5,6 +5,7 @@
 // the TLS connection through kluis's CONNECT proxy), SSL_CERT_FILE (crypto/x509 reads the system roots
 // from it, and it holds the kluis CA) and AZURE_TENANT_ID/CLIENT_ID/CLIENT_SECRET (EnvironmentCredential).
 //
+// `journey versionless` runs only the wrap/unwrap of a key addressed without a version.
 // Prints one JSON line of results on success; exits 1 with the error on any failure.
 package main
 
@@ -150,16 +151,7 @@ func run(ctx context.Context) map[string]any {
 	results["signatures"] = signatures
 
 	// Wrap a 256-bit content key with RSA-OAEP-256 and unwrap it again.
-	cek := make([]byte, 32)
-	_, _ = rand.Read(cek)
-	wrapped := must(client.WrapKey(ctx, rsaName, "", azkeys.KeyOperationParameters{
-		Algorithm: to.Ptr(azkeys.EncryptionAlgorithmRSAOAEP256), Value: cek,
-	}, nil))
-	check(len(wrapped.Result) == 256 && *wrapped.KID == *rsaKey.Key.KID, "wrapped %d bytes by %s", len(wrapped.Result), *wrapped.KID)
-	unwrapped := must(client.UnwrapKey(ctx, rsaName, "", azkeys.KeyOperationParameters{
-		Algorithm: to.Ptr(azkeys.EncryptionAlgorithmRSAOAEP256), Value: wrapped.Result,
-	}, nil))
-	check(bytes.Equal(unwrapped.Result, cek), "RSA-OAEP-256 unwrap returns the content key")
+	wrapUnwrap(ctx, client, rsaName, rsaKey.Key.KID.Version(), *rsaKey.Key.KID)
 	results["wrapUnwrap"] = "RSA-OAEP-256"
 
 	// Delete, get the deleted key, recover, and wait until the key is back (as the Go docs show).
@@ -194,6 +186,34 @@ func run(ctx context.Context) map[string]any {
 	return results
 }
 
+// wrapUnwrap wraps a random 256-bit content key with RSA-OAEP-256 and unwraps it; version "" is the latest.
+func wrapUnwrap(ctx context.Context, client *azkeys.Client, name, version string, kid azkeys.ID) {
+	cek := make([]byte, 32)
+	_, _ = rand.Read(cek)
+	wrapped := must(client.WrapKey(ctx, name, version, azkeys.KeyOperationParameters{
+		Algorithm: to.Ptr(azkeys.EncryptionAlgorithmRSAOAEP256), Value: cek,
+	}, nil))
+	check(len(wrapped.Result) == 256 && *wrapped.KID == kid, "wrapped %d bytes by %s", len(wrapped.Result), *wrapped.KID)
+	unwrapped := must(client.UnwrapKey(ctx, name, version, azkeys.KeyOperationParameters{
+		Algorithm: to.Ptr(azkeys.EncryptionAlgorithmRSAOAEP256), Value: wrapped.Result,
+	}, nil))
+	check(bytes.Equal(unwrapped.Result, cek), "RSA-OAEP-256 unwrap returns the content key")
+}
+
+// versionless wraps and unwraps with the latest version of a new key, addressed by name alone: azkeys
+// then sends POST /keys/{name}/wrapkey (the empty version segment disappears), as callers that follow
+// the latest version do (e.g. auto-unseal with a rotating key).
+func versionless(ctx context.Context) map[string]any {
+	vaultURL := fmt.Sprintf("https://%s.vault.azure.net", os.Getenv("KEY_VAULT_NAME"))
+	client := must(azkeys.NewClient(vaultURL, must(azidentity.NewDefaultAzureCredential(nil)), nil))
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	name := "go-latest-" + hex.EncodeToString(suffix)
+	key := must(client.CreateKey(ctx, name, azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA)}, nil))
+	wrapUnwrap(ctx, client, name, "", *key.Key.KID)
+	return map[string]any{"ok": true, "kid": string(*key.Key.KID)}
+}
+
 func main() {
 	defer func() {
 		if r := recover(); r != nil {
@@ -203,6 +223,12 @@ func main() {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out := must(json.Marshal(run(ctx)))
+	var results map[string]any
+	if len(os.Args) > 1 && os.Args[1] == "versionless" {
+		results = versionless(ctx)
+	} else {
+		results = run(ctx)
+	}
+	out := must(json.Marshal(results))
 	fmt.Println(string(out))
 }
