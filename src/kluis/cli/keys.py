@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from kluis.cli.client import CliError, load_settings
+from kluis.cli.common import DataDirOpt, KluisTyper, OutputOpt, R, data_dir_of, run
 from kluis.cli.key_args import (
     AzCommand,
     _b64decode,
@@ -33,10 +34,9 @@ from kluis.cli.key_args import (
     parse_tags,
     pem_to_jwk,
 )
-from kluis.cli.key_client import KeyRef, R, connect, resolve_ref, run
+from kluis.cli.key_client import KeyRef, connect, resolve_ref
 from kluis.cli.key_output import _value, key_bundle, key_item, rotation_policy_dict, show
 from kluis.cli.output import Output
-from kluis.config import DataDir, default_data_dir
 
 if TYPE_CHECKING:
     from azure.keyvault.keys import KeyClient
@@ -46,21 +46,18 @@ if TYPE_CHECKING:
 __all__ = ["key_app"]
 
 # -- the commands ----------------------------------------------------------------------------------
-key_app = typer.Typer(no_args_is_help=True, help="Keys in a vault (like `az keyvault key`).")
-rotation_app = typer.Typer(no_args_is_help=True, help="A key's rotation policy.")
+key_app = KluisTyper(help="Keys in a vault (like `az keyvault key`).")
+rotation_app = KluisTyper(help="A key's rotation policy.")
 key_app.add_typer(rotation_app, name="rotation-policy")
 
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="KLUIS_DATA_DIR", help="Where kluis keeps its state.", show_default=False),
-]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="json, table or tsv.")]
 VaultOpt = Annotated[str | None, typer.Option("--vault-name", help="Name of the vault.", show_default=False)]
 NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Name of the key.", show_default=False)]
 IdOpt = Annotated[
     str | None,
     typer.Option(
-        "--id", help="Key identifier, e.g. https://NAME.vault.azure.net/keys/KEY[/VERSION].", show_default=False
+        "--id",
+        help="Key identifier: https://NAME.vault.azure.net/keys/KEY, optionally /VERSION.",
+        show_default=False,
     ),
 ]
 VaultIdOpt = Annotated[
@@ -103,14 +100,6 @@ def _kty(value: str, protection: Protection | None) -> str:
     return kty
 
 
-def _dir(path: Path | None) -> DataDir:
-    return DataDir(path.expanduser() if path else default_data_dir())
-
-
-def _domains(data_dir: DataDir) -> list[str]:
-    return load_settings(data_dir).domains
-
-
 def _client_for(
     data_dir: Path | None,
     vault_name: str | None,
@@ -120,8 +109,8 @@ def _client_for(
     *,
     need_name: bool = True,
 ) -> tuple[KeyClient, KeyRef]:
-    d = _dir(data_dir)
-    ref = resolve_ref(vault_name, name, key_id, version, need_name=need_name, domains=_domains(d))
+    d = data_dir_of(data_dir)
+    ref = resolve_ref(vault_name, name, key_id, version, need_name=need_name, domains=load_settings(d).domains)
     return connect(d, ref), ref
 
 
