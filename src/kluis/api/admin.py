@@ -164,7 +164,7 @@ async def route_admin(request: Request, runtime: Runtime, caller: Caller, method
                 is_admin=False,
                 created=runtime.clock.now(),
             )
-            mgmt.add_principal(p)
+            p, reused = mgmt.add_or_patch_principal(p)  # an existing name: same principal, new secret (like az)
             return json_response(
                 {
                     "appId": p.app_id,
@@ -172,8 +172,9 @@ async def route_admin(request: Request, runtime: Runtime, caller: Caller, method
                     "password": secret,
                     "tenant": runtime.tenant_id,
                     "objectId": p.object_id,
+                    "reused": reused,
                 },
-                201,
+                200 if reused else 201,
             )
         if len(segs) == 2 and method == "GET":
             return json_response(principal_json(mgmt.find_principal(segs[1]), runtime))
