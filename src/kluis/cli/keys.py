@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum, StrEnum
 from itertools import islice
 from pathlib import Path
@@ -148,6 +148,28 @@ def _algorithm(enum: type[E], value: str) -> E | str:
         return enum(value)
     except ValueError:
         return value
+
+
+def _by_name(
+    app: typer.Typer, verb: str, doc: str, call: Callable[[KeyClient, str], Any], shape: Callable[[Any], Any]
+) -> None:
+    """Register ``verb``: address one key (--vault-name/--name or --id), ``call(client, key name)``, print ``shape``."""
+
+    def command(
+        vault_name: VaultOpt = None,
+        name: NameOpt = None,
+        key_id: IdOpt = None,
+        data_dir: DataDirOpt = None,
+        output: OutputOpt = Output.json,
+    ) -> None:
+        def go() -> Any:
+            client, ref = _client_for(data_dir, vault_name, name, key_id)
+            return shape(call(client, _key_name(ref)))
+
+        show(run(go), output)
+
+    command.__doc__ = doc
+    app.command(verb)(command)
 
 
 @key_app.command("create", cls=AzCommand)
@@ -320,21 +342,7 @@ def key_list_deleted(
     show(run(go), output)
 
 
-@key_app.command("show-deleted")
-def key_show_deleted(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Show a deleted key."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        return key_bundle(client.get_deleted_key(_key_name(ref)))
-
-    show(run(go), output)
+_by_name(key_app, "show-deleted", "Show a deleted key.", lambda c, n: c.get_deleted_key(n), key_bundle)
 
 
 @key_app.command("set-attributes", cls=AzCommand)
@@ -372,38 +380,14 @@ def key_set_attributes(
     show(run(go), output)
 
 
-@key_app.command("delete")
-def key_delete(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Delete a key (recoverable until purged)."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        return key_bundle(client.begin_delete_key(_key_name(ref)).result())
-
-    show(run(go), output)
-
-
-@key_app.command("recover")
-def key_recover(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Recover a deleted key."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        return key_bundle(client.begin_recover_deleted_key(_key_name(ref)).result())
-
-    show(run(go), output)
+_by_name(
+    key_app,
+    "delete",
+    "Delete a key (recoverable until purged).",
+    lambda c, n: c.begin_delete_key(n).result(),
+    key_bundle,
+)
+_by_name(key_app, "recover", "Recover a deleted key.", lambda c, n: c.begin_recover_deleted_key(n).result(), key_bundle)
 
 
 @key_app.command("purge")
@@ -608,21 +592,10 @@ def key_verify(
     show(run(go), output)
 
 
-@key_app.command("rotate")
-def key_rotate(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Create a new version of a key now, as its rotation policy would."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        return key_bundle(client.rotate_key(_key_name(ref)))
-
-    show(run(go), output)
+_by_name(
+    key_app, "rotate", "Create a new version of a key now, as its rotation policy would.",
+    lambda c, n: c.rotate_key(n), key_bundle,
+)  # fmt: skip
 
 
 @key_app.command("random")
@@ -642,21 +615,10 @@ def key_random(
     show(run(go), output)
 
 
-@rotation_app.command("show")
-def rotation_show(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Show a key's rotation policy."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        return rotation_policy_dict(client.get_key_rotation_policy(_key_name(ref)))
-
-    show(run(go), output)
+_by_name(
+    rotation_app, "show", "Show a key's rotation policy.",
+    lambda c, n: c.get_key_rotation_policy(n), rotation_policy_dict,
+)  # fmt: skip
 
 
 @rotation_app.command("update")
