@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.procfs import alive
+
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:
@@ -76,14 +78,6 @@ _PARENT = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 @pytest.mark.parametrize("mechanism", ["prctl", "watchdog"])
 def test_a_tied_child_dies_with_its_sigkilled_parent(mechanism: str) -> None:
@@ -94,13 +88,13 @@ def test_a_tied_child_dies_with_its_sigkilled_parent(mechanism: str) -> None:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
         time.sleep(0.2)  # let the child tie itself
-        assert _alive(child)
+        assert alive(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait(5)
         deadline = time.monotonic() + 2
-        while _alive(child) and time.monotonic() < deadline:
+        while alive(child) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not _alive(child)
+        assert not alive(child)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(parent.pid, signal.SIGKILL)  # this test's group: the child too, had it outlived its parent

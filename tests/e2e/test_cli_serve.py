@@ -13,53 +13,13 @@ from pathlib import Path
 import pytest
 from azure.keyvault.keys import KeyClient
 
+from tests.cli.procfs import alive, children, listeners
 from tests.e2e.conftest import Principal, credential
 from tests.e2e.server import KluisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")]
 
 WORKERS_DIE_WITHIN = 2.0  # seconds from the supervisor's SIGKILL; measured ~0.01 s (PR_SET_PDEATHSIG)
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (state first), or None if there is no such process."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def _alive(pid: int) -> bool:
-    """Running or sleeping; a zombie (nobody reaped it yet) holds no sockets and serves nothing."""
-    fields = _stat(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def _pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _children(parent: int) -> set[int]:
-    return {pid for pid in _pids() if (f := _stat(pid)) is not None and f[1] == str(parent) and _alive(pid)}
-
-
-def _listeners(port: int) -> set[int]:
-    """Live pids that hold a listening TCP socket on ``port`` (any address, IPv4 or IPv6)."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                cols = line.split()
-                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                    inodes.add(f"socket:[{cols[9]}]")
-    holders: set[int] = set()
-    for pid in _pids():
-        with contextlib.suppress(OSError):
-            fd_dir = f"/proc/{pid}/fd"
-            if any(os.readlink(f"{fd_dir}/{fd}") in inodes for fd in os.listdir(fd_dir)):
-                holders.add(pid)
-    return {pid for pid in holders if _alive(pid)}
 
 
 def _refused(port: int) -> bool:
@@ -82,17 +42,17 @@ def test_sigkilled_supervisor_takes_its_workers_and_a_restart_answers_itself(tmp
             server.url, credential(server, admin), verify_challenge_resource=False, connection_verify=server.ca
         )
         made = [client.create_ec_key(f"crash{i}").id for i in range(3)]
-        workers = _children(first)
+        workers = children(first)
         assert len(workers) == 2
-        assert _listeners(server.port) <= workers | {first} and _listeners(server.port)
+        assert listeners(server.port) <= workers | {first} and listeners(server.port)
 
         os.kill(first, signal.SIGKILL)  # the supervisor alone, as the OOM killer does; no cleanup runs
         killed = time.monotonic()
         server.process.wait(10)
-        while any(_alive(w) for w in workers) and time.monotonic() - killed < WORKERS_DIE_WITHIN:
+        while any(alive(w) for w in workers) and time.monotonic() - killed < WORKERS_DIE_WITHIN:
             time.sleep(0.01)
         took = time.monotonic() - killed
-        assert not any(_alive(w) for w in workers), f"workers {workers} outlived their supervisor by {took:.2f}s"
+        assert not any(alive(w) for w in workers), f"workers {workers} outlived their supervisor by {took:.2f}s"
         assert _refused(server.port) and _refused(server.proxy_port)  # nothing answers, the proxy thread is gone too
         print(f"workers gone {took * 1000:.0f} ms after the supervisor's SIGKILL")
 
@@ -100,8 +60,8 @@ def test_sigkilled_supervisor_takes_its_workers_and_a_restart_answers_itself(tmp
         server.start()  # same ports: would fail (or share them with the old workers) if anything had survived
         second = server.process.pid
         assert second != first
-        holders = _listeners(server.port)
-        assert holders and holders <= _children(second) | {second}, "the answer must come from the new server"
+        holders = listeners(server.port)
+        assert holders and holders <= children(second) | {second}, "the answer must come from the new server"
         client = KeyClient(
             server.url, credential(server, admin), verify_challenge_resource=False, connection_verify=server.ca
         )
