@@ -55,6 +55,7 @@ def test_requests_are_routed_by_their_authority(
     # and set the authority explicitly so the test needs no DNS.
     transport = httpx.HTTPTransport(http2=http2, http1=not http2, verify=False)
     with httpx.Client(transport=transport) as c:
+
         def get(authority: str) -> httpx.Response:
             return c.get(
                 f"https://127.0.0.1:{kluis.port}/keys?api-version=7.6",

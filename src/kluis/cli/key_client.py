@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import typer
 
 from kluis.cli.client import CliError, load_credentials, load_settings
 from kluis.config import DataDir
@@ -20,10 +17,9 @@ if TYPE_CHECKING:
 
 
 DEFAULT_VAULT = "default"
-R = TypeVar("R")
 
 
-__all__ = ["DEFAULT_VAULT", "KeyRef", "connect", "describe_error", "parse_key_id", "resolve_ref", "run"]
+__all__ = ["DEFAULT_VAULT", "KeyRef", "connect", "parse_key_id", "resolve_ref"]
 
 
 # -- addressing: --vault-name/--name/--version or --id ---------------------------------------------
@@ -126,38 +122,3 @@ def connect(data_dir: DataDir, ref: KeyRef) -> KeyClient:
         "adfs", creds.app_id, creds.password, authority=url, transport=_transport(ca, None)
     )
     return KeyClient(url, credential, verify_challenge_resource=False, transport=_transport(ca, None))
-
-
-def _fail(message: str) -> typer.Exit:
-    one_line = " ".join(message.split())
-    sys.stderr.write(f"ERROR: {one_line}\n")
-    return typer.Exit(1)
-
-
-def describe_error(exc: BaseException) -> str:
-    """One readable line for an SDK error: ``(Code) message`` like az."""
-    error = getattr(exc, "error", None)
-    code, message = getattr(error, "code", None), getattr(error, "message", None)
-    if code and message:
-        return f"({code}) {message}"
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def run(fn: Callable[[], R]) -> R:
-    """Call ``fn``; CliError and Azure errors become ``ERROR: ...`` on stderr and exit code 1."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
-
-    try:
-        return fn()
-    except CliError as e:
-        raise _fail(str(e)) from None
-    except ClientAuthenticationError as e:
-        raise _fail(f"Sign-in to kluis failed: {describe_error(e)}") from None
-    except HttpResponseError as e:
-        raise _fail(describe_error(e)) from None
-    except ServiceRequestError as e:
-        raise _fail(f"Cannot reach kluis: {describe_error(e)}. Is `kluis serve` running?") from None
-    except (ValueError, OSError) as e:
-        raise _fail(str(e)) from None
