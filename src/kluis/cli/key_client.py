@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from kluis.addressing import DEFAULT_VAULT, vault_label
 from kluis.cli.client import CliError, load_credentials, load_settings
 from kluis.config import DataDir
 
 if TYPE_CHECKING:
     from azure.core.pipeline.transport import RequestsTransport
     from azure.keyvault.keys import KeyClient
-
-
-DEFAULT_VAULT = "default"
 
 
 __all__ = ["DEFAULT_VAULT", "KeyRef", "connect", "parse_key_id", "resolve_ref"]
@@ -31,25 +29,18 @@ class KeyRef:
     direct: bool = False  # the --id named localhost/an IP: talk to https://localhost:PORT
 
 
-_VAULT_SUFFIXES = (".vault.azure.net", ".localhost")
-
-
 def parse_key_id(key_id: str, domains: Sequence[str] = ()) -> KeyRef:
     """``https://NAME.vault.azure.net/keys/k[/v]`` (or ``/deletedkeys/k``, or the vault URL alone).
 
     The host decides the vault as the server does: ``NAME.vault.azure.net``, ``NAME.localhost`` and
-    ``NAME.<configured domain>`` are vault NAME; ``localhost``, IPs and other hosts are the default vault.
+    ``NAME.<configured domain>`` are vault NAME (``kluis.addressing``); any other host is the default vault.
     """
     parts = urlsplit(key_id.strip())
     host = (parts.hostname or "").lower().rstrip(".")
     if parts.scheme != "https" or not host:
         raise CliError(f"--id must be a key identifier like https://NAME.vault.azure.net/keys/KEY, not {key_id!r}.")
-    vault, direct = DEFAULT_VAULT, True
-    for suffix in (*_VAULT_SUFFIXES, *("." + d.lower().strip(".") for d in domains if d.strip("."))):
-        label = host[: -len(suffix)]
-        if host.endswith(suffix) and label and "." not in label:
-            vault, direct = label, False
-            break
+    label = vault_label(host, domains)
+    vault, direct = (label[0], False) if label else (DEFAULT_VAULT, True)
     segs = [s for s in parts.path.split("/") if s]
     if not segs:
         return KeyRef(vault, direct=direct)

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from kluis.cli.attestation import attestation_app
 from kluis.cli.common import DataDirOpt, KluisTyper, NameOpt, OutputOpt, admin_call, data_dir_of, fail, run
+from kluis.cli.db import db_app
 from kluis.cli.environment import build_env
 from kluis.cli.key_args import AzCommand
 from kluis.cli.keys import key_app
@@ -35,6 +36,7 @@ app.add_typer(ad_app, name="ad")
 ad_app.add_typer(sp_app, name="sp")
 app.add_typer(attestation_app, name="attestation")
 app.add_typer(time_app, name="time")
+app.add_typer(db_app, name="db")
 
 # The serve banner is for people: never wrapped, so a long path stays one line in a log.
 console = Console(stderr=True, soft_wrap=True)

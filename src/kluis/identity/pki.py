@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kluis.addressing import CERTIFICATE_NAMES
+
 __all__ = [
     "TlsFiles",
     "ca_fingerprint",
@@ -55,16 +57,7 @@ RENEW_BEFORE = timedelta(days=30)
 # minutes does not see a "not yet valid" certificate.
 BACKDATE = timedelta(minutes=5)
 
-_BUILTIN_NAMES = (
-    "localhost",
-    "*.localhost",
-    "127.0.0.1",
-    "::1",
-    "vault.azure.net",
-    "*.vault.azure.net",
-    "login.microsoftonline.com",
-    "management.azure.com",
-)
+_BUILTIN_NAMES = CERTIFICATE_NAMES  # which names are kluis's: kluis.addressing
 
 
 @dataclass(frozen=True)
