@@ -29,8 +29,7 @@ from kluis.domain.keys.service import KeyService
 from kluis.domain.management import Management
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
 from kluis.identity.tokens import TokenIssuer, TokenVerifier, new_signing_key
-from kluis.store import SCHEMA_VERSION, ObjectRecord, PrincipalRecord, SqliteStore, VaultRecord
-from kluis.store.sqlite_schema import schema_version_of
+from kluis.store import SCHEMA_VERSION, ObjectRecord, PrincipalRecord, SqliteStore, VaultRecord, schema_version_of
 
 __all__ = ["DEFAULT_GROUP", "DEFAULT_VAULT", "Runtime", "schema_status", "upgrade_database"]
 
