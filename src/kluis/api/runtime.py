@@ -20,7 +20,7 @@ from kluis.domain.authorization import AccessPolicyAuthorizer, Authorizer
 from kluis.domain.backup import BackupEnvelope, ObjectBackup
 from kluis.domain.clock import Clock
 from kluis.domain.errors import NotFound
-from kluis.domain.events import EventBus
+from kluis.domain.events import EventBus, access_log
 from kluis.domain.housekeeping import Housekeeping, TickResult
 from kluis.domain.keys.backup import open_legacy_key_backup
 from kluis.domain.keys.operations import KeyOperations
@@ -83,6 +83,7 @@ class Runtime:
         self.management = Management(self.store, self.clock)
         self.authorizer: Authorizer = AccessPolicyAuthorizer(self.store)
         self.events = EventBus()
+        self.events.subscribe(access_log)
         self.pool = KeyPool(sizes={2048: settings.key_pool}) if settings.key_pool > 0 else None
         self.keys = KeyService(self.store, self.sealer, self.clock, pool=self.pool)
         self.key_operations = KeyOperations(self.keys)
