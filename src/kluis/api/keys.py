@@ -278,21 +278,22 @@ async def random_bytes(ctx: RequestContext) -> Response:
 
 
 def _crypto_rows() -> list[Route]:
+    """The six crypto operations, each at ``/keys/{name}/{version}/{op}`` (an empty version is the latest)
+    and at ``/keys/{name}/{op}``: the Azure SDK for Go joins an empty version away (its
+    ``runtime.JoinPaths`` drops the empty segment) and Azure serves that path with the latest version."""
+    ops = (
+        ("encrypt", P.ENCRYPT, _encrypting("encrypt")),
+        ("decrypt", P.DECRYPT, _decrypting("decrypt")),
+        ("wrapKey", P.WRAP_KEY, _encrypting("wrapKey")),
+        ("unwrapKey", P.UNWRAP_KEY, _decrypting("unwrapKey")),
+        ("sign", P.SIGN, sign),
+        ("verify", P.VERIFY, verify),
+    )
     rows: list[Route] = []
-    for op, permission in (
-        ("encrypt", P.ENCRYPT),
-        ("decrypt", P.DECRYPT),
-        ("wrapKey", P.WRAP_KEY),
-        ("unwrapKey", P.UNWRAP_KEY),
-    ):
-        handler = _encrypting(op) if op in ("encrypt", "wrapKey") else _decrypting(op)
-        rows.append(
-            Route(
-                "POST", f"/keys/{{name}}/{{version?}}/{op.lower()}", handler, op[0].upper() + op[1:], permission, "key"
-            )
-        )
-    rows.append(Route("POST", "/keys/{name}/{version?}/sign", sign, "Sign", P.SIGN, "key"))
-    rows.append(Route("POST", "/keys/{name}/{version?}/verify", verify, "Verify", P.VERIFY, "key"))
+    for op, permission, handler in ops:
+        operation = op[0].upper() + op[1:]
+        for pattern in (f"/keys/{{name}}/{{version?}}/{op.lower()}", f"/keys/{{name}}/{op.lower()}"):
+            rows.append(Route("POST", pattern, handler, operation, permission, "key"))
     return rows
 
 
