@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# `make run` needs only what running needs: its own stamp, no dev tools.
+RUN_STAMP := $(VENV)/.run-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
 .PHONY: run test lint unit e2e js-deps go-deps java-deps sdk-deps bench clean
 
@@ -12,7 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	rm -f $(VENV)/.installed-*; touch $@
 
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e .
+	rm -f $(VENV)/.run-installed-*; touch $@
+
+run: $(RUN_STAMP)
 	$(BIN)/kluis serve $(ARGS)
 
 lint: $(STAMP)

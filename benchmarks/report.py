@@ -168,7 +168,7 @@ def format_table(results: dict[str, Any], targets: list[Target]) -> str:
     meta = results["meta"]
     repeat = meta.get("repeat")
     parts = [
-        f"kluis bench: {meta['workers']} server workers, {meta['cpus']} CPUs, client {meta['client']} "
+        f"python -m benchmarks: {meta['workers']} server workers, {meta['cpus']} CPUs, client {meta['client']} "
         f"({meta['connections']} connections, {meta['duration']} s per run)",
         f"every figure: median of {repeat} alternating rounds (kluis, ceilings, kluis, ...) [min-max over the rounds];"
         " a ratio is taken per round; p50/p99: medians"

@@ -13,9 +13,12 @@ from collections.abc import Sequence
 
 __all__ = [
     "AZURE_VAULT_DOMAIN",
+    "CERTIFICATE_NAMES",
     "DEFAULT_VAULT",
+    "KLUIS_HOSTS",
     "LOGIN_HOSTS",
     "LOOPBACK_NAMES",
+    "MANAGEMENT_HOST",
     "is_ip",
     "vault_label",
     "vault_suffixes",
@@ -25,6 +28,12 @@ DEFAULT_VAULT = "default"  # the vault that bare localhost / IP / --hostname nam
 AZURE_VAULT_DOMAIN = "vault.azure.net"
 LOGIN_HOSTS = ("login.microsoftonline.com", "login.windows.net")  # Entra sign-in, served through the proxy
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+MANAGEMENT_HOST = "management.azure.com"  # what az and ARM tokens name; kluis's management API answers it
+# The host names kluis answers as itself: the CONNECT proxy intercepts them (and subdomains of
+# the vault domain and localhost), and the server certificate covers them.
+KLUIS_HOSTS = (AZURE_VAULT_DOMAIN, LOGIN_HOSTS[0], MANAGEMENT_HOST, "localhost")
+CERTIFICATE_NAMES = (*LOOPBACK_NAMES[:1], "*.localhost", *LOOPBACK_NAMES[1:], AZURE_VAULT_DOMAIN,
+                     f"*.{AZURE_VAULT_DOMAIN}", LOGIN_HOSTS[0], MANAGEMENT_HOST)  # fmt: skip
 
 
 def vault_suffixes(domains: Sequence[str] = ()) -> tuple[str, ...]:

@@ -26,6 +26,8 @@ from kluis.domain.authorization import KeyPermission
         ("POST", "/keys/k1/CREATE", "CreateKey", {"name": "k1"}),  # literals are case-insensitive
         ("POST", "/keys/k1//sign", "Sign", {"name": "k1", "version": None}),
         ("POST", "/keys/k1/v1/wrapkey", "WrapKey", {"name": "k1", "version": "v1"}),
+        ("POST", "/keys/k1/wrapkey", "WrapKey", {"name": "k1"}),  # the Go SDK's path for the latest version
+        ("GET", "/keys/k1/sign", "GetKey", {"name": "k1", "version": "sign"}),
         ("GET", "/keys/k1//attestation", "GetKeyAttestation", {"name": "k1", "version": None}),
         ("PUT", "/keys/k1/rotationpolicy", "UpdateKeyRotationPolicy", {"name": "k1"}),
         ("DELETE", "/deletedkeys/k1", "PurgeDeletedKey", {"name": "k1"}),

@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from typer.testing import CliRunner
 
 from kluis.cli.client import CliError
+from kluis.cli.common import describe_error
 from kluis.cli.key_args import expand_args, parse_datetime, parse_ops, parse_rotation_policy, parse_tags, pem_to_jwk
-from kluis.cli.key_client import KeyRef, connect, describe_error, parse_key_id, resolve_ref
+from kluis.cli.key_client import KeyRef, connect, parse_key_id, resolve_ref
 from kluis.cli.key_output import key_bundle, key_item, rotation_policy_dict, table_rows
 from kluis.cli.keys import key_app
 from kluis.config import DataDir, ServerSettings

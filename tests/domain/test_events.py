@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from kluis.domain.events import EventBus, OperationEvent
+from kluis.domain.events import EventBus, OperationEvent, access_log
 
 EVENT = OperationEvent(request_id="r1", operation="GetKey", kind="key", status=200, duration=0.001)
 
@@ -31,3 +31,10 @@ def test_a_failing_subscriber_is_logged_and_does_not_stop_the_others(caplog: pyt
         bus.emit(EVENT)
     assert seen == [EVENT]
     assert "r1" in caplog.text
+
+
+def test_access_log_line_carries_the_request_id(caplog: pytest.LogCaptureFixture) -> None:
+    event = OperationEvent("abc123", "Sign", "key", 403, 0.0042, vault="v1", object_name="k", version="v9")
+    with caplog.at_level(logging.INFO, logger="kluis.access"):
+        access_log(event)
+    assert caplog.messages == ["abc123 Sign 403 vault=v1 object=k/v9 app=- 4.2ms"]

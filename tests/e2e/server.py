@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -54,6 +55,7 @@ class KluisServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "KLUIS_DATA_DIR": str(self.data_dir)},
+            start_new_session=True,  # its own process group: tests signal exactly what they started
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -77,7 +79,7 @@ class KluisServer:
             try:
                 code = self.process.wait(15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)  # the group: the supervisor and its workers
                 self.process.wait(5)
         self.process = None
         return code

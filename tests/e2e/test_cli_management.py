@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from azure.core.exceptions import ClientAuthenticationError
 
-from tests.e2e.conftest import unique
+from tests.e2e.conftest import Principal, credential, unique
 from tests.e2e.server import KluisServer
 
 pytestmark = pytest.mark.slow
@@ -74,3 +76,29 @@ def test_proxy_refuses_other_hosts(kluis: KluisServer) -> None:
     with socket.create_connection(("127.0.0.1", kluis.proxy_port), timeout=10) as sock:
         sock.sendall(b"CONNECT myvault.vault.azure.net:443 HTTP/1.1\r\nHost: myvault.vault.azure.net:443\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+def test_create_for_rbac_with_an_existing_name_patches_it_like_az(
+    kluis: KluisServer, make_vault: Callable[..., str]
+) -> None:
+    """az reuses the application of that display name: same appId, a new password, the old one revoked."""
+    name, vault = unique("again"), make_vault()
+    first = kluis.cli_json("ad", "sp", "create-for-rbac", "-n", name)
+    kluis.cli("keyvault", "set-policy", "-n", vault, "--spn", first["appId"], "--key-permissions", "get")
+    again = kluis.cli("ad", "sp", "create-for-rbac", "-n", name, "-o", "json")
+    second = json.loads(again.stdout)
+    assert second["appId"] == first["appId"] and second["password"] != first["password"]
+    assert second["displayName"] == name and second["tenant"] == first["tenant"]
+    assert again.stderr.startswith("WARNING: Found an existing application instance: (id) ")
+    assert [p["appId"] for p in kluis.cli_json("ad", "sp", "list") if p["displayName"] == name] == [first["appId"]]
+    scope = "https://vault.azure.net/.default"
+    assert credential(kluis, Principal(first["appId"], second["password"], first["tenant"])).get_token(scope).token
+    with pytest.raises(ClientAuthenticationError):
+        credential(kluis, Principal(first["appId"], first["password"], first["tenant"])).get_token(scope)
+    policies = kluis.cli_json("keyvault", "show", "-n", vault)["properties"]["accessPolicies"]
+    sp = kluis.cli_json("ad", "sp", "show", "--id", first["appId"])
+    assert sp["id"] in {p["objectId"] for p in policies}  # the same principal: its access policy still applies
+    taken = kluis.cli("ad", "sp", "create-for-rbac", "-n", "kluis-admin", check=False)  # the administrator's name
+    assert taken.returncode == 1 and taken.stderr.startswith("ERROR: (BadParameter)"), taken.stderr
+    a = kluis.admin()
+    assert credential(kluis, Principal(a["appId"], a["password"], a["tenant"])).get_token(scope).token  # untouched

@@ -55,6 +55,7 @@ def test_requests_are_routed_by_their_authority(
     # and set the authority explicitly so the test needs no DNS.
     transport = httpx.HTTPTransport(http2=http2, http1=not http2, verify=False)
     with httpx.Client(transport=transport) as c:
+
         def get(authority: str) -> httpx.Response:
             return c.get(
                 f"https://127.0.0.1:{kluis.port}/keys?api-version=7.6",
@@ -94,3 +95,22 @@ def test_curl_over_http2(kluis: KluisServer, make_vault: Callable[..., str], adm
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert out.stdout == "2 200", out.stdout + out.stderr
+
+
+def test_crypto_operations_without_a_version_segment_use_the_latest(
+    kluis: KluisServer, make_vault: Callable[..., str], admin: Principal
+) -> None:
+    """``POST /keys/NAME/sign`` (how the Go SDK asks for the latest version) signs with the latest."""
+    import base64
+    import hashlib
+
+    vault = make_vault()
+    h = {"authorization": f"Bearer {_token(kluis, admin)}", "host": f"{vault}.vault.azure.net:{kluis.port}"}
+    digest = base64.urlsafe_b64encode(hashlib.sha256(b"x").digest()).rstrip(b"=").decode()
+    with httpx.Client(verify=False, base_url=f"https://127.0.0.1:{kluis.port}") as c:
+        created = c.post("/keys/gokey/create?api-version=7.6", json={"kty": "EC", "crv": "P-256"}, headers=h).json()
+        signed = c.post("/keys/gokey/sign?api-version=7.6", json={"alg": "ES256", "value": digest}, headers=h)
+        assert signed.status_code == 200 and signed.json()["kid"] == created["key"]["kid"]
+        body = {"alg": "ES256", "digest": digest, "value": signed.json()["value"]}
+        assert c.post("/keys/gokey/verify?api-version=7.6", json=body, headers=h).json() == {"value": True}
+        assert c.get("/keys/gokey/sign?api-version=7.6", headers=h).status_code == 404  # GET: version "sign"

@@ -92,15 +92,12 @@ def test_go_journey_zero_change_through_proxy(
 def test_go_wraps_with_the_latest_version_when_none_is_given(
     journey: Path, kluis: KluisServer, make_vault: Callable[..., str], make_principal: Callable[..., Principal]
 ) -> None:
+    """azkeys sends POST /keys/{name}/wrapkey for version "": Key Vault uses the latest version there
+    (azure-rest-api-specs#42274 makes the empty keyVersion explicit for the crypto operations)."""
     vault = make_vault()
     sp = make_principal(vault, "create", "wrapKey", "unwrapKey")
     env = sdk_env(kluis, "-n", vault, "--client-id", sp.app_id, "--client-secret", sp.password)
     run = subprocess.run([str(journey), "versionless"], capture_output=True, text=True, timeout=120, env=env)
-    if run.returncode != 0 and "/wrapkey\n" in run.stderr and "RESPONSE 405" in run.stderr:
-        # Known kluis gap, only this exact one: azkeys sends POST /keys/{name}/wrapkey for version "", where
-        # Key Vault uses the latest version (azure-rest-api-specs#42274 makes the empty keyVersion explicit
-        # for the crypto operations); kluis answers 405. Once kluis routes it, this test simply passes.
-        pytest.xfail("kluis answers 405 to POST /keys/{name}/wrapkey (no version segment)")
     assert run.returncode == 0, f"versionless wrap/unwrap failed (exit {run.returncode}):\n{run.stderr}"
     result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["ok"] is True and result["kid"].startswith(f"https://{vault}.vault.azure.net/keys/go-latest-")

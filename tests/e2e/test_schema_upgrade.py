@@ -23,7 +23,12 @@ def test_first_release_data_dir_upgrades_on_start(tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(FIXTURE, data)
     expected = json.loads((data / "expected.json").read_text())
-    server = KluisServer(data, extra_args=["--workers", "1"]).start()
+    server = KluisServer(data, extra_args=["--workers", "1"])
+    status = server.cli_json("db", "status")
+    assert status["version"] == 0 and status["latest"] >= 2
+    assert server.cli_json("db", "upgrade") == {"database": str(data / "kluis.db"), "from": 0, "to": status["latest"]}
+    assert server.cli_json("db", "upgrade")["from"] == status["latest"]  # nothing left to do
+    server.start()
     try:
         a = server.admin()
         admin = Principal(a["appId"], a["password"], a["tenant"])

@@ -186,7 +186,7 @@ async def create_principal(ctx: RequestContext) -> Response:
         is_admin=False,
         created=ctx.runtime.clock.now(),
     )
-    ctx.runtime.management.add_principal(p)
+    p, reused = ctx.runtime.management.add_or_patch_principal(p)  # an existing name: same principal, new secret
     return json_response(
         {
             "appId": p.app_id,
@@ -194,8 +194,9 @@ async def create_principal(ctx: RequestContext) -> Response:
             "password": secret,
             "tenant": ctx.runtime.tenant_id,
             "objectId": p.object_id,
+            "reused": reused,
         },
-        201,
+        200 if reused else 201,
     )
 
 

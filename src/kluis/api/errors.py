@@ -13,8 +13,6 @@ from kluis.domain.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    OperationNotAllowed,
-    Unauthorized,
     VaultError,
 )
 
@@ -24,9 +22,7 @@ log = logging.getLogger("kluis.api")
 
 _STATUS: dict[type[VaultError], int] = {
     BadParameter: 400,
-    Unauthorized: 401,
     Forbidden: 403,
-    OperationNotAllowed: 403,
     NotFound: 404,
     Conflict: 409,
 }

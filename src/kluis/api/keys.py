@@ -174,50 +174,29 @@ def _kid(ctx: RequestContext, name: str, version: str) -> str:
     return f"{ctx.base}/keys/{name}/{version}"
 
 
-def _encrypting(op: str) -> Callable[[RequestContext], Any]:
-    wrap = op == "wrapKey"
+def _cipher(op: str) -> Callable[[RequestContext], Any]:
+    """Encrypt / Decrypt / WrapKey / UnwrapKey, POST /keys/{name}/{version}/{op}: one handler shape."""
+    decrypting = op in ("decrypt", "unwrapKey")
 
     async def handler(ctx: RequestContext) -> Response:
-        """Encrypt / WrapKey, POST /keys/{name}/{version}/encrypt|wrapkey."""
         body = await ctx.body()
-        res = ctx.runtime.key_operations.encrypt(
-            ctx.vault,
-            ctx.name,
-            ctx.version,
-            str_field(body, "alg", required=True) or "",
-            b64_field(body, "value", required=True) or b"",
-            iv=b64_field(body, "iv"),
-            aad=b64_field(body, "aad"),
-            wrap=wrap,
-        )
+        ops = ctx.runtime.key_operations
+        alg = str_field(body, "alg", required=True) or ""
+        value = b64_field(body, "value", required=True) or b""
+        iv, aad = b64_field(body, "iv"), b64_field(body, "aad")
+        if decrypting:
+            tag = b64_field(body, "tag")
+            res = ops.decrypt(
+                ctx.vault, ctx.name, ctx.version, alg, value, iv=iv, aad=aad, tag=tag, unwrap=op != "decrypt"
+            )
+        else:
+            res = ops.encrypt(ctx.vault, ctx.name, ctx.version, alg, value, iv=iv, aad=aad, wrap=op != "encrypt")
         out: dict[str, Any] = {"kid": _kid(ctx, res.name, res.version), "value": b64(res.value)}
-        for field_name in ("iv", "tag", "aad"):
+        for field_name in ("iv", "tag", "aad"):  # what an encryption made (GCM / CBC); none for decrypt
             data = getattr(res, field_name)
             if data:
                 out[field_name] = b64(data)
         return json_response(out)
-
-    return handler
-
-
-def _decrypting(op: str) -> Callable[[RequestContext], Any]:
-    unwrap = op == "unwrapKey"
-
-    async def handler(ctx: RequestContext) -> Response:
-        """Decrypt / UnwrapKey, POST /keys/{name}/{version}/decrypt|unwrapkey."""
-        body = await ctx.body()
-        res = ctx.runtime.key_operations.decrypt(
-            ctx.vault,
-            ctx.name,
-            ctx.version,
-            str_field(body, "alg", required=True) or "",
-            b64_field(body, "value", required=True) or b"",
-            iv=b64_field(body, "iv"),
-            aad=b64_field(body, "aad"),
-            tag=b64_field(body, "tag"),
-            unwrap=unwrap,
-        )
-        return json_response({"kid": _kid(ctx, res.name, res.version), "value": b64(res.value)})
 
     return handler
 
@@ -278,21 +257,22 @@ async def random_bytes(ctx: RequestContext) -> Response:
 
 
 def _crypto_rows() -> list[Route]:
+    """The six crypto operations, each at ``/keys/{name}/{version}/{op}`` (an empty version is the latest)
+    and at ``/keys/{name}/{op}``: the Azure SDK for Go joins an empty version away (its
+    ``runtime.JoinPaths`` drops the empty segment) and Azure serves that path with the latest version."""
+    ops = (
+        ("encrypt", P.ENCRYPT, _cipher("encrypt")),
+        ("decrypt", P.DECRYPT, _cipher("decrypt")),
+        ("wrapKey", P.WRAP_KEY, _cipher("wrapKey")),
+        ("unwrapKey", P.UNWRAP_KEY, _cipher("unwrapKey")),
+        ("sign", P.SIGN, sign),
+        ("verify", P.VERIFY, verify),
+    )
     rows: list[Route] = []
-    for op, permission in (
-        ("encrypt", P.ENCRYPT),
-        ("decrypt", P.DECRYPT),
-        ("wrapKey", P.WRAP_KEY),
-        ("unwrapKey", P.UNWRAP_KEY),
-    ):
-        handler = _encrypting(op) if op in ("encrypt", "wrapKey") else _decrypting(op)
-        rows.append(
-            Route(
-                "POST", f"/keys/{{name}}/{{version?}}/{op.lower()}", handler, op[0].upper() + op[1:], permission, "key"
-            )
-        )
-    rows.append(Route("POST", "/keys/{name}/{version?}/sign", sign, "Sign", P.SIGN, "key"))
-    rows.append(Route("POST", "/keys/{name}/{version?}/verify", verify, "Verify", P.VERIFY, "key"))
+    for op, permission, handler in ops:
+        operation = op[0].upper() + op[1:]
+        for pattern in (f"/keys/{{name}}/{{version?}}/{op.lower()}", f"/keys/{{name}}/{op.lower()}"):
+            rows.append(Route("POST", pattern, handler, operation, permission, "key"))
     return rows
 
 

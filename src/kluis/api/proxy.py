@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kluis.addressing import KLUIS_HOSTS, vault_suffixes
+
 __all__ = [
     "ProxyConfig",
     "ProxyHandle",
@@ -53,13 +55,8 @@ class ProxyConfig:
     listen_port: int = 8080
     upstream_host: str = "127.0.0.1"
     upstream_port: int = 8443
-    intercept_suffixes: tuple[str, ...] = (".vault.azure.net", ".localhost")
-    intercept_hosts: tuple[str, ...] = (
-        "vault.azure.net",
-        "login.microsoftonline.com",
-        "management.azure.com",
-        "localhost",
-    )
+    intercept_suffixes: tuple[str, ...] = vault_suffixes()
+    intercept_hosts: tuple[str, ...] = KLUIS_HOSTS
     passthrough: bool = False
     domains: tuple[str, ...] = field(default=())
 

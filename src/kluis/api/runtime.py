@@ -13,13 +13,14 @@ import os
 import uuid
 from typing import Any
 
+from kluis.addressing import DEFAULT_VAULT
 from kluis.config import DataDir, ServerSettings, write_private
 from kluis.crypto import KeyPool, Sealer, new_kek
 from kluis.domain.authorization import AccessPolicyAuthorizer, Authorizer
 from kluis.domain.backup import BackupEnvelope, ObjectBackup
 from kluis.domain.clock import Clock
 from kluis.domain.errors import NotFound
-from kluis.domain.events import EventBus
+from kluis.domain.events import EventBus, access_log
 from kluis.domain.housekeeping import Housekeeping, TickResult
 from kluis.domain.keys.backup import open_legacy_key_backup
 from kluis.domain.keys.operations import KeyOperations
@@ -28,12 +29,32 @@ from kluis.domain.keys.service import KeyService
 from kluis.domain.management import Management
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
 from kluis.identity.tokens import TokenIssuer, TokenVerifier, new_signing_key
-from kluis.store import ObjectRecord, PrincipalRecord, SqliteStore, VaultRecord
+from kluis.store import SCHEMA_VERSION, ObjectRecord, PrincipalRecord, SqliteStore, VaultRecord, schema_version_of
 
-__all__ = ["DEFAULT_GROUP", "DEFAULT_VAULT", "Runtime"]
+__all__ = ["DEFAULT_GROUP", "DEFAULT_VAULT", "Runtime", "schema_status", "upgrade_database"]
 
 DEFAULT_GROUP = "kluis"
-DEFAULT_VAULT = "default"
+
+
+def upgrade_database(data_dir: DataDir) -> tuple[int, int]:
+    """Apply pending schema migrations to the data dir's database: (version before, version after).
+
+    Raises FileNotFoundError when there is no database yet (``kluis serve`` creates it).
+    """
+    if not data_dir.database.exists():
+        raise FileNotFoundError(f"No database at {data_dir.database}; start `kluis serve` first.")
+    store = SqliteStore(data_dir.database)
+    try:
+        return store.migrated_from, store.schema_version
+    finally:
+        store.close()
+
+
+def schema_status(data_dir: DataDir) -> tuple[int, int]:
+    """(the database's schema version, the latest this kluis knows), without changing anything."""
+    if not data_dir.database.exists():
+        raise FileNotFoundError(f"No database at {data_dir.database}; start `kluis serve` first.")
+    return schema_version_of(data_dir.database), SCHEMA_VERSION
 
 
 class Runtime:
@@ -62,6 +83,7 @@ class Runtime:
         self.management = Management(self.store, self.clock)
         self.authorizer: Authorizer = AccessPolicyAuthorizer(self.store)
         self.events = EventBus()
+        self.events.subscribe(access_log)
         self.pool = KeyPool(sizes={2048: settings.key_pool}) if settings.key_pool > 0 else None
         self.keys = KeyService(self.store, self.sealer, self.clock, pool=self.pool)
         self.key_operations = KeyOperations(self.keys)

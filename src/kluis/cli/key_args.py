@@ -10,17 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from typer.core import TyperCommand
+from typing import Any
 
 from kluis.cli.client import CliError
+from kluis.cli.common import KluisCommand
 from kluis.crypto import CryptoError
 from kluis.crypto.pem import private_jwk_from_pem
-
-if TYPE_CHECKING:
-    pass
-
 
 __all__ = [
     "GREEDY_OPTIONS",
@@ -82,7 +77,7 @@ def expand_args(args: Sequence[str]) -> list[str]:
     return out
 
 
-class AzCommand(TyperCommand):
+class AzCommand(KluisCommand):
     """A command that accepts az's argument conventions (see :func:`expand_args`)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import typer
-
+from kluis.addressing import DEFAULT_VAULT, vault_label
 from kluis.cli.client import CliError, load_credentials, load_settings
 from kluis.config import DataDir
 
@@ -19,11 +17,7 @@ if TYPE_CHECKING:
     from azure.keyvault.keys import KeyClient
 
 
-DEFAULT_VAULT = "default"
-R = TypeVar("R")
-
-
-__all__ = ["DEFAULT_VAULT", "KeyRef", "connect", "describe_error", "parse_key_id", "resolve_ref", "run"]
+__all__ = ["DEFAULT_VAULT", "KeyRef", "connect", "parse_key_id", "resolve_ref"]
 
 
 # -- addressing: --vault-name/--name/--version or --id ---------------------------------------------
@@ -35,25 +29,18 @@ class KeyRef:
     direct: bool = False  # the --id named localhost/an IP: talk to https://localhost:PORT
 
 
-_VAULT_SUFFIXES = (".vault.azure.net", ".localhost")
-
-
 def parse_key_id(key_id: str, domains: Sequence[str] = ()) -> KeyRef:
     """``https://NAME.vault.azure.net/keys/k[/v]`` (or ``/deletedkeys/k``, or the vault URL alone).
 
     The host decides the vault as the server does: ``NAME.vault.azure.net``, ``NAME.localhost`` and
-    ``NAME.<configured domain>`` are vault NAME; ``localhost``, IPs and other hosts are the default vault.
+    ``NAME.<configured domain>`` are vault NAME (``kluis.addressing``); any other host is the default vault.
     """
     parts = urlsplit(key_id.strip())
     host = (parts.hostname or "").lower().rstrip(".")
     if parts.scheme != "https" or not host:
         raise CliError(f"--id must be a key identifier like https://NAME.vault.azure.net/keys/KEY, not {key_id!r}.")
-    vault, direct = DEFAULT_VAULT, True
-    for suffix in (*_VAULT_SUFFIXES, *("." + d.lower().strip(".") for d in domains if d.strip("."))):
-        label = host[: -len(suffix)]
-        if host.endswith(suffix) and label and "." not in label:
-            vault, direct = label, False
-            break
+    label = vault_label(host, domains)
+    vault, direct = (label[0], False) if label else (DEFAULT_VAULT, True)
     segs = [s for s in parts.path.split("/") if s]
     if not segs:
         return KeyRef(vault, direct=direct)
@@ -126,38 +113,3 @@ def connect(data_dir: DataDir, ref: KeyRef) -> KeyClient:
         "adfs", creds.app_id, creds.password, authority=url, transport=_transport(ca, None)
     )
     return KeyClient(url, credential, verify_challenge_resource=False, transport=_transport(ca, None))
-
-
-def _fail(message: str) -> typer.Exit:
-    one_line = " ".join(message.split())
-    sys.stderr.write(f"ERROR: {one_line}\n")
-    return typer.Exit(1)
-
-
-def describe_error(exc: BaseException) -> str:
-    """One readable line for an SDK error: ``(Code) message`` like az."""
-    error = getattr(exc, "error", None)
-    code, message = getattr(error, "code", None), getattr(error, "message", None)
-    if code and message:
-        return f"({code}) {message}"
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def run(fn: Callable[[], R]) -> R:
-    """Call ``fn``; CliError and Azure errors become ``ERROR: ...`` on stderr and exit code 1."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
-
-    try:
-        return fn()
-    except CliError as e:
-        raise _fail(str(e)) from None
-    except ClientAuthenticationError as e:
-        raise _fail(f"Sign-in to kluis failed: {describe_error(e)}") from None
-    except HttpResponseError as e:
-        raise _fail(describe_error(e)) from None
-    except ServiceRequestError as e:
-        raise _fail(f"Cannot reach kluis: {describe_error(e)}. Is `kluis serve` running?") from None
-    except (ValueError, OSError) as e:
-        raise _fail(str(e)) from None

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import base64
-import sys
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from rich.console import Console
 
 from kluis.cli.output import Output, emit
 
@@ -182,5 +179,4 @@ def show(data: Any, output: Output) -> None:
     if output is Output.json:
         emit(_sorted(data), output)
         return
-    wide = None if sys.stdout.isatty() else 200
-    emit(table_rows(data), output, Console(width=wide) if output is Output.table else None)
+    emit(table_rows(data), output)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum, StrEnum
 from itertools import islice
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from kluis.cli.client import CliError, load_settings
+from kluis.cli.common import DataDirOpt, KluisTyper, OutputOpt, R, data_dir_of, run
 from kluis.cli.key_args import (
     AzCommand,
     _b64decode,
@@ -33,10 +34,9 @@ from kluis.cli.key_args import (
     parse_tags,
     pem_to_jwk,
 )
-from kluis.cli.key_client import KeyRef, R, connect, resolve_ref, run
+from kluis.cli.key_client import KeyRef, connect, resolve_ref
 from kluis.cli.key_output import _value, key_bundle, key_item, rotation_policy_dict, show
 from kluis.cli.output import Output
-from kluis.config import DataDir, default_data_dir
 
 if TYPE_CHECKING:
     from azure.keyvault.keys import KeyClient
@@ -46,21 +46,18 @@ if TYPE_CHECKING:
 __all__ = ["key_app"]
 
 # -- the commands ----------------------------------------------------------------------------------
-key_app = typer.Typer(no_args_is_help=True, help="Keys in a vault (like `az keyvault key`).")
-rotation_app = typer.Typer(no_args_is_help=True, help="A key's rotation policy.")
+key_app = KluisTyper(help="Keys in a vault (like `az keyvault key`).")
+rotation_app = KluisTyper(help="A key's rotation policy.")
 key_app.add_typer(rotation_app, name="rotation-policy")
 
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="KLUIS_DATA_DIR", help="Where kluis keeps its state.", show_default=False),
-]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="json, table or tsv.")]
 VaultOpt = Annotated[str | None, typer.Option("--vault-name", help="Name of the vault.", show_default=False)]
 NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Name of the key.", show_default=False)]
 IdOpt = Annotated[
     str | None,
     typer.Option(
-        "--id", help="Key identifier, e.g. https://NAME.vault.azure.net/keys/KEY[/VERSION].", show_default=False
+        "--id",
+        help="Key identifier: https://NAME.vault.azure.net/keys/KEY, optionally /VERSION.",
+        show_default=False,
     ),
 ]
 VaultIdOpt = Annotated[
@@ -103,14 +100,6 @@ def _kty(value: str, protection: Protection | None) -> str:
     return kty
 
 
-def _dir(path: Path | None) -> DataDir:
-    return DataDir(path.expanduser() if path else default_data_dir())
-
-
-def _domains(data_dir: DataDir) -> list[str]:
-    return load_settings(data_dir).domains
-
-
 def _client_for(
     data_dir: Path | None,
     vault_name: str | None,
@@ -120,8 +109,8 @@ def _client_for(
     *,
     need_name: bool = True,
 ) -> tuple[KeyClient, KeyRef]:
-    d = _dir(data_dir)
-    ref = resolve_ref(vault_name, name, key_id, version, need_name=need_name, domains=_domains(d))
+    d = data_dir_of(data_dir)
+    ref = resolve_ref(vault_name, name, key_id, version, need_name=need_name, domains=load_settings(d).domains)
     return connect(d, ref), ref
 
 
@@ -159,6 +148,28 @@ def _algorithm(enum: type[E], value: str) -> E | str:
         return enum(value)
     except ValueError:
         return value
+
+
+def _by_name(
+    app: typer.Typer, verb: str, doc: str, call: Callable[[KeyClient, str], Any], shape: Callable[[Any], Any]
+) -> None:
+    """Register ``verb``: address one key (--vault-name/--name or --id), ``call(client, key name)``, print ``shape``."""
+
+    def command(
+        vault_name: VaultOpt = None,
+        name: NameOpt = None,
+        key_id: IdOpt = None,
+        data_dir: DataDirOpt = None,
+        output: OutputOpt = Output.json,
+    ) -> None:
+        def go() -> Any:
+            client, ref = _client_for(data_dir, vault_name, name, key_id)
+            return shape(call(client, _key_name(ref)))
+
+        show(run(go), output)
+
+    command.__doc__ = doc
+    app.command(verb)(command)
 
 
 @key_app.command("create", cls=AzCommand)
@@ -331,21 +342,7 @@ def key_list_deleted(
     show(run(go), output)
 
 
-@key_app.command("show-deleted")
-def key_show_deleted(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Show a deleted key."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        return key_bundle(client.get_deleted_key(_key_name(ref)))
-
-    show(run(go), output)
+_by_name(key_app, "show-deleted", "Show a deleted key.", lambda c, n: c.get_deleted_key(n), key_bundle)
 
 
 @key_app.command("set-attributes", cls=AzCommand)
@@ -383,38 +380,14 @@ def key_set_attributes(
     show(run(go), output)
 
 
-@key_app.command("delete")
-def key_delete(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Delete a key (recoverable until purged)."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        return key_bundle(client.begin_delete_key(_key_name(ref)).result())
-
-    show(run(go), output)
-
-
-@key_app.command("recover")
-def key_recover(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Recover a deleted key."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        return key_bundle(client.begin_recover_deleted_key(_key_name(ref)).result())
-
-    show(run(go), output)
+_by_name(
+    key_app,
+    "delete",
+    "Delete a key (recoverable until purged).",
+    lambda c, n: c.begin_delete_key(n).result(),
+    key_bundle,
+)
+_by_name(key_app, "recover", "Recover a deleted key.", lambda c, n: c.begin_recover_deleted_key(n).result(), key_bundle)
 
 
 @key_app.command("purge")
@@ -619,21 +592,10 @@ def key_verify(
     show(run(go), output)
 
 
-@key_app.command("rotate")
-def key_rotate(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Create a new version of a key now, as its rotation policy would."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        return key_bundle(client.rotate_key(_key_name(ref)))
-
-    show(run(go), output)
+_by_name(
+    key_app, "rotate", "Create a new version of a key now, as its rotation policy would.",
+    lambda c, n: c.rotate_key(n), key_bundle,
+)  # fmt: skip
 
 
 @key_app.command("random")
@@ -653,21 +615,10 @@ def key_random(
     show(run(go), output)
 
 
-@rotation_app.command("show")
-def rotation_show(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Show a key's rotation policy."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        return rotation_policy_dict(client.get_key_rotation_policy(_key_name(ref)))
-
-    show(run(go), output)
+_by_name(
+    rotation_app, "show", "Show a key's rotation policy.",
+    lambda c, n: c.get_key_rotation_policy(n), rotation_policy_dict,
+)  # fmt: skip
 
 
 @rotation_app.command("update")

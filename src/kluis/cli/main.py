@@ -5,55 +5,60 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from importlib.metadata import version as package_version
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from kluis.cli.attestation import attestation_app
-from kluis.cli.client import AdminClient, CliError
+from kluis.cli.common import DataDirOpt, KluisTyper, NameOpt, OutputOpt, admin_call, data_dir_of, fail, run
+from kluis.cli.db import db_app
 from kluis.cli.environment import EnvFormat, build_env, render_env
 from kluis.cli.key_args import AzCommand
 from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
-from kluis.config import DataDir, ServerSettings, default_data_dir
+from kluis.config import ServerSettings
 
 __all__ = ["app"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="kluis: a self-hosted Azure Key Vault.")
-group_app = typer.Typer(no_args_is_help=True, help="Resource groups (like `az group`).")
-keyvault_app = typer.Typer(no_args_is_help=True, help="Vaults and access policies (like `az keyvault`).")
-ad_app = typer.Typer(no_args_is_help=True, help="Identities (like `az ad`).")
-sp_app = typer.Typer(no_args_is_help=True, help="Service principals (like `az ad sp`).")
+app = KluisTyper(help="kluis: a self-hosted Azure Key Vault.")
+group_app = KluisTyper(help="Resource groups (like `az group`).")
+keyvault_app = KluisTyper(help="Vaults and access policies (like `az keyvault`).")
+ad_app = KluisTyper(help="Identities (like `az ad`).")
+sp_app = KluisTyper(help="Service principals (like `az ad sp`).")
+time_app = KluisTyper(help="The server's clock (for testing expiry, retention, rotation).")
 app.add_typer(group_app, name="group")
 app.add_typer(keyvault_app, name="keyvault")
 keyvault_app.add_typer(key_app, name="key")
 app.add_typer(ad_app, name="ad")
 ad_app.add_typer(sp_app, name="sp")
+app.add_typer(attestation_app, name="attestation")
+app.add_typer(time_app, name="time")
+app.add_typer(db_app, name="db")
 
-console = Console(stderr=True)
-P = ParamSpec("P")
-R = TypeVar("R")
+# The serve banner is for people: never wrapped, so a long path stays one line in a log.
+console = Console(stderr=True, soft_wrap=True)
 
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="KLUIS_DATA_DIR", help="Where kluis keeps its state.", show_default=False),
-]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="json, table or tsv.")]
-
-
-def _dir(path: Path | None) -> DataDir:
-    return DataDir(path.expanduser() if path else default_data_dir())
+ResourceGroupOpt = Annotated[str | None, typer.Option("--resource-group", "-g", help="Accepted for az compatibility.")]
+SpnOpt = Annotated[str | None, typer.Option("--spn", help="Service principal appId or display name.")]
+ObjectIdOpt = Annotated[str | None, typer.Option("--object-id", help="Service principal object id.")]
+SpIdOpt = Annotated[str, typer.Option("--id", help="Service principal appId or object id.")]
 
 
-def _run(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    try:
-        return fn(*args, **kwargs)
-    except CliError as e:
-        console.print(f"[red]ERROR:[/] {e}")
-        raise typer.Exit(1) from None
+def _version(value: bool) -> None:
+    if value:
+        print(f"kluis {package_version('kluis')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """kluis: a self-hosted Azure Key Vault."""
 
 
 @app.command()
@@ -81,10 +86,12 @@ def serve(
     scheduler_interval: Annotated[
         float, typer.Option(help="Seconds between rotation/purge checks.", envvar="KLUIS_SCHEDULER_INTERVAL")
     ] = 30.0,
-    key_pool: Annotated[int, typer.Option(help="Pre-generated RSA-2048 keys per worker (0: off).")] = 16,
+    key_pool: Annotated[
+        int, typer.Option(envvar="KLUIS_KEY_POOL", help="Pre-generated RSA-2048 keys per worker (0: off).")
+    ] = 16,
 ) -> None:
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
-    from kluis.cli.serve import serve as run
+    from kluis.cli.serve import serve as serve_forever
 
     if workers <= 0:
         workers = min(os.cpu_count() or 1, 8)
@@ -100,7 +107,7 @@ def serve(
         key_pool=key_pool,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        run(_dir(data_dir), settings, console)
+        run(serve_forever, data_dir_of(data_dir), settings, console)
 
 
 @app.command()
@@ -116,84 +123,85 @@ def env(
     ] = EnvFormat.sh,
 ) -> None:
     """Print the variables (`export` lines by default) that point Azure SDK programs at this kluis."""
-    values = _run(
-        build_env, _dir(data_dir), vault_name=vault_name, direct=direct, managed_identity=managed_identity,
+    values = run(
+        build_env, data_dir_of(data_dir), vault_name=vault_name, direct=direct, managed_identity=managed_identity,
         client_id=client_id, client_secret=client_secret,
     )  # fmt: skip
     print(render_env(values, fmt), end="")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    options_metavar="[OPTIONS] -- CMD [ARGS]...",
+)
 def exec(
     ctx: typer.Context,
     data_dir: DataDirOpt = None,
-    vault_name: Annotated[str, typer.Option("--vault-name", "-n")] = "default",
-    direct: Annotated[bool, typer.Option()] = False,
-    managed_identity: Annotated[bool, typer.Option()] = False,
+    vault_name: Annotated[str, typer.Option("--vault-name", "-n", help="The vault CMD should use.")] = "default",
+    direct: Annotated[bool, typer.Option(help="https://localhost:PORT instead of the proxy.")] = False,
+    managed_identity: Annotated[bool, typer.Option(help="Managed-identity variables instead of a secret.")] = False,
 ) -> None:
-    """Run one command with the environment `kluis env` prints: kluis exec -- python app.py"""
+    """Run CMD with the environment `kluis env` prints, e.g. kluis exec -n myvault -- python app.py
+
+    Everything after -- is the command and its own arguments, passed on unchanged; kluis exec
+    replaces itself with CMD, so CMD's exit code is kluis exec's.
+    """
     if not ctx.args:
-        console.print("[red]ERROR:[/] give a command after --, e.g. kluis exec -- python app.py")
-        raise typer.Exit(2)
-    values = _run(build_env, _dir(data_dir), vault_name=vault_name, direct=direct, managed_identity=managed_identity)
-    child = {**os.environ, **values}
+        raise fail("give a command after --, e.g. kluis exec -- python app.py", 2)
+    values = run(
+        build_env, data_dir_of(data_dir), vault_name=vault_name, direct=direct, managed_identity=managed_identity
+    )
     try:
-        os.execvpe(ctx.args[0], ctx.args, child)
+        os.execvpe(ctx.args[0], ctx.args, {**os.environ, **values})
     except FileNotFoundError:
-        console.print(f"[red]ERROR:[/] command not found: {ctx.args[0]}")
-        raise typer.Exit(127) from None
+        raise fail(f"command not found: {ctx.args[0]}", 127) from None
 
 
 # -- az group --------------------------------------------------------------------------------------
 @group_app.command("create")
 def group_create(
-    name: Annotated[str, typer.Option("--name", "-n")],
-    location: Annotated[str, typer.Option("--location", "-l")] = "local",
+    name: NameOpt,
+    location: Annotated[str, typer.Option("--location", "-l", help="Its location (a label).")] = "local",
     data_dir: DataDirOpt = None,
     output: OutputOpt = Output.json,
 ) -> None:
     """Create a resource group."""
-    emit(
-        _run(lambda: AdminClient(_dir(data_dir)).call("PUT", f"/groups/{name}", {"location": location})),
-        output,
-    )
+    emit(admin_call(data_dir, "PUT", f"/groups/{name}", {"location": location}), output)
 
 
 @group_app.command("list")
 def group_list(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """List resource groups."""
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("GET", "/groups")["value"]), output)
+    emit(admin_call(data_dir, "GET", "/groups")["value"], output)
 
 
 @group_app.command("show")
-def group_show(
-    name: Annotated[str, typer.Option("--name", "-n")],
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+def group_show(name: NameOpt, data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """Show a resource group."""
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("GET", f"/groups/{name}")), output)
+    emit(admin_call(data_dir, "GET", f"/groups/{name}"), output)
 
 
 @group_app.command("delete")
 def group_delete(
-    name: Annotated[str, typer.Option("--name", "-n")],
+    name: NameOpt,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt (accepted for az compatibility).")] = False,
     data_dir: DataDirOpt = None,
     output: OutputOpt = Output.json,
 ) -> None:
     """Delete a resource group and every vault in it."""
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("DELETE", f"/groups/{name}")), output)
+    emit(admin_call(data_dir, "DELETE", f"/groups/{name}"), output)
 
 
 # -- az keyvault -----------------------------------------------------------------------------------
 @keyvault_app.command("create")
 def keyvault_create(
-    name: Annotated[str, typer.Option("--name", "-n")],
-    resource_group: Annotated[str, typer.Option("--resource-group", "-g")],
-    location: Annotated[str | None, typer.Option("--location", "-l")] = None,
-    retention_days: Annotated[int, typer.Option("--retention-days")] = 90,
-    enable_purge_protection: Annotated[bool, typer.Option("--enable-purge-protection")] = False,
+    name: NameOpt,
+    resource_group: Annotated[str, typer.Option("--resource-group", "-g", help="The group it belongs to.")],
+    location: Annotated[str | None, typer.Option("--location", "-l", help="Default: the group's.")] = None,
+    retention_days: Annotated[int, typer.Option("--retention-days", help="Soft-delete retention, 7-90.")] = 90,
+    enable_purge_protection: Annotated[
+        bool, typer.Option("--enable-purge-protection", help="Deleted keys cannot be purged early.")
+    ] = False,
     data_dir: DataDirOpt = None,
     output: OutputOpt = Output.json,
 ) -> None:
@@ -202,38 +210,30 @@ def keyvault_create(
         "group": resource_group, "location": location, "retentionDays": retention_days,
         "purgeProtection": enable_purge_protection,
     }  # fmt: skip
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("PUT", f"/vaults/{name}", body)), output)
+    emit(admin_call(data_dir, "PUT", f"/vaults/{name}", body), output)
 
 
 @keyvault_app.command("show")
-def keyvault_show(
-    name: Annotated[str, typer.Option("--name", "-n")],
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+def keyvault_show(name: NameOpt, data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """Show a vault and its access policies."""
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("GET", f"/vaults/{name}")), output)
+    emit(admin_call(data_dir, "GET", f"/vaults/{name}"), output)
 
 
 @keyvault_app.command("list")
 def keyvault_list(
-    resource_group: Annotated[str | None, typer.Option("--resource-group", "-g")] = None,
+    resource_group: Annotated[str | None, typer.Option("--resource-group", "-g", help="Only this group's.")] = None,
     data_dir: DataDirOpt = None,
     output: OutputOpt = Output.json,
 ) -> None:
     """List vaults."""
     params: dict[str, Any] = {"group": resource_group} if resource_group else {}
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("GET", "/vaults", **params)["value"]), output)
+    emit(admin_call(data_dir, "GET", "/vaults", **params)["value"], output)
 
 
 @keyvault_app.command("delete")
-def keyvault_delete(
-    name: Annotated[str, typer.Option("--name", "-n")],
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+def keyvault_delete(name: NameOpt, data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """Delete a vault and all its keys."""
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("DELETE", f"/vaults/{name}")), output)
+    emit(admin_call(data_dir, "DELETE", f"/vaults/{name}"), output)
 
 
 def _perms(values: list[str] | None) -> list[str] | None:
@@ -242,23 +242,32 @@ def _perms(values: list[str] | None) -> list[str] | None:
     return [p for v in values for p in v.replace(",", " ").split()]
 
 
+def _principal(spn: str | None, object_id: str | None) -> str:
+    who = spn or object_id
+    if not who:
+        raise fail("give --spn or --object-id", 2)
+    return who
+
+
+PermissionsHelp = "Space-separated permissions, or all."
+
+
 @keyvault_app.command("set-policy", cls=AzCommand)
 def keyvault_set_policy(
-    name: Annotated[str, typer.Option("--name", "-n")],
-    spn: Annotated[str | None, typer.Option("--spn", help="Service principal appId or name.")] = None,
-    object_id: Annotated[str | None, typer.Option("--object-id")] = None,
-    key_permissions: Annotated[list[str] | None, typer.Option("--key-permissions")] = None,
-    secret_permissions: Annotated[list[str] | None, typer.Option("--secret-permissions")] = None,
-    certificate_permissions: Annotated[list[str] | None, typer.Option("--certificate-permissions")] = None,
-    resource_group: Annotated[str | None, typer.Option("--resource-group", "-g")] = None,
+    name: NameOpt,
+    spn: SpnOpt = None,
+    object_id: ObjectIdOpt = None,
+    key_permissions: Annotated[list[str] | None, typer.Option("--key-permissions", help=PermissionsHelp)] = None,
+    secret_permissions: Annotated[list[str] | None, typer.Option("--secret-permissions", help=PermissionsHelp)] = None,
+    certificate_permissions: Annotated[
+        list[str] | None, typer.Option("--certificate-permissions", help=PermissionsHelp)
+    ] = None,
+    resource_group: ResourceGroupOpt = None,
     data_dir: DataDirOpt = None,
     output: OutputOpt = Output.json,
 ) -> None:
     """Grant permissions, e.g. --key-permissions delete get list create (or all)."""
-    who = spn or object_id
-    if not who:
-        console.print("[red]ERROR:[/] give --spn or --object-id")
-        raise typer.Exit(2)
+    who = _principal(spn, object_id)
     # az takes space-separated values after one flag (`--key-permissions delete get list create`);
     # AzCommand turns them into repeated options before click parses them.
     body = {
@@ -266,68 +275,71 @@ def keyvault_set_policy(
         "secrets": _perms(secret_permissions),
         "certificates": _perms(certificate_permissions),
     }
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("PUT", f"/vaults/{name}/policies/{who}", body)), output)
+    emit(admin_call(data_dir, "PUT", f"/vaults/{name}/policies/{who}", body), output)
 
 
 @keyvault_app.command("delete-policy")
 def keyvault_delete_policy(
-    name: Annotated[str, typer.Option("--name", "-n")],
-    spn: Annotated[str | None, typer.Option("--spn")] = None,
-    object_id: Annotated[str | None, typer.Option("--object-id")] = None,
-    resource_group: Annotated[str | None, typer.Option("--resource-group", "-g")] = None,
+    name: NameOpt,
+    spn: SpnOpt = None,
+    object_id: ObjectIdOpt = None,
+    resource_group: ResourceGroupOpt = None,
     data_dir: DataDirOpt = None,
     output: OutputOpt = Output.json,
 ) -> None:
     """Remove a principal's access policy."""
-    who = spn or object_id
-    if not who:
-        console.print("[red]ERROR:[/] give --spn or --object-id")
-        raise typer.Exit(2)
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("DELETE", f"/vaults/{name}/policies/{who}")), output)
+    emit(admin_call(data_dir, "DELETE", f"/vaults/{name}/policies/{_principal(spn, object_id)}"), output)
 
 
 # -- az ad sp --------------------------------------------------------------------------------------
 @sp_app.command("create-for-rbac")
 def sp_create(
-    name: Annotated[str, typer.Option("--name", "-n")],
-    skip_assignment: Annotated[bool, typer.Option("--skip-assignment")] = False,
+    name: Annotated[str, typer.Option("--name", "-n", help="Display name; an existing one gets a new password.")],
+    skip_assignment: Annotated[
+        bool, typer.Option("--skip-assignment", help="Accepted for az compatibility (kluis uses access policies).")
+    ] = False,
     data_dir: DataDirOpt = None,
     output: OutputOpt = Output.json,
 ) -> None:
-    """Create a service principal; prints appId, password and tenant once (only a hash is kept)."""
-    res = _run(lambda: AdminClient(_dir(data_dir)).call("POST", "/principals", {"displayName": name}))
+    """Create a service principal; prints appId, password and tenant once (only a hash is kept).
+
+    Like az, a name that already exists is reused: same appId, a new password (the old one stops working).
+    """
+    res = admin_call(data_dir, "POST", "/principals", {"displayName": name})
+    if res.get("reused"):
+        # az prints this warning on stderr when it patches an existing application (azure-cli
+        # role/custom.py, create_application): "Found an existing application instance: (id) <object id>.
+        # We will patch it." -- then it removes the application's passwords and adds a new one.
+        print(
+            f"WARNING: Found an existing application instance: (id) {res['objectId']}. We will patch it.",
+            file=sys.stderr,
+        )
     emit({k: res[k] for k in ("appId", "displayName", "password", "tenant")}, output)
 
 
 @sp_app.command("list")
 def sp_list(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """List service principals."""
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("GET", "/principals")["value"]), output)
+    emit(admin_call(data_dir, "GET", "/principals")["value"], output)
 
 
 @sp_app.command("show")
-def sp_show(
-    sp_id: Annotated[str, typer.Option("--id")], data_dir: DataDirOpt = None, output: OutputOpt = Output.json
-) -> None:
+def sp_show(sp_id: SpIdOpt, data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """Show a service principal by appId or object id."""
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("GET", f"/principals/{sp_id}")), output)
+    emit(admin_call(data_dir, "GET", f"/principals/{sp_id}"), output)
 
 
 @sp_app.command("delete")
-def sp_delete(sp_id: Annotated[str, typer.Option("--id")], data_dir: DataDirOpt = None) -> None:
+def sp_delete(sp_id: SpIdOpt, data_dir: DataDirOpt = None) -> None:
     """Delete a service principal and its access policies."""
-    _run(lambda: AdminClient(_dir(data_dir)).call("DELETE", f"/principals/{sp_id}"))
+    admin_call(data_dir, "DELETE", f"/principals/{sp_id}")
 
 
-app.add_typer(attestation_app, name="attestation")
-time_app = typer.Typer(no_args_is_help=True, help="The server's clock (for testing expiry, retention, rotation).")
-app.add_typer(time_app, name="time")
-
-
+# -- kluis's own: the clock and housekeeping -------------------------------------------------------
 @time_app.command("show")
 def time_show(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """Show the server's time and its offset from the wall clock."""
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("GET", "/time")), output)
+    emit(admin_call(data_dir, "GET", "/time"), output)
 
 
 @time_app.command("set")
@@ -337,15 +349,10 @@ def time_set(
     output: OutputOpt = Output.json,
 ) -> None:
     """Move the server's clock; every worker sees it within a second."""
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("PUT", "/time", {"offsetSeconds": offset})), output)
+    emit(admin_call(data_dir, "PUT", "/time", {"offsetSeconds": offset}), output)
 
 
 @app.command()
 def housekeeping(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """Run the scheduler once now: purge expired deleted keys, rotate keys that are due."""
-    emit(_run(lambda: AdminClient(_dir(data_dir)).call("POST", "/housekeeping")), output)
-
-
-def main() -> None:  # pragma: no cover - console script entry
-    app()
-    sys.exit(0)
+    emit(admin_call(data_dir, "POST", "/housekeeping"), output)

@@ -47,7 +47,8 @@ class Sealer:
         return "Sealer(kek=<redacted>)"
 
     def seal(self, plaintext: bytes, *, context: bytes) -> bytes:
-        # Random 96-bit nonces are safe for well over 2**32 seals per KEK (NIST SP 800-38D 8.3).
+        # Random 96-bit nonces: NIST SP 800-38D 8.3 allows at most 2**32 seals under one key with
+        # random IVs. kluis seals once per stored version, backup and setting, far below that bound.
         nonce = os.urandom(_NONCE_SIZE)
         return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, context)
 

@@ -10,8 +10,6 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "NotFound",
-    "OperationNotAllowed",
-    "Unauthorized",
     "VaultError",
 ]
 
@@ -35,12 +33,6 @@ class BadParameter(VaultError):
     code = "BadParameter"
 
 
-class Unauthorized(VaultError):
-    """No valid token (HTTP 401)."""
-
-    code = "Unauthorized"
-
-
 class Forbidden(VaultError):
     """The caller lacks a permission, or the object's state forbids the operation (HTTP 403)."""
 
@@ -57,9 +49,3 @@ class Conflict(VaultError):
     """The name is taken or the object is in a state that conflicts (HTTP 409)."""
 
     code = "Conflict"
-
-
-class OperationNotAllowed(VaultError):
-    """The operation is not allowed in this vault's configuration (HTTP 403, Azure's wording)."""
-
-    code = "Forbidden"

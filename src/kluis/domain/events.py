@@ -11,9 +11,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["EventBus", "OperationEvent", "Subscriber"]
+__all__ = ["EventBus", "OperationEvent", "Subscriber", "access_log"]
 
 log = logging.getLogger("kluis.events")
+_access = logging.getLogger("kluis.access")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +53,20 @@ class EventBus:
                 subscriber(event)
             except Exception:
                 log.exception("event subscriber failed for request %s", event.request_id)
+
+
+def access_log(event: OperationEvent) -> None:
+    """One line per operation on the ``kluis.access`` logger at INFO (free when that level is off):
+    request id, operation, status, vault, object, caller app id, milliseconds."""
+    if _access.isEnabledFor(logging.INFO):
+        _access.info(
+            "%s %s %d vault=%s object=%s%s app=%s %.1fms",
+            event.request_id,
+            event.operation,
+            event.status,
+            event.vault or "-",
+            event.object_name or "-",
+            f"/{event.version}" if event.version else "",
+            event.caller_app_id or "-",
+            event.duration * 1000,
+        )

@@ -179,6 +179,23 @@ class Management:
         with self._store.read() as tx:
             return tx.get_principal_by_app_id(app_id)
 
+    def add_or_patch_principal(self, new: PrincipalRecord) -> tuple[PrincipalRecord, bool]:
+        """``az ad sp create-for-rbac -n NAME``: add ``new``, or, if NAME exists, give that principal
+        ``new.secret_hash`` in place of its secret (same appId and object id) and return it with True.
+
+        az does the same (azure-cli role/custom.py, create_service_principal_for_rbac: "patch existing app
+        with the same displayName to make the command idempotent", removing its passwords, adding one).
+        """
+        with self._store.write() as tx:
+            same = [p for p in tx.list_principals() if p.display_name == new.display_name]
+            if not same:
+                tx.add_principal(new)
+                return new, False
+            if len(same) > 1 or same[0].is_admin:
+                raise BadParameter(f"'{new.display_name}' names the administrator or several principals; pick another.")
+            tx.set_principal_secret(same[0].object_id, new.secret_hash)
+        return PrincipalRecord(**{**same[0].__dict__, "secret_hash": new.secret_hash}), True
+
     def find_principal(self, ident: str) -> PrincipalRecord:
         """By app id (client id) or object id, as ``--spn`` / ``--object-id`` accept."""
         with self._store.read() as tx:

@@ -37,6 +37,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kluis.addressing import CERTIFICATE_NAMES
+
 __all__ = [
     "TlsFiles",
     "ca_fingerprint",
@@ -62,16 +64,7 @@ RENEW_BEFORE = timedelta(days=30)
 # minutes does not see a "not yet valid" certificate.
 BACKDATE = timedelta(minutes=5)
 
-_BUILTIN_NAMES = (
-    "localhost",
-    "*.localhost",
-    "127.0.0.1",
-    "::1",
-    "vault.azure.net",
-    "*.vault.azure.net",
-    "login.microsoftonline.com",
-    "management.azure.com",
-)
+_BUILTIN_NAMES = CERTIFICATE_NAMES  # which names are kluis's: kluis.addressing
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from kluis.store.records import (
     VersionRecord,
 )
 from kluis.store.sqlite import SqliteStore
-from kluis.store.sqlite_schema import SCHEMA_VERSION
+from kluis.store.sqlite_schema import SCHEMA_VERSION, schema_version_of
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -23,4 +23,5 @@ __all__ = [
     "Transaction",
     "VaultRecord",
     "VersionRecord",
+    "schema_version_of",
 ]

@@ -118,6 +118,9 @@ class SqliteTransaction:
         self._c.execute("DELETE FROM principals WHERE object_id = ?", (object_id,))
         self._c.execute("DELETE FROM policies WHERE object_id = ?", (object_id,))
 
+    def set_principal_secret(self, object_id: str, secret_hash: str) -> None:
+        self._c.execute("UPDATE principals SET secret_hash = ? WHERE object_id = ?", (secret_hash, object_id))
+
     # groups -----------------------------------------------------------------------------
     def add_group(self, g: GroupRecord) -> None:
         self._c.execute("INSERT INTO groups VALUES (?, ?, ?, ?)", (g.name.lower(), g.name, g.location, g.created))

@@ -10,8 +10,9 @@ edit a migration that has shipped.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version_of"]
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -108,3 +109,12 @@ def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> tuple[
 def _statements(script: str) -> list[str]:
     """Split a migration into statements (they contain no semicolons inside literals)."""
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def schema_version_of(path: str | Path) -> int:
+    """The ``user_version`` of the database file at ``path`` (read-only; 0 for the first schema)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
