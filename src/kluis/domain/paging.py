@@ -5,10 +5,9 @@ Clients must treat them as opaque; a token kluis did not issue is a 400, not a s
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 
+from kluis.crypto import CryptoError, b64url_decode, b64url_encode
 from kluis.domain.errors import BadParameter
 
 __all__ = ["decode_token", "encode_token"]
@@ -16,16 +15,16 @@ __all__ = ["decode_token", "encode_token"]
 
 def encode_token(marker: str) -> str:
     raw = json.dumps({"NextMarker": marker, "TargetLocation": 0}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return b64url_encode(raw)
 
 
 def decode_token(token: str | None) -> str | None:
     if not token:
         return None
     try:
-        doc = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        doc = json.loads(b64url_decode(token))
         marker = doc["NextMarker"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (CryptoError, ValueError, KeyError, TypeError):
         raise BadParameter("The $skiptoken is invalid; use the nextLink returned by the previous page.") from None
     if not isinstance(marker, str):
         raise BadParameter("The $skiptoken is invalid; use the nextLink returned by the previous page.")
