@@ -193,13 +193,16 @@ def keyvault_create(
     location: Annotated[str | None, typer.Option("--location", "-l")] = None,
     retention_days: Annotated[int, typer.Option("--retention-days")] = 90,
     enable_purge_protection: Annotated[bool, typer.Option("--enable-purge-protection")] = False,
+    sku: Annotated[
+        str, typer.Option("--sku", help="standard (software keys) or premium (adds the -HSM key types), as az.")
+    ] = "standard",
     data_dir: DataDirOpt = None,
     output: OutputOpt = Output.json,
 ) -> None:
     """Create a vault; you (the administrator) get an access policy with every permission."""
     body = {
         "group": resource_group, "location": location, "retentionDays": retention_days,
-        "purgeProtection": enable_purge_protection,
+        "purgeProtection": enable_purge_protection, "sku": sku,
     }  # fmt: skip
     emit(_run(lambda: AdminClient(_dir(data_dir)).call("PUT", f"/vaults/{name}", body)), output)
 
