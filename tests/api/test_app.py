@@ -169,3 +169,19 @@ def test_bad_input_is_never_a_server_error(client: TestClient, runtime: Runtime)
                 assert err["code"] and err["message"], (method, path, body)
             else:  # only documents whose members are all optional (PATCH, rotation policy) may succeed
                 assert method == "PATCH" or path.endswith("/rotationpolicy"), (method, path, body, r.text)
+
+
+@pytest.mark.parametrize(
+    ("client", "peer", "info"),
+    [
+        ("127.0.0.1:50123", "127.0.0.1", "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;"),
+        ("[::1]:50123", "::1", "conn_type=Ipv6;addr=::1;act_addr_fam=InterNetworkV6;"),
+        (("10.0.0.7", 443), "10.0.0.7", "conn_type=Ipv4;addr=10.0.0.7;act_addr_fam=InterNetwork;"),
+        (None, "", "conn_type=Ipv4;addr=;act_addr_fam=InterNetwork;"),
+    ],
+)
+def test_network_info_names_the_client(client: object, peer: str, info: str) -> None:
+    from kluis.api.app import SERVICE_VERSION, _network_info, _peer
+
+    assert _peer(client) == peer and _network_info(peer) == info
+    assert len(SERVICE_VERSION.split(".")) == 4
