@@ -211,3 +211,14 @@ def test_key_ops_follow_the_key_type(world: World, kty: str, ops: list[str], mes
         world.keys.update_key(world.vault, "k", None, KeyChanges(key_ops=ops))
     assert message in e.value.message
     assert world.keys.get_key(world.vault, "k").key_ops == key.key_ops  # unchanged
+
+
+def test_rotation_drops_key_ops_a_stored_key_should_never_have_had(world: World) -> None:
+    key = world.keys.create_key(world.vault, "legacy", kty="EC")
+    with world.store.write() as tx:  # as stored by a kluis that did not check key_ops per type
+        v = tx.get_version(world.vault.vault_id, "key", "legacy", key.version)
+        assert v is not None
+        v.props = {**v.props, "key_ops": ["sign", "wrapKey", "verify"]}
+        tx.update_version(v)
+    rotated = world.keys.rotate_key(world.vault, "legacy")
+    assert rotated.key_ops == ["sign", "verify"]

@@ -379,8 +379,11 @@ class KeyService:
             None,
         )
         policy = RotationPolicy.from_json(obj.policy) if obj.policy else None
+        # The new version keeps the key_ops its type supports: a key stored before kluis checked
+        # key_ops against the type (an EC key with wrapKey) still rotates, scheduler included.
+        supported = SUPPORTED_KEY_OPS[key_type.family]
         changes = KeyChanges(
-            key_ops=list(latest.props["key_ops"]),
+            key_ops=[op for op in latest.props["key_ops"] if op in supported],
             tags=dict(latest.tags),
             exportable=bool(latest.props.get("exportable")),
             release_policy=latest.props.get("release_policy") or UNSET,
