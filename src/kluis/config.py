@@ -37,6 +37,9 @@ class ServerSettings:
     proxy_passthrough: bool = False
     scheduler_interval: float = 30.0
     key_pool: int = 16
+    # x-ms-keyvault-region for answers given before a vault is known (the 401 challenge, unknown
+    # hosts); a vault's own answers carry its location. "local" is kluis's default location.
+    region: str = "local"
 
     @property
     def url(self) -> str:

@@ -193,3 +193,19 @@ def test_every_routed_request_passes_the_event_hook(client: TestClient, runtime:
     assert first.vault == "default" and first.kind == "key" and first.caller_object_id == runtime.admin_object_id()
     assert first.request_id == created.headers["x-ms-request-id"] and first.duration > 0
     assert events[3].caller_object_id == ""
+
+
+@pytest.mark.parametrize(
+    ("client", "peer", "info"),
+    [
+        ("127.0.0.1:50123", "127.0.0.1", "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;"),
+        ("[::1]:50123", "::1", "conn_type=Ipv6;addr=::1;act_addr_fam=InterNetworkV6;"),
+        (("10.0.0.7", 443), "10.0.0.7", "conn_type=Ipv4;addr=10.0.0.7;act_addr_fam=InterNetwork;"),
+        (None, "", "conn_type=Ipv4;addr=;act_addr_fam=InterNetwork;"),
+    ],
+)
+def test_network_info_names_the_client(client: object, peer: str, info: str) -> None:
+    from kluis.api.app import SERVICE_VERSION, _network_info, _peer
+
+    assert _peer(client) == peer and _network_info(peer) == info
+    assert len(SERVICE_VERSION.split(".")) == 4

@@ -40,7 +40,9 @@ class World:
         self.owner = Caller("owner-oid", "owner-app", "t")
         self.mgmt.add_principal(PrincipalRecord("owner-oid", "owner-app", "owner", "h", False, 0))
         self.mgmt.create_group("rg")
-        self.vault: VaultRecord = self.mgmt.create_vault("vault1", "rg", creator_object_id="owner-oid")
+        self.vault: VaultRecord = self.mgmt.create_vault(
+            "vault1", "rg", creator_object_id="owner-oid", sku="premium"
+        )  # premium: the tests use HSM key types
 
     def _rotate(self, vault: VaultRecord, obj: ObjectRecord) -> None:
         self.keys.rotate_key(vault, obj.name)

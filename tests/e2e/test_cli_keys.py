@@ -56,7 +56,7 @@ def keys(kluis: KluisServer, make_vault: Callable[..., str]) -> Keys:
         "--ops", "encrypt", "decrypt", "sign", "verify", "--tags", "team=core", "flag",
     )  # fmt: skip
     ec_key = kv(kluis, "create", "--vault-name", vault, "-n", "ec1", "--kty", "EC", "--curve", "P-256")
-    oct_key = kv(kluis, "create", "--vault-name", vault, "--name", "oct1", "--kty", "oct", "--size", "256")
+    oct_key = kv(kluis, "create", "--vault-name", vault, "--name", "oct1", "--kty", "oct-HSM", "--size", "256")
     return Keys(vault, rsa_key, ec_key, oct_key)
 
 
@@ -71,7 +71,7 @@ def test_create_shapes_like_az(keys: Keys) -> None:
     assert r["attributes"]["created"].endswith("+00:00")
     e = keys.ec["key"]
     assert e["kty"] == "EC" and e["crv"] == "P-256" and len(base64.b64decode(e["x"])) == 32 and e["n"] is None
-    assert keys.oct["key"]["kty"] == "oct" and keys.oct["key"]["k"] is None  # symmetric keys never leave kluis
+    assert keys.oct["key"]["kty"] == "oct-HSM" and keys.oct["key"]["k"] is None  # symmetric keys never leave kluis
 
 
 def test_show_list_set_attributes_and_id(kluis: KluisServer, keys: Keys) -> None:

@@ -34,7 +34,7 @@ def test_upgrade_carries_every_key_version_over(v1_db: Path) -> None:
     assert (store.migrated_from, store.schema_version) == (0, SCHEMA_VERSION)
     with store.read() as tx:
         vault = tx.get_vault("legacy")
-        assert vault is not None
+        assert vault is not None and vault.sku == "premium"  # vaults from before SKUs keep their HSM keys
         rsa = tx.get_object(vault.vault_id, "key", "RSA-KEY")
         assert rsa is not None and rsa.name == "rsa-key" and rsa.latest_version == expected["rsa_versions"][1]
         assert rsa.policy is not None and json.loads(rsa.policy)["attributes"]["expiryTime"] == "P90D"
@@ -67,3 +67,12 @@ def test_a_new_database_starts_at_the_latest_version(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "new.db")
     assert (store.migrated_from, store.schema_version) == (0, SCHEMA_VERSION)
     store.close()
+
+
+def test_vaults_made_before_skus_become_premium(v1_db: Path) -> None:
+    """Migration 3 only: a database at schema 2 (every vault without a SKU) upgrades to premium vaults."""
+    conn = sqlite3.connect(v1_db, isolation_level=None)
+    assert migrate(conn, target=2) == (0, 2)
+    assert "sku" not in {r[1] for r in conn.execute("PRAGMA table_info(vaults)")}
+    assert migrate(conn) == (2, SCHEMA_VERSION)
+    assert {r[0] for r in conn.execute("SELECT sku FROM vaults")} == {"premium"}

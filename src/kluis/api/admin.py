@@ -17,6 +17,7 @@ from kluis.api.routes import Auth, Route
 from kluis.api.runtime import Runtime
 from kluis.domain.authorization import AdminPermission
 from kluis.domain.errors import BadParameter
+from kluis.domain.management import DEFAULT_SKU
 from kluis.domain.model import GroupRecord, PolicyRecord, PrincipalRecord, VaultRecord
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
 
@@ -40,6 +41,7 @@ def vault_json(v: VaultRecord, runtime: Runtime, policies: list[PolicyRecord] | 
         "resourceGroup": v.group_name,
         "location": v.location,
         "properties": {
+            "sku": {"family": "A", "name": v.sku},  # ARM's Sku: family is always "A"
             "tenantId": runtime.tenant_id,
             "vaultUri": f"https://{v.name}.vault.azure.net/",
             "enableSoftDelete": True,
@@ -133,6 +135,7 @@ async def create_vault(ctx: RequestContext) -> Response:
         retention_days=retention,
         purge_protection=bool(body.get("purgeProtection", False)),
         creator_object_id=ctx.caller.object_id,
+        sku=str(body.get("sku") or DEFAULT_SKU),
     )
     return json_response(_vault_json(ctx, vault, mgmt.list_policies(ctx.name)))
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any
 
+from kluis import __version__
 from kluis.api.admin import MANAGEMENT_AUDIENCES
 from kluis.api.auth import authenticate
 from kluis.api.context import RequestContext
@@ -36,11 +37,36 @@ __all__ = ["KluisApp", "create_app"]
 log = logging.getLogger("kluis.api")
 access_log = logging.getLogger("kluis.access")
 
+# Key Vault's own response headers, on every data-plane answer (401 challenges and errors too), as
+# recorded sessions show them (azure-sdk-for-js keyvault-keys recordings: ``x-ms-keyvault-region:
+# westus``, ``x-ms-keyvault-service-version: 1.1.6.0`` in 2020 and 1.9.x later, ``x-ms-keyvault-
+# network-info: conn_type=Ipv4;addr=<client ip>;act_addr_fam=InterNetwork;``). The service version
+# is Azure's four-part build number; kluis sends its own version in that shape. The address family
+# names are .NET's (InterNetwork / InterNetworkV6); no recording of an IPv6 client was found, so
+# the IPv6 form follows that naming.
+SERVICE_VERSION = ".".join([*__version__.split("+")[0].split("."), "0", "0", "0", "0"][:4])
+
+
+def _network_info(client: str) -> str:
+    if ":" in client:
+        return f"conn_type=Ipv6;addr={client};act_addr_fam=InterNetworkV6;"
+    return f"conn_type=Ipv4;addr={client};act_addr_fam=InterNetwork;"
+
+
+def _peer(client: Any) -> str:
+    """The IP of RSGI's ``scope.client`` ("ip:port", "[v6]:port") or ASGI's ``(host, port)``."""
+    if not client:
+        return ""
+    if isinstance(client, str):
+        return client.rsplit(":", 1)[0].strip("[]") if ":" in client else client
+    return str(client[0])
+
 
 class KluisApp:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.hosts = HostResolver(runtime.settings.domains, runtime.settings.hostnames)
+        self._region = runtime.settings.region
 
     async def respond(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -55,10 +81,16 @@ class KluisApp:
         except Exception as exc:  # the one place where anything unexpected becomes a 500
             log.exception("unhandled error in request %s (%s %s)", ctx.request_id, request.method, request.path)
             response = error_response(exc)
-        response.headers["x-ms-request-id"] = ctx.request_id
+        headers = response.headers
+        headers["x-ms-request-id"] = ctx.request_id
         client_request_id = request.headers.get("x-ms-client-request-id")
         if client_request_id:
-            response.headers["x-ms-client-request-id"] = client_request_id
+            headers["x-ms-client-request-id"] = client_request_id
+        if ctx.route is not None and ctx.route.auth is Auth.VAULT:
+            vault = ctx.vault_record
+            headers["x-ms-keyvault-region"] = vault.location if vault is not None else self._region
+            headers["x-ms-keyvault-service-version"] = SERVICE_VERSION
+            headers["x-ms-keyvault-network-info"] = _network_info(request.client)
         if ctx.route is not None:
             self._emit(ctx, ctx.route, response.status_code, time.perf_counter() - started)
         return response
@@ -161,7 +193,9 @@ class KluisApp:
         headers = scope.headers
         # HTTP/2 has no Host header: its :authority is scope.authority (HTTP/1.1: None, use Host).
         authority = scope.authority or headers.get("host") or ""
-        request = Request(scope.method, scope.path, scope.query_string, headers, protocol, authority)
+        request = Request(
+            scope.method, scope.path, scope.query_string, headers, protocol, authority, _peer(scope.client)
+        )
         response = await self.respond(request)
         protocol.response_bytes(response.status_code, response.header_list(), response.body)
 
@@ -185,6 +219,7 @@ class KluisApp:
                 headers,
                 read_body,
                 headers.get("host", ""),  # ASGI servers map HTTP/2 :authority to a host header
+                _peer(scope.get("client")),
             )
             response = await self.respond(request)
             await send(

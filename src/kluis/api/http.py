@@ -25,9 +25,10 @@ class HeaderMap(Protocol):
 
 
 class Request:
-    """``authority`` is HTTP/1.1's Host header or HTTP/2's ``:authority`` ("" when the client sent neither)."""
+    """``authority`` is HTTP/1.1's Host header or HTTP/2's ``:authority`` ("" when the client sent neither);
+    ``client`` is the peer's IP address as text ("" when the server does not say)."""
 
-    __slots__ = ("_body", "_query", "_read_body", "authority", "headers", "method", "path", "query_string")
+    __slots__ = ("_body", "_query", "_read_body", "authority", "client", "headers", "method", "path", "query_string")
 
     def __init__(
         self,
@@ -37,9 +38,11 @@ class Request:
         headers: HeaderMap,
         read_body: Callable[[], Awaitable[bytes]],
         authority: str = "",
+        client: str = "",
     ) -> None:
         self.method = method
         self.authority = authority
+        self.client = client
         self.path = path
         self.query_string = query_string
         self.headers = headers

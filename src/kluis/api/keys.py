@@ -103,14 +103,15 @@ async def list_keys(ctx: RequestContext) -> Response:
 
 
 async def list_versions(ctx: RequestContext) -> Response:
-    """GetKeyVersions, GET /keys/{name}/versions."""
-    keys = ctx.runtime.keys
-    return await _list(
-        ctx,
-        f"/keys/{ctx.name}/versions",
-        lambda m, t: keys.list_versions(ctx.vault, ctx.name, maxresults=m, token=t),
-        lambda v: key_item(ctx.base, v, versioned=True),
+    """GetKeyVersions, GET /keys/{name}/versions. The nextLink names the key as stored, like every
+    identifier kluis builds, not as the request spelled it."""
+    maxresults = ctx.query_int("maxresults")
+    page = ctx.runtime.keys.list_versions(
+        ctx.vault, ctx.name, maxresults=maxresults, token=ctx.request.query_params.get("$skiptoken")
     )
+    name = page.items[0].name if page.items else ctx.name
+    items = [key_item(ctx.base, v, versioned=True) for v in page.items]
+    return json_response(page_body(items, page, ctx.next_link(f"/keys/{name}/versions", page, maxresults)))
 
 
 async def list_deleted(ctx: RequestContext) -> Response:
@@ -161,6 +162,8 @@ async def rotate_key(ctx: RequestContext) -> Response:
 async def get_rotation_policy(ctx: RequestContext) -> Response:
     """GetKeyRotationPolicy, GET /keys/{name}/rotationpolicy."""
     name, doc = ctx.runtime.keys.get_rotation_policy(ctx.vault, ctx.name)
+    if doc is None:  # never set: Key Vault's default is not a stored object, so it has no id
+        return json_response(ctx.runtime.keys.default_rotation_policy())
     return json_response({"id": f"{ctx.base}/keys/{name}/rotationpolicy", **doc})
 
 

@@ -43,17 +43,45 @@ def _oauth_error(status: int, error: str, code: int, description: str) -> Respon
     )
 
 
-def _openid_configuration(base: str, tenant: str, runtime: Runtime) -> dict[str, Any]:
+def _openid_configuration(base: str, tenant: str, runtime: Runtime, *, v2: bool) -> dict[str, Any]:
+    """OpenID configuration as Entra publishes it, for the authority that was asked for.
+
+    Entra names every endpoint under the tenant segment of the request: ``/organizations/v2.0/...``
+    answers ``.../organizations/oauth2/v2.0/token``, a tenant id answers under that id. The v2.0
+    document's ``issuer`` is ``https://<host>/<tenant id>/v2.0``, with the literal ``{tenantid}``
+    for the multi-tenant names ``common`` / ``organizations``; the v1 document's is
+    ``https://sts.windows.net/<tenant id>/``. Access tokens for the vault keep the v1 issuer either
+    way: Key Vault's resource accepts v1 tokens, which is what Entra issues for it whichever
+    endpoint was used. ``adfs`` is ADFS's shape (issuer ``.../adfs``, no v2.0 paths).
+    """
     adfs = tenant == "adfs"
-    root = f"{base}/adfs" if adfs else f"{base}/{tenant}"
-    token = f"{root}/oauth2/token" if adfs else f"{root}/oauth2/v2.0/token"
+    root = f"{base}/{tenant}"
+    if adfs:
+        token, authorize, keys, issuer = (
+            f"{root}/oauth2/token",
+            f"{root}/oauth2/authorize",
+            f"{root}/discovery/keys",
+            root,
+        )
+    elif v2:
+        multi = tenant.lower() in ("common", "organizations")
+        token, authorize, keys = (
+            f"{root}/oauth2/v2.0/token",
+            f"{root}/oauth2/v2.0/authorize",
+            f"{root}/discovery/v2.0/keys",
+        )
+        issuer = f"{base}/{{tenantid}}/v2.0" if multi else f"{base}/{runtime.tenant_id}/v2.0"
+    else:
+        token, authorize, keys = f"{root}/oauth2/token", f"{root}/oauth2/authorize", f"{root}/discovery/keys"
+        issuer = runtime.issuer.issuer
     return {
-        "issuer": runtime.issuer.issuer,
-        "authorization_endpoint": f"{root}/oauth2/authorize" if adfs else f"{root}/oauth2/v2.0/authorize",
+        "issuer": issuer,
+        "authorization_endpoint": authorize,
         "token_endpoint": token,
-        "jwks_uri": f"{root}/discovery/keys" if adfs else f"{root}/discovery/v2.0/keys",
+        "jwks_uri": keys,
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         "response_types_supported": ["token"],
+        # What kluis's token endpoint accepts (``_token``): the client-credentials grant only.
         "grant_types_supported": ["client_credentials"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["ES256"],
@@ -194,12 +222,24 @@ def _discovery(base: str, runtime: Runtime, request: Request) -> Response:
     )
 
 
-async def openid_configuration(ctx: RequestContext) -> Response:
+def _openid(ctx: RequestContext, *, v2: bool) -> Response:
     tenant = ctx.params.get("tenant") or ""
     if not _known_tenant(tenant, ctx.runtime):
         return _oauth_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
-    adfs = "adfs" if tenant.lower() == "adfs" else ctx.runtime.tenant_id
-    return json_response(_openid_configuration(ctx.base, adfs, ctx.runtime))
+    lowered = tenant.lower()
+    # The tenant as asked for: common / organizations / adfs keep their name, the id its canonical form.
+    named = lowered if lowered in ("adfs", "common", "organizations") else ctx.runtime.tenant_id
+    return json_response(_openid_configuration(ctx.base, named, ctx.runtime, v2=v2 and named != "adfs"))
+
+
+async def openid_configuration(ctx: RequestContext) -> Response:
+    """GET /{tenant}/v2.0/.well-known/openid-configuration."""
+    return _openid(ctx, v2=True)
+
+
+async def openid_configuration_v1(ctx: RequestContext) -> Response:
+    """GET /{tenant}/.well-known/openid-configuration (v1 endpoints; ADFS uses this path)."""
+    return _openid(ctx, v2=False)
 
 
 async def token(ctx: RequestContext) -> Response:
@@ -226,7 +266,7 @@ def _open(method: str, pattern: str, handler: Any, operation: str) -> Route:
 ROUTES: list[Route] = [
     _open("GET", "/msi/token", managed_identity, "ManagedIdentityToken"),
     _open("GET", "/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration, "OpenIdConfiguration"),
-    _open("GET", "/{tenant}/.well-known/openid-configuration", openid_configuration, "OpenIdConfiguration"),
+    _open("GET", "/{tenant}/.well-known/openid-configuration", openid_configuration_v1, "OpenIdConfiguration"),
     _open("POST", "/{tenant}/oauth2/v2.0/token", token, "Token"),
     _open("POST", "/{tenant}/oauth2/token", token, "Token"),
     _open("GET", "/{tenant}/discovery/instance", discovery, "InstanceDiscovery"),

@@ -174,7 +174,9 @@ class Runtime:
             self.management.get_vault(DEFAULT_VAULT)
         except NotFound:
             self.management.create_group(DEFAULT_GROUP)
-            self.management.create_vault(DEFAULT_VAULT, DEFAULT_GROUP, creator_object_id=admin_oid.decode())
+            self.management.create_vault(
+                DEFAULT_VAULT, DEFAULT_GROUP, creator_object_id=admin_oid.decode(), sku="premium"
+            )
 
     def _grant_admin_everywhere(self, object_id: str) -> None:
         for vault in self.management.list_vaults():

@@ -202,13 +202,16 @@ def keyvault_create(
     enable_purge_protection: Annotated[
         bool, typer.Option("--enable-purge-protection", help="Deleted keys cannot be purged early.")
     ] = False,
+    sku: Annotated[
+        str, typer.Option("--sku", help="standard (software keys) or premium (adds the -HSM key types), as az.")
+    ] = "standard",
     data_dir: DataDirOpt = None,
     output: OutputOpt = Output.json,
 ) -> None:
     """Create a vault; you (the administrator) get an access policy with every permission."""
     body = {
         "group": resource_group, "location": location, "retentionDays": retention_days,
-        "purgeProtection": enable_purge_protection,
+        "purgeProtection": enable_purge_protection, "sku": sku,
     }  # fmt: skip
     emit(admin_call(data_dir, "PUT", f"/vaults/{name}", body), output)
 

@@ -15,9 +15,14 @@ from kluis.domain.clock import Clock
 from kluis.domain.errors import BadParameter, Conflict, NotFound
 from kluis.store import GroupRecord, PolicyRecord, PrincipalRecord, Store, VaultRecord
 
-__all__ = ["DEFAULT_LOCATION", "Management"]
+__all__ = ["DEFAULT_LOCATION", "DEFAULT_SKU", "SKUS", "Management"]
 
 DEFAULT_LOCATION = "local"
+# Azure's vault SKUs (ARM ``Microsoft.KeyVault/vaults`` ``properties.sku.name``); ``az keyvault create``
+# defaults to standard. A standard vault holds software keys only; premium adds the -HSM key types
+# (azure-docs keys/about-keys.md: "HSM key types in Premium SKU").
+SKUS = ("standard", "premium")
+DEFAULT_SKU = "standard"
 _VAULT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 _GROUP_NAME = re.compile(r"^[-\w._()]{1,90}$")
 
@@ -71,8 +76,14 @@ class Management:
         retention_days: int = 90,
         purge_protection: bool = False,
         creator_object_id: str | None = None,
+        sku: str = DEFAULT_SKU,
     ) -> VaultRecord:
-        """Like ``az keyvault create``: the creator gets an access policy with every permission."""
+        """Like ``az keyvault create``: the creator gets an access policy with every permission.
+
+        ``sku`` is ``standard`` or ``premium`` (any case); BadParameter otherwise."""
+        sku_name = sku.lower() if isinstance(sku, str) else ""
+        if sku_name not in SKUS:
+            raise BadParameter(f"The SKU '{sku}' is invalid: use standard or premium.", code="SkuNotSupported")
         if not _VAULT_NAME.match(name or "") or "--" in name:
             raise BadParameter(
                 f"The vault name '{name}' is invalid: use 3-24 letters, digits and dashes, starting with a "
@@ -95,6 +106,7 @@ class Management:
                 retention_days=retention_days,
                 purge_protection=purge_protection,
                 created=self._clock.now(),
+                sku=sku_name,
             )
             tx.add_vault(vault)
             if creator_object_id is not None:

@@ -48,6 +48,7 @@ class VaultRecord:
     retention_days: int
     purge_protection: bool
     created: int
+    sku: str = "premium"  # Azure's vault SKU: "standard" or "premium" (HSM key types need premium)
 
 
 @dataclass

@@ -140,17 +140,18 @@ class SqliteTransaction:
 
     # vaults -----------------------------------------------------------------------------
     _VAULT_SELECT = (
-        "SELECT v.vault_id, v.name, g.name, v.location, v.retention_days, v.purge_protection, v.created "
+        "SELECT v.vault_id, v.name, g.name, v.location, v.retention_days, v.purge_protection, v.created, v.sku "
         "FROM vaults v JOIN groups g ON g.name_ci = v.group_ci"
     )
 
     @staticmethod
     def _vault(r: tuple[Any, ...]) -> VaultRecord:
-        return VaultRecord(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+        return VaultRecord(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7])
 
     def add_vault(self, v: VaultRecord) -> None:
         self._c.execute(
-            "INSERT INTO vaults VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO vaults (vault_id, name_ci, name, group_ci, location, retention_days, purge_protection, "
+            "created, sku) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 v.vault_id,
                 v.name.lower(),
@@ -160,6 +161,7 @@ class SqliteTransaction:
                 v.retention_days,
                 int(v.purge_protection),
                 v.created,
+                v.sku,
             ),
         )
 

@@ -72,7 +72,13 @@ DROP TABLE key_versions;
 DROP TABLE keys;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Vaults get Azure's SKU ("standard" | "premium"). Vaults made before SKUs existed already hold
+# HSM key types (RSA-HSM, EC-HSM, oct-HSM), which only a premium vault may hold: they become premium.
+_V3 = """
+ALTER TABLE vaults ADD COLUMN sku TEXT NOT NULL DEFAULT 'premium';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

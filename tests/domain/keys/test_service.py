@@ -157,8 +157,11 @@ def test_scheduled_rotation(world: World) -> None:
 
 def test_default_rotation_policy(world: World) -> None:
     world.keys.create_key(world.vault, "r", kty="EC")
-    _, doc = world.keys.get_rotation_policy(world.vault, "r")
+    _, stored = world.keys.get_rotation_policy(world.vault, "r")
+    assert stored is None  # never set: nothing stored, so the answer is the synthesized default
+    doc = world.keys.default_rotation_policy()
     assert doc["lifetimeActions"] == [{"trigger": {"timeBeforeExpiry": "P30D"}, "action": {"type": "Notify"}}]
+    assert "id" not in doc and doc["attributes"] == {}
 
 
 def test_random_bytes(world: World) -> None:
@@ -166,3 +169,56 @@ def test_random_bytes(world: World) -> None:
     for bad in (0, 129, "5", True):
         with pytest.raises(BadParameter):
             world.ops.random_bytes(bad)
+
+
+def test_vault_sku_decides_the_key_types(world: World) -> None:
+    standard = world.mgmt.create_vault("std1", "rg")
+    assert standard.sku == "standard" and world.vault.sku == "premium"
+    for kty in ("RSA-HSM", "EC-HSM"):
+        with pytest.raises(BadParameter, match="Hardware key operation not allowed on standard vault"):
+            world.keys.create_key(standard, "k", kty=kty)
+        world.keys.create_key(world.vault, "k", kty=kty)
+    for vault in (standard, world.vault):
+        with pytest.raises(BadParameter, match="Invalid kty value: oct") as e:
+            world.keys.create_key(vault, "k", kty="oct")
+        assert e.value.inner_code == "KeyTypeNotSupported"
+        with pytest.raises(BadParameter, match="Invalid kty value: oct"):
+            world.keys.import_key(vault, "k", {"kty": "oct", "k": "AAAAAAAAAAAAAAAAAAAAAA"})
+    with pytest.raises(BadParameter, match="Invalid kty value: oct-HSM"):
+        world.keys.create_key(standard, "k", kty="oct-HSM")
+    with pytest.raises(BadParameter, match="Hardware key operation"):  # Hsm: true makes it RSA-HSM
+        world.keys.import_key(standard, "k", {"kty": "RSA", "n": "AQAB", "e": "AQAB", "d": "AQAB"}, hsm=True)
+    with pytest.raises(BadParameter, match="standard or premium"):
+        world.mgmt.create_vault("bad1", "rg", sku="gold")
+
+
+@pytest.mark.parametrize(
+    ("kty", "ops", "message"),
+    [
+        ("EC", ["wrapKey", "unwrapKey"], 'Unsupported key operation(s): "wrapKey", "unwrapKey". '
+         'Supported values are "sign", "verify".'),
+        ("RSA", ["sign", "export"], '"export". Supported values are "encrypt", "decrypt", "sign", "verify", '
+         '"wrapKey", "unwrapKey".'),
+        ("oct-HSM", ["import"], '"import". Supported values are "encrypt", "decrypt", "sign", "verify"'),
+    ],
+)  # fmt: skip
+def test_key_ops_follow_the_key_type(world: World, kty: str, ops: list[str], message: str) -> None:
+    with pytest.raises(BadParameter) as e:
+        world.keys.create_key(world.vault, "k", kty=kty, changes=KeyChanges(key_ops=ops))
+    assert message in e.value.message
+    key = world.keys.create_key(world.vault, "k", kty=kty)
+    with pytest.raises(BadParameter) as e:
+        world.keys.update_key(world.vault, "k", None, KeyChanges(key_ops=ops))
+    assert message in e.value.message
+    assert world.keys.get_key(world.vault, "k").key_ops == key.key_ops  # unchanged
+
+
+def test_rotation_drops_key_ops_a_stored_key_should_never_have_had(world: World) -> None:
+    key = world.keys.create_key(world.vault, "legacy", kty="EC")
+    with world.store.write() as tx:  # as stored by a kluis that did not check key_ops per type
+        v = tx.get_version(world.vault.vault_id, "key", "legacy", key.version)
+        assert v is not None
+        v.props = {**v.props, "key_ops": ["sign", "wrapKey", "verify"]}
+        tx.update_version(v)
+    rotated = world.keys.rotate_key(world.vault, "legacy")
+    assert rotated.key_ops == ["sign", "verify"]

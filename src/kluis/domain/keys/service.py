@@ -29,9 +29,12 @@ __all__ = [
     "DEFAULT_KEY_OPS",
     "KEY",
     "RELEASE_POLICY_CONTENT_TYPE",
+    "SUPPORTED_KEY_OPS",
     "KeyService",
     "check_key_tags",
+    "check_key_type",
     "check_ops",
+    "check_ops_for",
     "check_release_policy",
 ]
 
@@ -52,6 +55,19 @@ DEFAULT_KEY_OPS = {
     "RSA": ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"],
     "EC": ["sign", "verify"],
     "oct": ["encrypt", "decrypt", "wrapKey", "unwrapKey"],
+}
+# The key_ops each key family accepts on create, import, update and rotate; anything else is a 400.
+# Azure's wording, quoted for an EC key in public reports (a Terraform module's notes on Key Vault
+# certificates): 'Unsupported key operation(s): "encrypt", "decrypt". Supported values are "sign",
+# "verify".' That list leaves out "import" and "export" even though EC-HSM keys can be exportable,
+# so kluis accepts neither for any key type (they stay valid JsonWebKeyOperation names, so the
+# answer is this 400 rather than "invalid operation"). oct keys take sign/verify because kluis
+# implements the HMAC algorithms (HS256/384/512) that Azure offers for oct-HSM keys on premium
+# vaults (azure-docs keys/about-keys-details.md, "SIGN/VERIFY (HMAC)").
+SUPPORTED_KEY_OPS: dict[str, tuple[str, ...]] = {
+    "RSA": ("encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"),
+    "EC": ("sign", "verify"),
+    "oct": ("encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"),
 }
 # KeyReleasePolicy.contentType when the caller names none (the spec's default).
 RELEASE_POLICY_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -75,6 +91,42 @@ def check_ops(ops: Any) -> list[str]:
         if canon not in out:
             out.append(canon)
     return out
+
+
+def check_ops_for(family: str, ops: list[str]) -> None:
+    """BadParameter (Azure's message) unless every one of ``ops`` (canonical spelling, from
+    ``check_ops``) is supported by keys of ``family`` ("RSA", "EC" or "oct")."""
+    supported = SUPPORTED_KEY_OPS[family]
+    unsupported = [op for op in ops if op not in supported]
+    if unsupported:
+        listed = ", ".join(f'"{op}"' for op in unsupported)
+        allowed = ", ".join(f'"{op}"' for op in supported)
+        raise BadParameter(f"Unsupported key operation(s): {listed}. Supported values are {allowed}.")
+
+
+def check_key_type(vault: VaultRecord, kty: KeyType) -> None:
+    """Refuse a key type the vault's SKU cannot hold, as Azure answers (400 BadParameter):
+
+    - ``oct`` (software symmetric) on any vault: Azure answers ``"Invalid kty value: oct"`` with inner
+      code ``KeyTypeNotSupported`` (azure-sdk-for-net#13437, a recorded 400 for ``{"kty":"oct"}`` at
+      api-version 7.0; azure-sdk-for-js#26212 the same in 2023). Symmetric keys in vaults "are
+      HSM-backed only and require a Premium vault" (azure-docs keys/about-keys.md), so ``oct-HSM``
+      on a standard vault gets the same answer.
+    - any other ``-HSM`` type on a standard vault: "Hardware key operation not allowed on standard
+      vault" (quoted in azure-sdk-for-net#6551, azure-sdk-for-js#18267, MicrosoftDocs/azure-docs#63888).
+      Those reports quote only the message; the status and code are not recorded anywhere public
+      that was found, so kluis answers it like the other key-type refusals (400 BadParameter).
+
+    ``oct-HSM`` is allowed on premium vaults at every api-version: the key type is in every spec's
+    JsonWebKeyType, and the HS256/384/512 algorithms it signs with are in the JsonWebKeySignatureAlgorithm
+    of the 2025-07-01 and 2026-04-01 specs (Azure documents vault oct-HSM keys as a preview without
+    naming an api-version).
+    """
+    premium = vault.sku == "premium"
+    if kty.family == "oct" and (kty is KeyType.OCT or not premium):
+        raise BadParameter(f"Invalid kty value: {kty.value}", inner_code="KeyTypeNotSupported")
+    if kty.value.endswith("-HSM") and not premium:
+        raise BadParameter("Hardware key operation not allowed on standard vault")
 
 
 def check_release_policy(policy: Any) -> dict[str, Any] | None:
@@ -166,8 +218,13 @@ class KeyService:
 
     # -- create / import ----------------------------------------------------------------------
     def _add(self, vault: VaultRecord, name: str, kty: str, material: KeyMaterial, changes: KeyChanges) -> ObjectView:
-        family = KeyType(kty).family
+        """Every new version (create, import, rotate) passes here: the vault's SKU must allow the key
+        type and the key_ops must suit it."""
+        key_type = KeyType(kty)
+        check_key_type(vault, key_type)
+        family = key_type.family
         ops = changes.key_ops if isinstance(changes.key_ops, list) else list(DEFAULT_KEY_OPS[family])
+        check_ops_for(family, ops)
         exportable = changes.exportable if isinstance(changes.exportable, bool) else False
         release = changes.release_policy if isinstance(changes.release_policy, dict) else None
 
@@ -202,6 +259,7 @@ class KeyService:
         """CreateKey (keys/create): a new key, or a new version of an existing one."""
         self.lifecycle.ensure_not_deleted(vault, name)  # fail fast before spending ms on key generation
         key_type = self._key_type(kty)
+        check_key_type(vault, key_type)  # before spending ms on key generation
         material = self._generate(key_type, size, curve, public_exponent)
         return self._add(vault, name, key_type.value, material, changes or KeyChanges())
 
@@ -251,12 +309,13 @@ class KeyService:
         if not isinstance(jwk, dict):
             raise BadParameter("The 'key' property must be a JSON Web Key object.")
         kty = self._key_type(str(jwk.get("kty", "")))
+        if hsm and not kty.value.endswith("-HSM"):
+            kty = KeyType(kty.value + "-HSM")
+        check_key_type(vault, kty)
         try:
             material = from_jwk(jwk)
         except CryptoError as e:
             raise BadParameter(e.message) from None
-        if hsm and not kty.value.endswith("-HSM"):
-            kty = KeyType(kty.value + "-HSM")
         if not is_set(changes.key_ops) and jwk.get("key_ops") is not None:
             changes.key_ops = check_ops(jwk["key_ops"])
         return self._add(vault, name, kty.value, material, changes)
@@ -287,6 +346,7 @@ class KeyService:
         def apply(v: VersionRecord) -> dict[str, Any]:
             props = dict(v.props)
             if isinstance(changes.key_ops, list):
+                check_ops_for(KeyType(props["kty"]).family, changes.key_ops)
                 props["key_ops"] = changes.key_ops
             exportable = bool(props.get("exportable"))
             if isinstance(changes.exportable, bool) and changes.exportable != exportable:
@@ -319,8 +379,11 @@ class KeyService:
             None,
         )
         policy = RotationPolicy.from_json(obj.policy) if obj.policy else None
+        # The new version keeps the key_ops its type supports: a key stored before kluis checked
+        # key_ops against the type (an EC key with wrapKey) still rotates, scheduler included.
+        supported = SUPPORTED_KEY_OPS[key_type.family]
         changes = KeyChanges(
-            key_ops=list(latest.props["key_ops"]),
+            key_ops=[op for op in latest.props["key_ops"] if op in supported],
             tags=dict(latest.tags),
             exportable=bool(latest.props.get("exportable")),
             release_policy=latest.props.get("release_policy") or UNSET,
@@ -328,14 +391,26 @@ class KeyService:
         )
         return self._add(vault, name, key_type.value, material, changes)
 
-    def get_rotation_policy(self, vault: VaultRecord, name: str) -> tuple[str, dict[str, Any]]:
-        """GetKeyRotationPolicy (keys/getrotationpolicy): (the key's stored name, the policy document);
-        Key Vault's default when none was set."""
+    def get_rotation_policy(self, vault: VaultRecord, name: str) -> tuple[str, dict[str, Any] | None]:
+        """GetKeyRotationPolicy (keys/getrotationpolicy): (the key's stored name, the stored policy
+        document), or (name, None) when none was ever set: the caller answers Key Vault's default
+        (``default_rotation_policy``), which is not a stored object and so has no id."""
         obj, _ = self.lifecycle.read(vault, name)
         if obj.policy:
             doc: dict[str, Any] = orjson.loads(obj.policy)
             return obj.name, doc
-        return obj.name, copy.deepcopy(DEFAULT_POLICY)
+        return obj.name, None
+
+    @staticmethod
+    def default_rotation_policy() -> dict[str, Any]:
+        """What Key Vault answers for a key that never had a policy: no ``id``, no ``created`` /
+        ``updated``. A recorded session in azure-sdk-for-js (sdk/keyvault/keyvault-keys recordings, the
+        rotation-policy tracing test, 2021-08-04, x-ms-keyvault-service-version 1.9.48.0) shows
+        GET .../rotationpolicy on a just-created key answering ``{"lifetimeActions":null,"attributes":null}``:
+        no id and no timestamps, which is how the SDK's ``KeyRotationPolicy.id`` is None for "never set".
+        kluis keeps its documented default action (notify 30 days before expiry, the spec's
+        KeyRotationPolicy description) and adds no id or timestamps."""
+        return copy.deepcopy(DEFAULT_POLICY)
 
     def update_rotation_policy(self, vault: VaultRecord, name: str, body: Any) -> tuple[str, dict[str, Any]]:
         """UpdateKeyRotationPolicy (keys/setrotationpolicy): (stored name, policy document); the next
