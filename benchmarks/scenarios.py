@@ -166,6 +166,12 @@ def _oct_key(api: Api) -> dict[str, str]:
     return {"oct": _key(api, "bench-oct", kty="oct-HSM", key_size=256)}
 
 
+def _secret(api: Api) -> dict[str, str]:
+    """A secret the size of a typical connection string."""
+    api.call("PUT", "/secrets/bench-secret", value="Server=db.example;User=app;Password=" + b64url(os.urandom(24)))
+    return {}
+
+
 def _list_page(api: Api, fill: int = 25) -> dict[str, str]:
     for i in range(fill):
         _key(api, f"bench-list-{i:02d}", kty="EC", crv="P-256")
@@ -179,6 +185,11 @@ def _list_page(api: Api, fill: int = 25) -> dict[str, str]:
 @operation("get_key", "get key (RSA-2048)", setup=_rsa_key)
 def _get_key(f: Fixture) -> Scenario:
     return f.get("/keys/bench-rsa/")
+
+
+@operation("get_secret", "get secret (value)", setup=_secret)
+def _get_secret(f: Fixture) -> Scenario:
+    return f.get("/secrets/bench-secret/")
 
 
 @operation("sign_ps256", "RSA-2048 sign PS256", setup=_rsa_key, raw="rsa_pss_sign")

@@ -83,7 +83,7 @@ def test_unknown_vault_route_and_method(client: TestClient, runtime: Runtime) ->
     assert client.get("/keys/k/v/a/b?api-version=7.6", headers=h).status_code == 404
     assert client.put("/keys?api-version=7.6", headers=h).status_code == 405
     assert client.get("/nothing").status_code == 404
-    assert client.get("/secrets?api-version=7.6", headers=h).status_code == 501
+    assert client.get("/certificates?api-version=7.6", headers=h).status_code == 501
 
 
 def test_create_then_get_latest_with_trailing_slash(client: TestClient, runtime: Runtime) -> None:

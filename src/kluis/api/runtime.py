@@ -27,6 +27,7 @@ from kluis.domain.keys.operations import KeyOperations
 from kluis.domain.keys.release import KeyRelease
 from kluis.domain.keys.service import KeyService
 from kluis.domain.management import Management
+from kluis.domain.secrets.service import SecretService
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
 from kluis.identity.tokens import TokenIssuer, TokenVerifier, new_signing_key
 from kluis.store import SCHEMA_VERSION, ObjectRecord, PrincipalRecord, SqliteStore, VaultRecord, schema_version_of
@@ -94,8 +95,13 @@ class Runtime:
         self.key_backup = ObjectBackup(
             self.keys.lifecycle, self.store, envelope, legacy=lambda blob: open_legacy_key_backup(envelope, blob)
         )
+        self.secrets = SecretService(self.store, self.sealer, self.clock)
+        self.secret_backup = ObjectBackup(self.secrets.lifecycle, self.store, envelope)
         self.housekeeper = Housekeeping(
-            self.store, self.clock, {"key": self.keys.lifecycle}, {"key": self._rotate_due_key}
+            self.store,
+            self.clock,
+            {"key": self.keys.lifecycle, "secret": self.secrets.lifecycle},
+            {"key": self._rotate_due_key},
         )
         if bootstrap:
             self._bootstrap_admin_and_default_vault()

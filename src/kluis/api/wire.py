@@ -7,7 +7,8 @@ from typing import Any
 from kluis.crypto import CryptoError, b64url_decode, b64url_encode
 from kluis.domain.errors import BadParameter
 from kluis.domain.keys.service import check_key_tags, check_ops, check_release_policy
-from kluis.domain.views import Changes, KeyChanges, ObjectView, Page
+from kluis.domain.secrets.service import check_content_type, check_secret_tags
+from kluis.domain.views import Changes, KeyChanges, ObjectView, Page, SecretChanges
 
 __all__ = [
     "attribute_changes",
@@ -15,11 +16,15 @@ __all__ = [
     "b64_field",
     "deleted_fields",
     "deleted_key_bundle",
+    "deleted_secret_bundle",
     "int_field",
     "key_bundle",
     "key_changes",
     "key_item",
     "page_body",
+    "secret_bundle",
+    "secret_changes",
+    "secret_item",
     "str_field",
 ]
 
@@ -73,6 +78,44 @@ def key_item(base: str, view: ObjectView, *, versioned: bool) -> dict[str, Any]:
     item: dict[str, Any] = {"kid": kid, "attributes": attributes(view)}
     if view.tags:
         item["tags"] = view.tags
+    return deleted_fields(base, view, item)
+
+
+def _secret_common(base: str, view: ObjectView, out: dict[str, Any]) -> dict[str, Any]:
+    """contentType, tags, kid and managed of a secret, in Azure's spelling, when present."""
+    content_type = view.props.get("contentType")
+    if content_type is not None:
+        out["contentType"] = content_type
+    if view.tags:
+        out["tags"] = view.tags
+    kid = view.props.get("kid")
+    if kid:
+        out["kid"] = kid
+    if view.props.get("managed"):
+        out["managed"] = True
+    return out
+
+
+def secret_bundle(base: str, view: ObjectView, value: str | None = None) -> dict[str, Any]:
+    """A SecretBundle: ``value`` only where Azure answers it (set, get); never on update, delete,
+    recover or restore."""
+    body: dict[str, Any] = {}
+    if value is not None:
+        body["value"] = value
+    body["id"] = f"{base}/secrets/{view.name}/{view.version}"
+    body["attributes"] = attributes(view)
+    return _secret_common(base, view, body)
+
+
+def deleted_secret_bundle(base: str, view: ObjectView) -> dict[str, Any]:
+    return deleted_fields(base, view, secret_bundle(base, view))
+
+
+def secret_item(base: str, view: ObjectView, *, versioned: bool) -> dict[str, Any]:
+    """A SecretItem of a list answer: id, attributes, tags, contentType, managed; no value."""
+    ident = f"{base}/secrets/{view.name}" + (f"/{view.version}" if versioned else "")
+    item = _secret_common(base, view, {"id": ident, "attributes": attributes(view)})
+    item.pop("kid", None)  # SecretItem has no kid (spec: id, attributes, tags, contentType, managed)
     return deleted_fields(base, view, item)
 
 
@@ -163,4 +206,15 @@ def key_changes(body: dict[str, Any]) -> KeyChanges:
         changes.exportable = attrs["exportable"]
     if "release_policy" in body:
         changes.release_policy = check_release_policy(body["release_policy"])
+    return changes
+
+
+def secret_changes(body: dict[str, Any]) -> SecretChanges:
+    """SecretChanges from a set/update body; absent (or null) fields stay UNSET (PATCH semantics)."""
+    changes = SecretChanges()
+    if body.get("contentType") is not None:
+        changes.content_type = check_content_type(body["contentType"])
+    if body.get("tags") is not None:
+        changes.tags = check_secret_tags(body["tags"])
+    attribute_changes(body, changes)
     return changes

@@ -18,6 +18,7 @@ from kluis.cli.environment import EnvFormat, build_env, render_env
 from kluis.cli.key_args import AzCommand
 from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
+from kluis.cli.secrets import secret_app
 from kluis.config import ServerSettings
 
 __all__ = ["app"]
@@ -31,6 +32,7 @@ time_app = KluisTyper(help="The server's clock (for testing expiry, retention, r
 app.add_typer(group_app, name="group")
 app.add_typer(keyvault_app, name="keyvault")
 keyvault_app.add_typer(key_app, name="key")
+keyvault_app.add_typer(secret_app, name="secret")
 app.add_typer(ad_app, name="ad")
 ad_app.add_typer(sp_app, name="sp")
 app.add_typer(attestation_app, name="attestation")

@@ -51,15 +51,16 @@ def validate_name(name: str) -> str:
     return name
 
 
-def check_tags(tags: Any, *, title: str = "An object") -> dict[str, str]:
-    """Tags as Azure accepts them: at most 15, string values, names and values <= 256 characters."""
+def check_tags(tags: Any, *, title: str = "An object", max_length: int = MAX_TAG_LENGTH) -> dict[str, str]:
+    """Tags as Azure accepts them: at most 15, string values, names and values <= ``max_length``
+    characters (the kind's limit: 256 for keys, 512 for secrets)."""
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise BadParameter("tags must be an object whose values are strings.")
     if len(tags) > MAX_TAGS:
         raise BadParameter(f"{title} can have at most {MAX_TAGS} tags.")
     for k, v in tags.items():
-        if len(k) > MAX_TAG_LENGTH or len(v) > MAX_TAG_LENGTH:
-            raise BadParameter(f"Tag names and values can be at most {MAX_TAG_LENGTH} characters.")
+        if len(k) > max_length or len(v) > max_length:
+            raise BadParameter(f"Tag names and values can be at most {max_length} characters.")
     return dict(tags)
 
 
