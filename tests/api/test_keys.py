@@ -84,7 +84,9 @@ def test_lists_page_with_next_links(api: Api, client: TestClient) -> None:
 def test_delete_recover_purge(api: Api) -> None:
     api("POST", "/keys/gone/create", {"kty": "EC"})
     deleted = api("DELETE", "/keys/gone")
-    assert deleted["recoveryId"] == f"{BASE}/deletedkeys/gone" and deleted["scheduledPurgeDate"] > deleted["deletedDate"]
+    assert (
+        deleted["recoveryId"] == f"{BASE}/deletedkeys/gone" and deleted["scheduledPurgeDate"] > deleted["deletedDate"]
+    )
     api("GET", "/keys/gone", status=404)
     assert [i["kid"] for i in api("GET", "/deletedkeys")["value"]] == [f"{BASE}/keys/gone"]
     assert api("GET", "/deletedkeys/gone")["recoveryId"] == f"{BASE}/deletedkeys/gone"

@@ -1,4 +1,4 @@
-"""What every kluis command shares: one ERROR line and exit 1 for expected failures, the data dir, the command classes."""
+"""What every kluis command shares: one ERROR line, exit 1 for expected failures, the data dir, command classes."""
 
 from __future__ import annotations
 
@@ -49,9 +49,7 @@ def test_fail_writes_one_line_whatever_the_message(capsys: pytest.CaptureFixture
         (ServiceRequestError("refused"), "ERROR: Cannot reach kluis: refused. Is `kluis serve` running?"),
     ],
 )
-def test_run_turns_expected_failures_into_exit_1(
-    exc: Exception, line: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_run_turns_expected_failures_into_exit_1(exc: Exception, line: str, capsys: pytest.CaptureFixture[str]) -> None:
     def boom() -> None:
         raise exc
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,4 +109,3 @@ def test_pem_encrypted_and_errors() -> None:
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     with pytest.raises(CliError, match="Import failed"):
         pem_to_jwk(public.decode())
-

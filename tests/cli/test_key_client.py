@@ -75,4 +75,3 @@ def test_connect_picks_proxy_or_direct(tmp_path: Path) -> None:
     assert connect(direct, KeyRef("default")).vault_url == "https://localhost:9443"
     with pytest.raises(CliError, match="proxy, which is off"):
         connect(direct, KeyRef("named"))
-

@@ -82,4 +82,3 @@ def test_table_rows() -> None:
     assert table_rows([{"isValid": True, "keyId": KID}]) == [{"IsValid": True, "KeyId": KID}]
     policy = {"id": "x", "lifetimeActions": [{"action": "Notify", "timeBeforeExpiry": "P30D"}], "expiresIn": None}
     assert table_rows(policy)["LifetimeActions"] == "Notify before expiry P30D"
-

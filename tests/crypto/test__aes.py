@@ -31,9 +31,7 @@ def test_gcm_splits_the_tag_off_and_round_trips_with_aad() -> None:
     assert gcm_decrypt(KEY, "A256GCM", ct, IV12, tag, b"ctx") == b"hello"
 
 
-@pytest.mark.parametrize(
-    "change", ["ciphertext", "tag", "aad", "iv"], ids=["ciphertext", "tag", "aad", "iv"]
-)
+@pytest.mark.parametrize("change", ["ciphertext", "tag", "aad", "iv"], ids=["ciphertext", "tag", "aad", "iv"])
 def test_gcm_any_change_is_one_vague_failure(change: str) -> None:
     ct, tag = gcm_encrypt(KEY, "A256GCM", b"hello", IV12, b"ctx")
     args = {"ciphertext": ct, "tag": tag, "aad": b"ctx", "iv": IV12}

@@ -49,7 +49,7 @@ def test_decrypt_failures(rsa2048: KeyMaterial, rsa2048_other: KeyMaterial) -> N
     with pytest.raises(InvalidParameter, match="expected 256 bytes"):
         decrypt(private, E.RSA_OAEP, bytes(255))
     ct = encrypt(public, E.RSA_OAEP_256, b"m")
-    with pytest.raises(OperationFailed, match="^Decryption failed$"):
+    with pytest.raises(OperationFailed, match=r"^Decryption failed$"):
         decrypt(_pair(rsa2048_other)[0], E.RSA_OAEP_256, ct)  # the wrong key says nothing more
 
 
@@ -71,9 +71,7 @@ def test_signatures_over_digests_verify_over_the_message(
     digest = h.finalize()
     sig = sign(private, alg, digest)
     scheme = (
-        padding.PKCS1v15()
-        if pad == "pkcs1"
-        else padding.PSS(mgf=padding.MGF1(hash_), salt_length=hash_.digest_size)
+        padding.PKCS1v15() if pad == "pkcs1" else padding.PSS(mgf=padding.MGF1(hash_), salt_length=hash_.digest_size)
     )
     public.verify(sig, b"message", scheme, hash_)  # raises if not a standard signature
     assert verify(public, alg, digest, sig)

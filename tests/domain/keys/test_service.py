@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from kluis.domain.errors import BadParameter, Conflict, Forbidden, NotFound
+from kluis.domain.errors import BadParameter, Forbidden
 from kluis.domain.views import KeyChanges
 from tests.domain.conftest import World
 
