@@ -60,7 +60,10 @@ def test_run_turns_expected_failures_into_exit_1(exc: Exception, line: str, caps
 
 
 def test_run_passes_results_and_lets_bugs_through() -> None:
-    assert run(lambda a, b=0: a + b, 1, b=2) == 3
+    def add(a: int, b: int = 0) -> int:
+        return a + b
+
+    assert run(add, 1, b=2) == 3
 
     def bug() -> None:
         raise KeyError("a bug, not a user error")

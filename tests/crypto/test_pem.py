@@ -87,6 +87,6 @@ def test_not_a_supported_private_key() -> None:
     with pytest.raises(InvalidKey, match="not a private key"):
         private_jwk_from_pem(public)
     with pytest.raises(InvalidKey, match="secp224r1 is not supported"):
-        private_jwk_from_pem(_pem(ec.generate_private_key(ec.SECP224R1()), FORMATS[0]))  # type: ignore[arg-type]
+        private_jwk_from_pem(_pem(ec.generate_private_key(ec.SECP224R1()), FORMATS[0]))
     with pytest.raises(InvalidKey, match="Unsupported key type"):
         private_jwk_from_pem(_pem(ed25519.Ed25519PrivateKey.generate(), FORMATS[0]))  # type: ignore[arg-type]

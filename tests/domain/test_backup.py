@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -135,7 +136,12 @@ def test_too_many_versions(world: World, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_legacy_formats_are_offered_to_the_hook(world: World) -> None:
     seen: list[bytes] = []
     envelope = BackupEnvelope(Sealer(world.sealer.derive(b"backup")), "t")
-    hooked = ObjectBackup(world.keys.lifecycle, world.store, envelope, legacy=lambda b: seen.append(b) or None)
+
+    def decline(blob: bytes) -> dict[str, Any] | None:
+        seen.append(blob)
+        return None
+
+    hooked = ObjectBackup(world.keys.lifecycle, world.store, envelope, legacy=decline)
     world.keys.create_key(world.vault, "k", kty="EC")
     current = hooked.backup(world.vault, "k")
     hooked.restore(_other_vault(world), current)

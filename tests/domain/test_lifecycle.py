@@ -66,6 +66,7 @@ def test_check_tags() -> None:
     assert check_tags({f"t{i}": "v" for i in range(15)})
     with pytest.raises(BadParameter, match="A key can have at most 15 tags"):
         check_tags({f"t{i}": "v" for i in range(16)}, title="A key")
+    bad: object
     for bad in ([], "x", {"a": 1}, {"a": None}, {"a" * 257: "v"}, {"a": "v" * 257}):
         with pytest.raises(BadParameter):
             check_tags(bad)
