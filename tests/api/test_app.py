@@ -2,40 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from starlette.testclient import TestClient
 
-from kluis.api.app import KluisApp
 from kluis.api.runtime import Runtime
-from kluis.config import DataDir, ServerSettings
-from kluis.identity.tokens import Principal
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    rt = Runtime(DataDir(tmp_path / "d"), ServerSettings(key_pool=0), bootstrap=True)
-    yield rt
-    rt.close()
-
-
-def _token(rt: Runtime, audience: str = "https://vault.azure.net") -> str:
-    oid = rt.admin_object_id()
-    with rt.store.read() as tx:
-        p = tx.get_principal(oid)
-    assert p is not None
-    return rt.issuer.issue(Principal(p.object_id, p.app_id, rt.tenant_id), audience=audience, now=rt.clock.now())[0]
-
-
-@pytest.fixture
-def client(runtime: Runtime) -> TestClient:
-    return TestClient(KluisApp(runtime), base_url="https://localhost:8443")
-
-
-def _auth(rt: Runtime) -> dict[str, str]:
-    return {"authorization": f"Bearer {_token(rt)}"}
+from tests.api.conftest import MANAGEMENT_AUDIENCE, auth, token
 
 
 def test_unauthenticated_empty_post_gets_challenge_before_body_checks(client: TestClient, runtime: Runtime) -> None:
@@ -48,17 +19,17 @@ def test_unauthenticated_empty_post_gets_challenge_before_body_checks(client: Te
 
 
 def test_percent_encoded_api_version_name_is_decoded(client: TestClient, runtime: Runtime) -> None:
-    r = client.get("/keys?api%2Dversion=7.6", headers=_auth(runtime))
+    r = client.get("/keys?api%2Dversion=7.6", headers=auth(runtime))
     assert r.status_code == 200 and r.json() == {"value": [], "nextLink": None}
 
 
 def test_missing_api_version_is_400(client: TestClient, runtime: Runtime) -> None:
-    r = client.get("/keys", headers=_auth(runtime))
+    r = client.get("/keys", headers=auth(runtime))
     assert r.status_code == 400 and r.json()["error"]["code"] == "BadParameter"
 
 
 def test_bad_bodies_are_400_never_500(client: TestClient, runtime: Runtime) -> None:
-    h = _auth(runtime)
+    h = auth(runtime)
     for body in (
         b"",
         b"{not json",
@@ -75,7 +46,7 @@ def test_bad_bodies_are_400_never_500(client: TestClient, runtime: Runtime) -> N
 
 
 def test_unknown_vault_route_and_method(client: TestClient, runtime: Runtime) -> None:
-    h = _auth(runtime)
+    h = auth(runtime)
     assert (
         client.get("/keys?api-version=7.6", headers={**h, "host": "nosuch.vault.azure.net"}).json()["error"]["code"]
         == "VaultNotFound"
@@ -87,7 +58,7 @@ def test_unknown_vault_route_and_method(client: TestClient, runtime: Runtime) ->
 
 
 def test_create_then_get_latest_with_trailing_slash(client: TestClient, runtime: Runtime) -> None:
-    h = _auth(runtime)
+    h = auth(runtime)
     r = client.post("/keys/k1/create?api-version=7.6", json={"kty": "EC", "crv": "P-256"}, headers=h)
     assert r.status_code == 200
     kid = r.json()["key"]["kid"]
@@ -99,43 +70,10 @@ def test_create_then_get_latest_with_trailing_slash(client: TestClient, runtime:
 
 def test_management_api_requires_admin_audience(client: TestClient, runtime: Runtime) -> None:
     assert client.get("/_kluis/v1/groups").status_code == 401
-    vault_token = {"authorization": f"Bearer {_token(runtime)}"}
+    vault_token = {"authorization": f"Bearer {token(runtime)}"}
     assert client.get("/_kluis/v1/groups", headers=vault_token).status_code == 401
-    mgmt = {"authorization": f"Bearer {_token(runtime, 'https://management.azure.com')}"}
+    mgmt = {"authorization": f"Bearer {token(runtime, MANAGEMENT_AUDIENCE)}"}
     assert [g["name"] for g in client.get("/_kluis/v1/groups", headers=mgmt).json()["value"]] == ["kluis"]
-
-
-def test_token_endpoint_errors_are_oauth_shaped(client: TestClient, runtime: Runtime) -> None:
-    r = client.post(f"/{runtime.tenant_id}/oauth2/v2.0/token", data={"grant_type": "password"})
-    assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
-    r = client.post(
-        "/adfs/oauth2/token",
-        data={"grant_type": "client_credentials", "client_id": "nope", "client_secret": "x", "scope": "s"},
-    )
-    assert r.json()["error"] == "unauthorized_client"
-    r = client.post("/not-a-tenant/oauth2/v2.0/token", data={"grant_type": "client_credentials"})
-    assert r.status_code == 400 and "AADSTS90002" in r.json()["error_description"]
-
-
-def test_openid_configuration_has_what_msal_needs(client: TestClient, runtime: Runtime) -> None:
-    for path in (
-        f"/{runtime.tenant_id}/v2.0/.well-known/openid-configuration",
-        "/adfs/.well-known/openid-configuration",
-    ):
-        doc = client.get(path).json()
-        assert {"authorization_endpoint", "token_endpoint", "issuer", "jwks_uri"} <= set(doc)
-        assert doc["token_endpoint"].startswith("https://localhost:8443/")
-    keys = client.get(f"/{runtime.tenant_id}/discovery/v2.0/keys").json()["keys"]
-    assert keys[0]["kty"] == "EC"
-
-
-def test_query_parsing_matches_parse_qsl() -> None:
-    from urllib.parse import parse_qsl
-
-    from kluis.api.http import _parse_query
-
-    for qs in ("api-version=7.6", "api%2Dversion=7.6&maxresults=2", "a=1&a=2&b", "x=%2525&y=a+b", "", "$skiptoken=abc"):
-        assert _parse_query(qs) == dict(parse_qsl(qs, keep_blank_values=True)), qs
 
 
 BAD_BODIES = [
@@ -150,7 +88,7 @@ BAD_BODIES = [
 
 
 def test_bad_input_is_never_a_server_error(client: TestClient, runtime: Runtime) -> None:
-    h = _auth(runtime)
+    h = auth(runtime)
     r = client.post("/keys/ec/create?api-version=7.6", json={"kty": "EC"}, headers=h)
     version = r.json()["key"]["kid"].rsplit("/", 1)[1]
     client.post("/keys/aes/create?api-version=7.6", json={"kty": "oct-HSM"}, headers=h)
@@ -176,7 +114,7 @@ def test_every_routed_request_passes_the_event_hook(client: TestClient, runtime:
 
     events: list[OperationEvent] = []
     runtime.events.subscribe(events.append)
-    h = _auth(runtime)
+    h = auth(runtime)
     created = client.post("/keys/Hooked/create?api-version=7.6", json={"kty": "EC"}, headers=h)
     version = created.json()["key"]["kid"].rsplit("/", 1)[1]
     client.get(f"/keys/hooked/{version}?api-version=7.6", headers=h)

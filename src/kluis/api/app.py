@@ -134,7 +134,7 @@ class KluisApp:
             raise HttpError(
                 501,
                 "NotImplemented",
-                f"kluis does not serve /{head} yet; keys are supported, secrets and certificates will follow.",
+                f"kluis does not serve /{head} yet; keys and secrets are supported, certificates will follow.",
             )
 
     def _vault(self, host: HostInfo) -> Any:

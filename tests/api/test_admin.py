@@ -1,0 +1,126 @@
+"""The management API (/_kluis/v1) through the in-process app, as the administrator and as anyone else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from starlette.testclient import TestClient
+
+from kluis.api.runtime import Runtime
+from tests.api.conftest import MANAGEMENT_AUDIENCE, auth
+
+V1 = "/_kluis/v1"
+
+
+class Admin:
+    def __init__(self, client: TestClient, runtime: Runtime) -> None:
+        self.client = client
+        self.headers = auth(runtime, MANAGEMENT_AUDIENCE)
+
+    def __call__(self, method: str, path: str, body: Any = None, status: int = 200, **params: Any) -> Any:
+        r = self.client.request(method, V1 + path, json=body, params=params or None, headers=self.headers)
+        assert r.status_code == status, (method, path, r.status_code, r.text)
+        return r.json() if r.content else None
+
+
+@pytest.fixture
+def admin(client: TestClient, runtime: Runtime) -> Admin:
+    return Admin(client, runtime)
+
+
+def test_health_needs_no_token(client: TestClient, runtime: Runtime) -> None:
+    assert client.get("/_kluis/health").json() == {"status": "ok", "tenant": runtime.tenant_id}
+
+
+def test_groups(admin: Admin) -> None:
+    made = admin("PUT", "/groups/rg1", {"location": "westeurope"})
+    assert made["name"] == "rg1" and made["location"] == "westeurope"
+    assert made["properties"] == {"provisioningState": "Succeeded"}
+    assert admin("GET", "/groups/rg1")["location"] == "westeurope"
+    assert {g["name"] for g in admin("GET", "/groups")["value"]} == {"kluis", "rg1"}
+    admin("PUT", "/groups/rg2")  # no body: location "local"
+    assert admin("GET", "/groups/rg2")["location"] == "local"
+    admin("PUT", "/vaults/inrg1", {"group": "rg1"})
+    assert admin("DELETE", "/groups/rg1") == {"deletedVaults": ["inrg1"]}
+    admin("GET", "/groups/rg1", status=404)
+
+
+def test_vaults_and_policies(admin: Admin, runtime: Runtime) -> None:
+    vault = admin("PUT", "/vaults/vault1", {"group": "kluis", "retentionDays": 7, "purgeProtection": True})
+    props = vault["properties"]
+    assert props["vaultUri"] == "https://vault1.vault.azure.net/" and props["tenantId"] == runtime.tenant_id
+    assert props["softDeleteRetentionInDays"] == 7 and props["enablePurgeProtection"] is True
+    assert [p["objectId"] for p in props["accessPolicies"]] == [runtime.admin_object_id()]  # the creator
+    for bad in ({"group": "kluis", "retentionDays": "7"}, {"group": "kluis", "retentionDays": True}):
+        admin("PUT", "/vaults/vault2", bad, status=400)
+    sp = admin("POST", "/principals", {"displayName": "app1"}, status=201)
+    policy = admin("PUT", f"/vaults/vault1/policies/{sp['appId']}", {"keys": ["get", "list"]})
+    assert policy["objectId"] == sp["objectId"] and policy["permissions"]["keys"] == ["get", "list"]
+    admin("PUT", f"/vaults/vault1/policies/{sp['appId']}", {"keys": "get"}, status=400)
+    assert len(admin("GET", "/vaults/vault1")["properties"]["accessPolicies"]) == 2
+    admin("DELETE", f"/vaults/vault1/policies/{sp['objectId']}", status=204)
+    assert len(admin("GET", "/vaults/vault1")["properties"]["accessPolicies"]) == 1
+    assert {v["name"] for v in admin("GET", "/vaults", group="kluis")["value"]} == {"default", "vault1"}
+    admin("DELETE", "/vaults/vault1", status=204)
+    admin("GET", "/vaults/vault1", status=404)
+
+
+def test_principals_are_reused_by_name_with_a_new_secret(admin: Admin, runtime: Runtime) -> None:
+    first = admin("POST", "/principals", {"displayName": "app"}, status=201)
+    assert first["tenant"] == runtime.tenant_id and first["reused"] is False and first["password"]
+    again = admin("POST", "/principals", {"displayName": "app"}, status=200)
+    assert again["appId"] == first["appId"] and again["reused"] is True and again["password"] != first["password"]
+    shown = admin("GET", f"/principals/{first['appId']}")
+    assert shown == {
+        "appId": first["appId"], "id": first["objectId"], "displayName": "app",
+        "appOwnerOrganizationId": runtime.tenant_id, "isAdmin": False,
+    }  # fmt: skip
+    assert "password" not in str(admin("GET", "/principals")["value"])
+    admin("POST", "/principals", {"displayName": "  "}, status=400)
+    admin("DELETE", f"/principals/{first['objectId']}", status=204)
+    admin("GET", f"/principals/{first['appId']}", status=404)
+
+
+def test_time(admin: Admin, runtime: Runtime) -> None:
+    before = admin("GET", "/time")
+    assert before["offsetSeconds"] == 0
+    moved = admin("PUT", "/time", {"offsetSeconds": 600})
+    assert moved["offsetSeconds"] == 600 and moved["now"] >= before["now"] + 600
+    assert runtime.clock.now() >= before["now"] + 600  # within the token lifetime
+    for bad in ({"offsetSeconds": "1"}, {"offsetSeconds": True}, {}):
+        admin("PUT", "/time", bad, status=400)
+
+
+def test_attestation_authorities(admin: Admin) -> None:
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    listed = admin("PUT", "/attestation", {"authority": "https://maa.example/", "keys": [pem]})
+    assert listed == {"value": [{"authority": "https://maa.example", "keys": [pem]}]}
+    admin("PUT", "/attestation", {"authority": "http://insecure", "keys": [pem]}, status=400)
+    admin("PUT", "/attestation", {"authority": "https://x", "keys": ["not a pem"]}, status=400)
+    admin("DELETE", "/attestation", status=204, authority="https://maa.example")
+    assert admin("GET", "/attestation") == {"value": []}
+    admin("DELETE", "/attestation", status=404, authority="https://maa.example")
+
+
+def test_housekeeping(admin: Admin) -> None:
+    assert admin("POST", "/housekeeping") == {"purged": 0, "rotated": 0, "failed": 0}
+
+
+def test_bodies_must_be_json_objects(admin: Admin, client: TestClient) -> None:
+    for raw in (b"{nope", b"[1]"):
+        r = client.put(f"{V1}/groups/g", content=raw, headers=admin.headers)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "BadParameter"
+
+
+def test_only_the_administrator(client: TestClient, runtime: Runtime, admin: Admin) -> None:
+    sp = admin("POST", "/principals", {"displayName": "someone"}, status=201)
+    r = client.get(f"{V1}/groups", headers=auth(runtime, MANAGEMENT_AUDIENCE, object_id=sp["objectId"]))
+    assert r.status_code == 403 and r.json()["error"]["innererror"] == {"code": "AccessDenied"}

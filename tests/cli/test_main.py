@@ -1,0 +1,141 @@
+"""The `kluis` command: its help pages, --version, the one-line ERROR idiom, and the management verbs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from kluis.cli.main import app
+from tests.cli.conftest import InProcess
+
+ROOT = typer.main.get_command(app)
+
+
+def _commands(cmd: typer.core.TyperGroup | typer.core.TyperCommand, path: tuple[str, ...] = ()) -> Iterator[tuple]:
+    yield path, cmd
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+ALL = list(_commands(ROOT))
+
+
+def test_the_command_tree_is_walked() -> None:
+    names = {" ".join(p) for p, _ in ALL}
+    assert {"serve", "exec", "keyvault key create", "ad sp create-for-rbac", "attestation add"} <= names
+
+
+@pytest.mark.parametrize(("path", "cmd"), ALL, ids=[" ".join(p) or "kluis" for p, _ in ALL])
+def test_help_renders_flags_bare_and_names_every_env_var(path: tuple[str, ...], cmd: typer.core.TyperCommand) -> None:
+    res = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "<bool>" not in res.output
+    for param in cmd.params:
+        for var in [param.envvar] if isinstance(param.envvar, str) else param.envvar or []:
+            assert var in res.output, f"{' '.join(path)} --help does not show {var}"
+
+
+def test_version() -> None:
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"kluis {version('kluis')}"
+
+
+def test_exec_help_documents_the_command_after_double_dash() -> None:
+    out = CliRunner().invoke(app, ["exec", "--help"], env={"COLUMNS": "200"}).output
+    assert "exec [OPTIONS] -- CMD [ARGS]..." in out
+
+
+def _kluis(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "KLUIS_DATA_DIR")}
+    return subprocess.run(
+        [sys.executable, "-m", "kluis", *args], capture_output=True, text=True, timeout=60, env={**env, "TERM": "dumb"}
+    )
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [("group", "list"), ("attestation", "list"), ("keyvault", "key", "show", "--vault-name", "v", "-n", "k")],
+    ids=["management", "attestation", "key"],
+)
+def test_error_is_one_unwrapped_line_through_a_pipe(tmp_path: Path, verb: tuple[str, ...]) -> None:
+    """Every verb family reports the same way: one ``ERROR:`` line, however long, exit code 1."""
+    deep = tmp_path / ("a-rather-long-directory-name-" * 4) / "data"
+    res = _kluis(*verb, "--data-dir", str(deep))
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [f"ERROR: No kluis server configured in {deep}; run `kluis serve` first."]
+    assert len(res.stderr) > 120  # long enough that an 80-column console would have wrapped it
+
+
+# -- the management verbs against an in-process kluis ------------------------------------------------
+def _run(kluis: InProcess, *args: str) -> Any:
+    res = CliRunner().invoke(app, [*args, "--data-dir", str(kluis.data_dir.path)])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout) if res.stdout.strip() else None
+
+
+def test_groups_and_vaults(kluis: InProcess) -> None:
+    assert _run(kluis, "group", "create", "-n", "rg1", "-l", "westeurope")["location"] == "westeurope"
+    assert [g["name"] for g in _run(kluis, "group", "list")] == ["kluis", "rg1"]
+    vault = _run(kluis, "keyvault", "create", "-n", "vault1", "-g", "rg1", "--retention-days", "7",
+                 "--enable-purge-protection")  # fmt: skip
+    assert vault["properties"]["softDeleteRetentionInDays"] == 7 and vault["properties"]["enablePurgeProtection"]
+    assert [v["name"] for v in _run(kluis, "keyvault", "list", "-g", "rg1")] == ["vault1"]
+    assert _run(kluis, "group", "delete", "-n", "rg1", "--yes") == {"deletedVaults": ["vault1"]}
+
+
+def test_policies_take_az_style_space_separated_permissions(kluis: InProcess) -> None:
+    sp = _run(kluis, "ad", "sp", "create-for-rbac", "-n", "app1")
+    assert set(sp) == {"appId", "displayName", "password", "tenant"} and sp["tenant"] == kluis.runtime.tenant_id
+    policy = _run(kluis, "keyvault", "set-policy", "-n", "default", "--spn", sp["appId"],
+                  "--key-permissions", "get", "list,create", "--secret-permissions", "get")  # fmt: skip
+    assert policy["permissions"] == {"keys": ["get", "list", "create"], "secrets": ["get"], "certificates": []}
+    shown = _run(kluis, "keyvault", "show", "-n", "default")["properties"]["accessPolicies"]
+    assert len(shown) == 2
+    _run(kluis, "keyvault", "delete-policy", "-n", "default", "--spn", sp["appId"])
+    assert len(_run(kluis, "keyvault", "show", "-n", "default")["properties"]["accessPolicies"]) == 1
+    res = CliRunner().invoke(app, ["keyvault", "set-policy", "-n", "default", "--data-dir", str(kluis.data_dir.path)])
+    assert res.exit_code == 2 and "give --spn or --object-id" in res.output
+
+
+def test_create_for_rbac_reuses_a_name_like_az(kluis: InProcess) -> None:
+    first = _run(kluis, "ad", "sp", "create-for-rbac", "-n", "app")
+    res = CliRunner().invoke(app, ["ad", "sp", "create-for-rbac", "-n", "app", "--data-dir", str(kluis.data_dir.path)])
+    again = json.loads(res.stdout)
+    assert again["appId"] == first["appId"] and again["password"] != first["password"]
+    assert res.stderr.startswith("WARNING: Found an existing application instance: (id) ")
+    assert _run(kluis, "ad", "sp", "show", "--id", first["appId"])["displayName"] == "app"
+    _run(kluis, "ad", "sp", "delete", "--id", first["appId"])
+    assert [p["displayName"] for p in _run(kluis, "ad", "sp", "list")] == ["kluis-admin"]
+
+
+def test_time_and_housekeeping(kluis: InProcess) -> None:
+    assert _run(kluis, "time", "set", "--offset", "60")["offsetSeconds"] == 60
+    assert _run(kluis, "time", "show")["offsetSeconds"] == 60
+    assert _run(kluis, "housekeeping") == {"purged": 0, "rotated": 0, "failed": 0}
+
+
+def test_env_prints_quoted_exports(kluis: InProcess) -> None:
+    res = CliRunner().invoke(app, ["env", "--direct", "--data-dir", str(kluis.data_dir.path)])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines and all(line.startswith("export ") for line in lines)
+    exported = dict(shlex.split(line[len("export ") :])[0].split("=", 1) for line in lines)
+    admin = json.loads(kluis.data_dir.admin.read_text())
+    assert exported["AZURE_TENANT_ID"] == "adfs" and exported["AZURE_AUTHORITY_HOST"] == "https://localhost:9443"
+    assert (exported["AZURE_CLIENT_ID"], exported["AZURE_CLIENT_SECRET"]) == (admin["appId"], admin["password"])
+
+
+def test_exec_needs_a_command(kluis: InProcess) -> None:
+    res = CliRunner().invoke(app, ["exec", "--data-dir", str(kluis.data_dir.path)])
+    assert res.exit_code == 2 and "give a command after --" in res.output
