@@ -12,7 +12,7 @@ from kluis.api.wire import (
     attribute_changes,
     b64,
     b64_field,
-    deleted_key_bundle,
+    deleted_fields,
     int_field,
     key_bundle,
     key_changes,
@@ -53,10 +53,12 @@ def test_key_bundle() -> None:
 
 def test_deleted_bundle_and_items() -> None:
     deleted = _view(deleted=DeletedInfo(1000, 2000))
-    body = deleted_key_bundle(BASE, deleted)
+    body = deleted_fields(BASE, deleted, key_bundle(BASE, deleted))
     assert body["recoveryId"] == f"{BASE}/deletedkeys/k1"
     assert (body["deletedDate"], body["scheduledPurgeDate"]) == (1000, 2000)
-    assert "recoveryId" not in deleted_key_bundle(BASE, _view())  # a live key has no deleted fields
+    assert "recoveryId" not in deleted_fields(
+        BASE, _view(), key_bundle(BASE, _view())
+    )  # a live key has no deleted fields
     assert key_item(BASE, _view(tags={"t": "1"}), versioned=False) == {
         "kid": f"{BASE}/keys/k1", "attributes": key_bundle(BASE, _view())["attributes"], "tags": {"t": "1"},
     }  # fmt: skip
@@ -68,7 +70,8 @@ def test_other_kinds_have_no_exportable_attribute() -> None:
     secret = _view(kind="secret", props={})
     body = key_item(BASE, secret, versioned=False)
     assert "exportable" not in body["attributes"]
-    deleted = deleted_key_bundle(BASE, _view(kind="secret", deleted=DeletedInfo(1, 2)))
+    gone = _view(kind="secret", deleted=DeletedInfo(1, 2))
+    deleted = deleted_fields(BASE, gone, key_bundle(BASE, gone))
     assert deleted["recoveryId"] == f"{BASE}/deletedsecrets/k1"
 
 

@@ -14,25 +14,34 @@ from typing import Any
 from kluis.api.context import RequestContext
 from kluis.api.errors import json_response
 from kluis.api.http import Response
+from kluis.api.lifecycle import Family, lifecycle_routes
 from kluis.api.routes import Route
 from kluis.api.wire import (
     b64,
     b64_field,
-    deleted_key_bundle,
     int_field,
     key_bundle,
     key_changes,
     key_item,
-    page_body,
     str_field,
 )
 from kluis.domain.authorization import KeyPermission as P
 from kluis.domain.authorization import VaultAccess
 from kluis.domain.errors import BadParameter
-from kluis.domain.views import ObjectView, Page
 from kluis.identity.jws import sign_jws
 
-__all__ = ["ROUTES"]
+__all__ = ["KEYS", "ROUTES"]
+
+KEYS = Family(
+    title="Key",
+    kind="key",
+    collection="keys",
+    lifecycle=lambda rt: rt.keys.lifecycle,
+    backup=lambda rt: rt.key_backup,
+    bundle=key_bundle,
+    item=lambda base, view, versioned: key_item(base, view, versioned=versioned),
+    permissions=P,
+)
 
 
 async def create_key(ctx: RequestContext) -> Response:
@@ -73,85 +82,6 @@ async def update_key(ctx: RequestContext) -> Response:
     body = await ctx.body()
     view = ctx.runtime.keys.update_key(ctx.vault, ctx.name, ctx.version, key_changes(body))
     return json_response(key_bundle(ctx.base, view))
-
-
-async def delete_key(ctx: RequestContext) -> Response:
-    """DeleteKey, DELETE /keys/{name}."""
-    return json_response(deleted_key_bundle(ctx.base, ctx.runtime.keys.lifecycle.delete(ctx.vault, ctx.name)))
-
-
-async def _list(
-    ctx: RequestContext,
-    path: str,
-    fetch: Callable[[int | None, str | None], Page[ObjectView]],
-    item: Callable[[ObjectView], dict[str, Any]],
-) -> Response:
-    maxresults = ctx.query_int("maxresults")
-    page = fetch(maxresults, ctx.request.query_params.get("$skiptoken"))
-    return json_response(page_body([item(v) for v in page.items], page, ctx.next_link(path, page, maxresults)))
-
-
-async def list_keys(ctx: RequestContext) -> Response:
-    """GetKeys, GET /keys: versionless ids."""
-    keys = ctx.runtime.keys
-    return await _list(
-        ctx,
-        "/keys",
-        lambda m, t: keys.list_keys(ctx.vault, maxresults=m, token=t),
-        lambda v: key_item(ctx.base, v, versioned=False),
-    )
-
-
-async def list_versions(ctx: RequestContext) -> Response:
-    """GetKeyVersions, GET /keys/{name}/versions. The nextLink names the key as stored, like every
-    identifier kluis builds, not as the request spelled it."""
-    maxresults = ctx.query_int("maxresults")
-    page = ctx.runtime.keys.list_versions(
-        ctx.vault, ctx.name, maxresults=maxresults, token=ctx.request.query_params.get("$skiptoken")
-    )
-    name = page.items[0].name if page.items else ctx.name
-    items = [key_item(ctx.base, v, versioned=True) for v in page.items]
-    return json_response(page_body(items, page, ctx.next_link(f"/keys/{name}/versions", page, maxresults)))
-
-
-async def list_deleted(ctx: RequestContext) -> Response:
-    """GetDeletedKeys, GET /deletedkeys."""
-    keys = ctx.runtime.keys
-    return await _list(
-        ctx,
-        "/deletedkeys",
-        lambda m, t: keys.list_deleted_keys(ctx.vault, maxresults=m, token=t),
-        lambda v: key_item(ctx.base, v, versioned=False),
-    )
-
-
-async def get_deleted(ctx: RequestContext) -> Response:
-    """GetDeletedKey, GET /deletedkeys/{name}."""
-    view = ctx.runtime.keys.lifecycle.get_deleted(ctx.vault, ctx.name)
-    return json_response(deleted_key_bundle(ctx.base, view))
-
-
-async def purge_deleted(ctx: RequestContext) -> Response:
-    """PurgeDeletedKey, DELETE /deletedkeys/{name}: 204, no body."""
-    ctx.runtime.keys.lifecycle.purge(ctx.vault, ctx.name)
-    return Response(status_code=204)
-
-
-async def recover_deleted(ctx: RequestContext) -> Response:
-    """RecoverDeletedKey, POST /deletedkeys/{name}/recover."""
-    return json_response(key_bundle(ctx.base, ctx.runtime.keys.lifecycle.recover(ctx.vault, ctx.name)))
-
-
-async def backup_key(ctx: RequestContext) -> Response:
-    """BackupKey, POST /keys/{name}/backup."""
-    return json_response({"value": b64(ctx.runtime.key_backup.backup(ctx.vault, ctx.name))})
-
-
-async def restore_key(ctx: RequestContext) -> Response:
-    """RestoreKey, POST /keys/restore."""
-    body = await ctx.body()
-    blob = b64_field(body, "value", required=True) or b""
-    return json_response(key_bundle(ctx.base, ctx.runtime.key_backup.restore(ctx.vault, blob)))
 
 
 async def rotate_key(ctx: RequestContext) -> Response:
@@ -283,25 +213,17 @@ _POLICY = "/keys/{name}/rotationpolicy"
 
 # fmt: off
 ROUTES: list[Route] = [
-    Route("GET", "/keys/", list_keys, "GetKeys", P.LIST, "key"),
-    Route("POST", "/keys/restore", restore_key, "RestoreKey", P.RESTORE, "key"),
+    *lifecycle_routes(KEYS),
     Route("PUT", "/keys/{name}/", import_key, "ImportKey", P.IMPORT, "key"),
     Route("GET", "/keys/{name}/{version?}", get_key, "GetKey", P.GET, "key"),
     Route("PATCH", "/keys/{name}/{version?}", update_key, "UpdateKey", P.UPDATE, "key"),
-    Route("DELETE", "/keys/{name}/", delete_key, "DeleteKey", P.DELETE, "key"),
     Route("POST", "/keys/{name}/create", create_key, "CreateKey", P.CREATE, "key"),
-    Route("POST", "/keys/{name}/backup", backup_key, "BackupKey", P.BACKUP, "key"),
     Route("POST", "/keys/{name}/rotate", rotate_key, "RotateKey", P.ROTATE, "key"),
     Route("GET", _POLICY, get_rotation_policy, "GetKeyRotationPolicy", P.GET_ROTATION_POLICY, "key"),
     Route("PUT", _POLICY, update_rotation_policy, "UpdateKeyRotationPolicy", P.SET_ROTATION_POLICY, "key"),
-    Route("GET", "/keys/{name}/versions", list_versions, "GetKeyVersions", P.LIST, "key"),
     *_crypto_rows(),
     Route("GET", "/keys/{name}/{version?}/attestation", get_key, "GetKeyAttestation", P.GET, "key"),
     Route("POST", "/keys/{name}/{version?}/release", release_key, "Release", P.RELEASE, "key"),
-    Route("GET", "/deletedkeys/", list_deleted, "GetDeletedKeys", P.LIST, "key"),
-    Route("GET", "/deletedkeys/{name}/", get_deleted, "GetDeletedKey", P.GET, "key"),
-    Route("DELETE", "/deletedkeys/{name}/", purge_deleted, "PurgeDeletedKey", P.PURGE, "key"),
-    Route("POST", "/deletedkeys/{name}/recover", recover_deleted, "RecoverDeletedKey", P.RECOVER, "key"),
     Route("POST", "/rng", random_bytes, "GetRandomBytes", VaultAccess.ANY, "key"),
 ]
 # fmt: on

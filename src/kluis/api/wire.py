@@ -15,8 +15,6 @@ __all__ = [
     "b64",
     "b64_field",
     "deleted_fields",
-    "deleted_key_bundle",
-    "deleted_secret_bundle",
     "int_field",
     "key_bundle",
     "key_changes",
@@ -69,10 +67,6 @@ def key_bundle(base: str, view: ObjectView) -> dict[str, Any]:
     return body
 
 
-def deleted_key_bundle(base: str, view: ObjectView) -> dict[str, Any]:
-    return deleted_fields(base, view, key_bundle(base, view))
-
-
 def key_item(base: str, view: ObjectView, *, versioned: bool) -> dict[str, Any]:
     kid = f"{base}/keys/{view.name}" + (f"/{view.version}" if versioned else "")
     item: dict[str, Any] = {"kid": kid, "attributes": attributes(view)}
@@ -105,10 +99,6 @@ def secret_bundle(base: str, view: ObjectView, value: str | None = None) -> dict
     body["id"] = f"{base}/secrets/{view.name}/{view.version}"
     body["attributes"] = attributes(view)
     return _secret_common(base, view, body)
-
-
-def deleted_secret_bundle(base: str, view: ObjectView) -> dict[str, Any]:
-    return deleted_fields(base, view, secret_bundle(base, view))
 
 
 def secret_item(base: str, view: ObjectView, *, versioned: bool) -> dict[str, Any]:

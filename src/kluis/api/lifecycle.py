@@ -1,0 +1,136 @@
+"""The lifecycle operations every object kind answers the same way, written once for the wire.
+
+List, list versions, list deleted, get deleted, delete, purge, recover, backup and restore only
+differ between keys and secrets in names, permissions and the bundle shape. A family describes
+those in a ``Family`` and gets its handlers and route-table rows from ``lifecycle_routes``; its
+own module keeps only what is its own (create, import, crypto for keys; set and get for secrets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kluis.api.context import RequestContext
+from kluis.api.errors import json_response
+from kluis.api.http import Response
+from kluis.api.routes import Handler, Route
+from kluis.api.runtime import Runtime
+from kluis.api.wire import b64, b64_field, deleted_fields, page_body
+from kluis.domain.authorization import KeyPermission, SecretPermission
+from kluis.domain.backup import ObjectBackup
+from kluis.domain.lifecycle import Lifecycle
+from kluis.domain.views import ObjectView, Page
+
+__all__ = ["Family", "lifecycle_routes"]
+
+Bundle = Callable[[str, ObjectView], dict[str, Any]]
+Item = Callable[[str, ObjectView, bool], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Family:
+    """What differs between kinds: ``title`` for operation names ("Key": GetKeys, DeleteKey ...),
+    ``kind`` ("key"), the collection ("keys") and its deleted twin ("deletedkeys"), where the runtime
+    keeps the kind's lifecycle and backup, how a version and a list item look on the wire, and the
+    kind's permission enum."""
+
+    title: str
+    kind: str
+    collection: str
+    lifecycle: Callable[[Runtime], Lifecycle]
+    backup: Callable[[Runtime], ObjectBackup]
+    bundle: Bundle  # a version as GET answers it, without secret material
+    item: Item  # (base, view, versioned) -> a list item
+    permissions: type[KeyPermission] | type[SecretPermission]
+
+    @property
+    def deleted_collection(self) -> str:
+        return f"deleted{self.collection}"
+
+
+Fetch = Callable[[Lifecycle, RequestContext, int | None, str | None], Page[ObjectView]]
+
+
+async def _list(ctx: RequestContext, f: Family, fetch: Fetch, path: Callable[[str], str], versioned: bool) -> Response:
+    """One page: ``fetch(lifecycle, ctx, maxresults, $skiptoken)``; ``path(stored name)`` is the nextLink path."""
+    maxresults = ctx.query_int("maxresults")
+    page = fetch(f.lifecycle(ctx.runtime), ctx, maxresults, ctx.request.query_params.get("$skiptoken"))
+    items = [f.item(ctx.base, v, versioned) for v in page.items]
+    name = page.items[0].name if page.items else ctx.name  # ids use the stored casing, never the request's
+    return json_response(page_body(items, page, ctx.next_link(path(name), page, maxresults)))
+
+
+def _handlers(f: Family) -> dict[str, Handler]:
+    async def list_objects(ctx: RequestContext) -> Response:
+        """Get<Kind>s, GET /<collection>: one versionless item per name."""
+        return await _list(
+            ctx, f, lambda life, c, m, t: life.list(c.vault, deleted=False, maxresults=m, token=t),
+            lambda _: f"/{f.collection}", versioned=False,
+        )  # fmt: skip
+
+    async def list_versions(ctx: RequestContext) -> Response:
+        """Get<Kind>Versions, GET /<collection>/{name}/versions: an empty page for a name that never existed."""
+        return await _list(
+            ctx, f, lambda life, c, m, t: life.list_versions(c.vault, c.name, maxresults=m, token=t),
+            lambda name: f"/{f.collection}/{name}/versions", versioned=True,
+        )  # fmt: skip
+
+    async def list_deleted(ctx: RequestContext) -> Response:
+        """GetDeleted<Kind>s, GET /deleted<collection>."""
+        return await _list(
+            ctx, f, lambda life, c, m, t: life.list(c.vault, deleted=True, maxresults=m, token=t),
+            lambda _: f"/{f.deleted_collection}", versioned=False,
+        )  # fmt: skip
+
+    async def get_deleted(ctx: RequestContext) -> Response:
+        """GetDeleted<Kind>, GET /deleted<collection>/{name}."""
+        view = f.lifecycle(ctx.runtime).get_deleted(ctx.vault, ctx.name)
+        return json_response(deleted_fields(ctx.base, view, f.bundle(ctx.base, view)))
+
+    async def delete(ctx: RequestContext) -> Response:
+        """Delete<Kind>, DELETE /<collection>/{name}: soft delete, answers the deleted bundle."""
+        view = f.lifecycle(ctx.runtime).delete(ctx.vault, ctx.name)
+        return json_response(deleted_fields(ctx.base, view, f.bundle(ctx.base, view)))
+
+    async def purge(ctx: RequestContext) -> Response:
+        """PurgeDeleted<Kind>, DELETE /deleted<collection>/{name}: 204, no body."""
+        f.lifecycle(ctx.runtime).purge(ctx.vault, ctx.name)
+        return Response(status_code=204)
+
+    async def recover(ctx: RequestContext) -> Response:
+        """RecoverDeleted<Kind>, POST /deleted<collection>/{name}/recover: the latest version."""
+        return json_response(f.bundle(ctx.base, f.lifecycle(ctx.runtime).recover(ctx.vault, ctx.name)))
+
+    async def backup(ctx: RequestContext) -> Response:
+        """Backup<Kind>, POST /<collection>/{name}/backup: an opaque, sealed blob."""
+        return json_response({"value": b64(f.backup(ctx.runtime).backup(ctx.vault, ctx.name))})
+
+    async def restore(ctx: RequestContext) -> Response:
+        """Restore<Kind>, POST /<collection>/restore: Conflict when the name is in use."""
+        blob = b64_field(await ctx.body(), "value", required=True) or b""
+        return json_response(f.bundle(ctx.base, f.backup(ctx.runtime).restore(ctx.vault, blob)))
+
+    return {
+        "list": list_objects, "versions": list_versions, "deleted": list_deleted, "get_deleted": get_deleted,
+        "delete": delete, "purge": purge, "recover": recover, "backup": backup, "restore": restore,
+    }  # fmt: skip
+
+
+def lifecycle_routes(f: Family) -> list[Route]:
+    """The rows of the shared lifecycle operations for one family."""
+    h, p, t, c, d = _handlers(f), f.permissions, f.title, f.collection, f.deleted_collection
+    # fmt: off
+    return [
+        Route("GET", f"/{c}/", h["list"], f"Get{t}s", p("list"), f.kind),
+        Route("GET", f"/{c}/{{name}}/versions", h["versions"], f"Get{t}Versions", p("list"), f.kind),
+        Route("DELETE", f"/{c}/{{name}}/", h["delete"], f"Delete{t}", p("delete"), f.kind),
+        Route("POST", f"/{c}/{{name}}/backup", h["backup"], f"Backup{t}", p("backup"), f.kind),
+        Route("POST", f"/{c}/restore", h["restore"], f"Restore{t}", p("restore"), f.kind),
+        Route("GET", f"/{d}/", h["deleted"], f"GetDeleted{t}s", p("list"), f.kind),
+        Route("GET", f"/{d}/{{name}}/", h["get_deleted"], f"GetDeleted{t}", p("get"), f.kind),
+        Route("DELETE", f"/{d}/{{name}}/", h["purge"], f"PurgeDeleted{t}", p("purge"), f.kind),
+        Route("POST", f"/{d}/{{name}}/recover", h["recover"], f"RecoverDeleted{t}", p("recover"), f.kind),
+    ]
+    # fmt: on
