@@ -117,13 +117,8 @@ def _cipher(op: str) -> Callable[[RequestContext], Any]:
         alg = str_field(body, "alg", required=True) or ""
         value = b64_field(body, "value", required=True) or b""
         iv, aad = b64_field(body, "iv"), b64_field(body, "aad")
-        if decrypting:
-            tag = b64_field(body, "tag")
-            res = ops.decrypt(
-                ctx.vault, ctx.name, ctx.version, alg, value, iv=iv, aad=aad, tag=tag, unwrap=op != "decrypt"
-            )
-        else:
-            res = ops.encrypt(ctx.vault, ctx.name, ctx.version, alg, value, iv=iv, aad=aad, wrap=op != "encrypt")
+        tag = b64_field(body, "tag") if decrypting else None
+        res = ops.cipher(op, ctx.vault, ctx.name, ctx.version, alg, value, iv=iv, aad=aad, tag=tag)
         out: dict[str, Any] = {"kid": _kid(ctx, res.name, res.version), "value": b64(res.value)}
         for field_name in ("iv", "tag", "aad"):  # what an encryption made (GCM / CBC); none for decrypt
             data = getattr(res, field_name)

@@ -191,11 +191,7 @@ class Runtime:
     # -- per request -------------------------------------------------------------------------
     def vault(self, name: str) -> VaultRecord:
         """The vault by name; read from the store each time so a deleted vault is gone everywhere."""
-        with self.store.read() as tx:
-            vault = tx.get_vault(name)
-        if vault is None:
-            raise NotFound(f"Vault '{name}' was not found on this kluis server.", code="VaultNotFound")
-        return vault
+        return self.management.get_vault(name)
 
     def _rotate_due_key(self, vault: VaultRecord, obj: ObjectRecord) -> None:
         self.keys.rotate_key(vault, obj.name)

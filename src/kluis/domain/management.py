@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from kluis.domain.authorization import normalise
 from kluis.domain.clock import Clock
 from kluis.domain.errors import BadParameter, Conflict, NotFound
-from kluis.store import GroupRecord, PolicyRecord, PrincipalRecord, Store, VaultRecord
+from kluis.store import GroupRecord, PolicyRecord, PrincipalRecord, Store, Transaction, VaultRecord
 
 __all__ = ["DEFAULT_LOCATION", "DEFAULT_SKU", "SKUS", "Management"]
 
@@ -25,6 +25,20 @@ SKUS = ("standard", "premium")
 DEFAULT_SKU = "standard"
 _VAULT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 _GROUP_NAME = re.compile(r"^[-\w._()]{1,90}$")
+
+
+def _vault(tx: Transaction, name: str) -> VaultRecord:
+    """The vault by name (case-insensitive), or Azure's 404 ``VaultNotFound``."""
+    vault = _vault(tx, name)
+    return vault
+
+
+def _group(tx: Transaction, name: str) -> GroupRecord:
+    """The resource group by name (case-insensitive), or ARM's 404 ``ResourceGroupNotFound``."""
+    group = tx.get_group(name)
+    if group is None:
+        raise NotFound(f"Resource group '{name}' could not be found.", code="ResourceGroupNotFound")
+    return group
 
 
 class Management:
@@ -50,16 +64,12 @@ class Management:
 
     def get_group(self, name: str) -> GroupRecord:
         with self._store.read() as tx:
-            group = tx.get_group(name)
-        if group is None:
-            raise NotFound(f"Resource group '{name}' could not be found.", code="ResourceGroupNotFound")
-        return group
+            return _group(tx, name)
 
     def delete_group(self, name: str) -> list[str]:
         """Deletes the group and every vault in it (with their keys); returns the vault names."""
         with self._store.write() as tx:
-            if tx.get_group(name) is None:
-                raise NotFound(f"Resource group '{name}' could not be found.", code="ResourceGroupNotFound")
+            _group(tx, name)
             vaults = tx.list_vaults(name)
             for v in vaults:
                 tx.delete_vault(v.vault_id)
@@ -93,9 +103,7 @@ class Management:
         if not 7 <= retention_days <= 90:
             raise BadParameter("Soft-delete retention must be between 7 and 90 days.")
         with self._store.write() as tx:
-            g = tx.get_group(group)
-            if g is None:
-                raise NotFound(f"Resource group '{group}' could not be found.", code="ResourceGroupNotFound")
+            g = _group(tx, group)
             if tx.get_vault(name) is not None:
                 raise Conflict(f"The vault name '{name}' is already in use.", code="VaultAlreadyExists")
             vault = VaultRecord(
@@ -123,10 +131,7 @@ class Management:
 
     def get_vault(self, name: str) -> VaultRecord:
         with self._store.read() as tx:
-            vault = tx.get_vault(name)
-        if vault is None:
-            raise NotFound(f"The vault '{name}' could not be found.", code="VaultNotFound")
-        return vault
+            return _vault(tx, name)
 
     def list_vaults(self, group: str | None = None) -> list[VaultRecord]:
         with self._store.read() as tx:
@@ -134,9 +139,7 @@ class Management:
 
     def delete_vault(self, name: str) -> None:
         with self._store.write() as tx:
-            vault = tx.get_vault(name)
-            if vault is None:
-                raise NotFound(f"The vault '{name}' could not be found.", code="VaultNotFound")
+            vault = _vault(tx, name)
             tx.delete_vault(vault.vault_id)
 
     # access policies ------------------------------------------------------------------------
@@ -151,9 +154,7 @@ class Management:
     ) -> PolicyRecord:
         """Like ``az keyvault set-policy``: the kinds given replace that kind's list; others stay."""
         with self._store.write() as tx:
-            vault = tx.get_vault(vault_name)
-            if vault is None:
-                raise NotFound(f"The vault '{vault_name}' could not be found.", code="VaultNotFound")
+            vault = _vault(tx, vault_name)
             if tx.get_principal(object_id) is None:
                 raise NotFound(f"No principal with object id '{object_id}'.", code="PrincipalNotFound")
             policy = tx.get_policy(vault.vault_id, object_id) or PolicyRecord(vault.vault_id, object_id)
@@ -168,9 +169,7 @@ class Management:
 
     def delete_policy(self, vault_name: str, object_id: str) -> None:
         with self._store.write() as tx:
-            vault = tx.get_vault(vault_name)
-            if vault is None:
-                raise NotFound(f"The vault '{vault_name}' could not be found.", code="VaultNotFound")
+            vault = _vault(tx, vault_name)
             if tx.get_policy(vault.vault_id, object_id) is None:
                 raise NotFound(f"No access policy for object id '{object_id}' in vault '{vault_name}'.")
             tx.delete_policy(vault.vault_id, object_id)

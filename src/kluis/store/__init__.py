@@ -1,14 +1,7 @@
 """Persistence behind one small interface (``Store`` / ``Transaction``); SQLite is the default."""
 
 from kluis.store.base import Store, Transaction
-from kluis.store.records import (
-    GroupRecord,
-    ObjectRecord,
-    PolicyRecord,
-    PrincipalRecord,
-    VaultRecord,
-    VersionRecord,
-)
+from kluis.store.records import GroupRecord, ObjectRecord, PolicyRecord, PrincipalRecord, VaultRecord, VersionRecord
 from kluis.store.sqlite import SqliteStore
 from kluis.store.sqlite_schema import SCHEMA_VERSION, schema_version_of
 

@@ -10,14 +10,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from kluis.store.records import (
-    GroupRecord,
-    ObjectRecord,
-    PolicyRecord,
-    PrincipalRecord,
-    VaultRecord,
-    VersionRecord,
-)
+from kluis.store.records import GroupRecord, ObjectRecord, PolicyRecord, PrincipalRecord, VaultRecord, VersionRecord
 
 __all__ = ["Store", "Transaction"]
 

@@ -24,12 +24,13 @@ def test_crypto_errors_are_bad_parameter(world: World) -> None:
 def test_oct_key_encrypt_decrypt_and_material_never_returned(world: World) -> None:
     v = world.keys.create_key(world.vault, "aes", kty="oct-HSM", size=256)
     assert v.jwk == {} and "encrypt" in v.key_ops
-    res = world.ops.encrypt(world.vault, "aes", None, "A256GCM", b"secret", aad=b"ctx")
+    res = world.ops.cipher("encrypt", world.vault, "aes", None, "A256GCM", b"secret", aad=b"ctx")
     assert res.iv and res.tag and res.value != b"secret"
-    out = world.ops.decrypt(world.vault, "aes", None, "A256GCM", res.value, iv=res.iv, tag=res.tag, aad=b"ctx")
+    vault, iv, tag = world.vault, res.iv, res.tag
+    out = world.ops.cipher("decrypt", vault, "aes", None, "A256GCM", res.value, iv=iv, tag=tag, aad=b"ctx")
     assert out.value == b"secret"
     with pytest.raises(BadParameter):
-        world.ops.decrypt(world.vault, "aes", None, "A256GCM", res.value, iv=res.iv, tag=b"\x00" * 16)
+        world.ops.cipher("decrypt", world.vault, "aes", None, "A256GCM", res.value, iv=res.iv, tag=b"\x00" * 16)
 
 
 def test_random_bytes(world: World) -> None:
@@ -51,34 +52,34 @@ def test_results_name_the_key_as_stored_and_the_version_used(world: World) -> No
 
 def test_wrap_and_unwrap(world: World) -> None:
     world.keys.create_key(world.vault, "kek", kty="oct-HSM", size=128)
-    wrapped = world.ops.encrypt(world.vault, "kek", None, "A128KW", bytes(16), wrap=True)
+    wrapped = world.ops.cipher("wrapKey", world.vault, "kek", None, "A128KW", bytes(16))
     assert wrapped.iv is None and wrapped.tag is None and len(wrapped.value) == 24
-    assert world.ops.decrypt(world.vault, "kek", None, "A128KW", wrapped.value, unwrap=True).value == bytes(16)
+    assert world.ops.cipher("unwrapKey", world.vault, "kek", None, "A128KW", wrapped.value).value == bytes(16)
 
 
 def test_key_ops_gate_each_operation(world: World) -> None:
     world.keys.create_key(world.vault, "enc-only", kty="oct-HSM", size=256, changes=KeyChanges(key_ops=["encrypt"]))
-    world.ops.encrypt(world.vault, "enc-only", None, "A256GCM", b"x")
+    world.ops.cipher("encrypt", world.vault, "enc-only", None, "A256GCM", b"x")
     with pytest.raises(Forbidden) as err:
-        world.ops.encrypt(world.vault, "enc-only", None, "A256KW", bytes(16), wrap=True)
+        world.ops.cipher("wrapKey", world.vault, "enc-only", None, "A256KW", bytes(16))
     assert err.value.inner_code == "KeyOperationForbidden"
     with pytest.raises(Forbidden) as err:
-        world.ops.decrypt(world.vault, "enc-only", None, "A256GCM", b"x", iv=bytes(12), tag=bytes(16))
+        world.ops.cipher("decrypt", world.vault, "enc-only", None, "A256GCM", b"x", iv=bytes(12), tag=bytes(16))
     assert err.value.inner_code == "KeyOperationForbidden"
 
 
 def test_outside_its_window_a_key_still_decrypts_but_no_longer_encrypts(world: World) -> None:
     world.keys.create_key(world.vault, "aes", kty="oct-HSM", size=256)
-    res = world.ops.encrypt(world.vault, "aes", None, "A256GCM", b"old data")
+    res = world.ops.cipher("encrypt", world.vault, "aes", None, "A256GCM", b"old data")
     world.keys.update_key(world.vault, "aes", None, KeyChanges(exp=world.clock.t))
     with pytest.raises(Forbidden) as err:
-        world.ops.encrypt(world.vault, "aes", None, "A256GCM", b"new data")
+        world.ops.cipher("encrypt", world.vault, "aes", None, "A256GCM", b"new data")
     assert err.value.inner_code == "KeyExpired"
-    out = world.ops.decrypt(world.vault, "aes", None, "A256GCM", res.value, iv=res.iv, tag=res.tag)
+    out = world.ops.cipher("decrypt", world.vault, "aes", None, "A256GCM", res.value, iv=res.iv, tag=res.tag)
     assert out.value == b"old data"
     world.keys.update_key(world.vault, "aes", None, KeyChanges(enabled=False))
     with pytest.raises(Forbidden) as err:
-        world.ops.decrypt(world.vault, "aes", None, "A256GCM", res.value, iv=res.iv, tag=res.tag)
+        world.ops.cipher("decrypt", world.vault, "aes", None, "A256GCM", res.value, iv=res.iv, tag=res.tag)
     assert err.value.inner_code == "KeyDisabled"
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from kluis.crypto import CryptoError, EncryptResult, OperationFailed, operations
+from kluis.crypto import CryptoError, EncryptResult, operations
 from kluis.domain.errors import BadParameter
 from kluis.domain.keys.service import KeyService
 from kluis.store import VaultRecord
 
 __all__ = ["KeyOperations", "OperationResult"]
+
+_ENCRYPTING = frozenset({"encrypt", "wrapKey"})
 
 
 @dataclass(frozen=True)
@@ -34,30 +36,9 @@ class KeyOperations:
     def __init__(self, keys: KeyService) -> None:
         self._keys = keys
 
-    def encrypt(
+    def cipher(
         self,
-        vault: VaultRecord,
-        name: str,
-        version: str | None,
-        alg: str,
-        value: bytes,
-        *,
-        iv: bytes | None = None,
-        aad: bytes | None = None,
-        wrap: bool = False,
-    ) -> OperationResult:
-        """encrypt (keys/encrypt) or wrapKey (keys/wrapKey)."""
-        op = "wrapKey" if wrap else "encrypt"
-        v, material = self._keys.usable(vault, name, version, op)
-        try:
-            fn = operations.wrap_key if wrap else operations.encrypt
-            res: EncryptResult = fn(material, alg, value, iv=iv, aad=aad)
-        except CryptoError as e:
-            raise BadParameter(e.message) from None
-        return OperationResult(v.name, v.version, res.ciphertext, res.iv, res.tag, res.aad)
-
-    def decrypt(
-        self,
+        op: str,
         vault: VaultRecord,
         name: str,
         version: str | None,
@@ -67,19 +48,21 @@ class KeyOperations:
         iv: bytes | None = None,
         aad: bytes | None = None,
         tag: bytes | None = None,
-        unwrap: bool = False,
     ) -> OperationResult:
-        """decrypt (keys/decrypt) or unwrapKey (keys/unwrapKey)."""
-        op = "unwrapKey" if unwrap else "decrypt"
+        """encrypt, decrypt, wrapKey or unwrapKey (``op``, Azure's key_ops spelling) with the named
+        version (None: the latest). Encrypting answers the ciphertext with the IV, tag and AAD the
+        algorithm made (GCM, CBC); decrypting answers the plaintext. BadParameter for an algorithm
+        the key cannot do, malformed input or (decrypting) data that does not authenticate."""
         v, material = self._keys.usable(vault, name, version, op)
         try:
-            fn = operations.unwrap_key if unwrap else operations.decrypt
-            out = fn(material, alg, value, iv=iv, aad=aad, tag=tag)
-        except OperationFailed as e:
+            if op in _ENCRYPTING:
+                fn = operations.wrap_key if op == "wrapKey" else operations.encrypt
+                res: EncryptResult = fn(material, alg, value, iv=iv, aad=aad)
+                return OperationResult(v.name, v.version, res.ciphertext, res.iv, res.tag, res.aad)
+            undo = operations.unwrap_key if op == "unwrapKey" else operations.decrypt
+            return OperationResult(v.name, v.version, undo(material, alg, value, iv=iv, aad=aad, tag=tag))
+        except CryptoError as e:  # OperationFailed (data that does not authenticate) included
             raise BadParameter(e.message) from None
-        except CryptoError as e:
-            raise BadParameter(e.message) from None
-        return OperationResult(v.name, v.version, out)
 
     def sign(self, vault: VaultRecord, name: str, version: str | None, alg: str, digest: bytes) -> OperationResult:
         """sign (keys/sign): signs a digest the caller computed."""
