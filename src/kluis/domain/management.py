@@ -29,7 +29,9 @@ _GROUP_NAME = re.compile(r"^[-\w._()]{1,90}$")
 
 def _vault(tx: Transaction, name: str) -> VaultRecord:
     """The vault by name (case-insensitive), or Azure's 404 ``VaultNotFound``."""
-    vault = _vault(tx, name)
+    vault = tx.get_vault(name)
+    if vault is None:
+        raise NotFound(f"The vault '{name}' could not be found.", code="VaultNotFound")
     return vault
 
 
