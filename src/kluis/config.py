@@ -13,12 +13,16 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
-__all__ = ["DataDir", "ServerSettings", "default_data_dir"]
+__all__ = ["DataDir", "ServerSettings", "StartupError", "default_data_dir"]
 
 
 def default_data_dir() -> Path:
     env = os.environ.get("KLUIS_DATA_DIR")
     return Path(env).expanduser() if env else Path(user_data_dir("kluis", appauthor=False))
+
+
+class StartupError(Exception):
+    """kluis cannot start with the data directory as it is; the message says which file and why."""
 
 
 _LOCAL_BINDS = frozenset({"127.0.0.1", "0.0.0.0", "::", "::1", "localhost"})

@@ -19,7 +19,7 @@ from kluis.cli.environment import build_env
 from kluis.cli.key_args import AzCommand
 from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
-from kluis.config import DataDir, ServerSettings, default_data_dir
+from kluis.config import DataDir, ServerSettings, StartupError, default_data_dir
 
 __all__ = ["app"]
 
@@ -100,8 +100,12 @@ def serve(
         scheduler_interval=scheduler_interval,
         key_pool=key_pool,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        run(_dir(data_dir), settings, console)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run(_dir(data_dir), settings, console)
+    except StartupError as e:
+        console.print(f"[red]ERROR:[/] {e}")
+        raise typer.Exit(1) from None
 
 
 @app.command()
