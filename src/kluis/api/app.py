@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kluis.api.admin import MANAGEMENT_AUDIENCES
@@ -21,7 +22,7 @@ from kluis.api.auth import authenticate
 from kluis.api.context import RequestContext
 from kluis.api.errors import HttpError, error_response
 from kluis.api.hosts import HostInfo, HostResolver
-from kluis.api.http import Request, Response, asgi_headers
+from kluis.api.http import BodyRefused, ClientGone, Request, Response, asgi_headers
 from kluis.api.routes import Auth, Route
 from kluis.api.runtime import Runtime
 from kluis.api.table import NOT_YET, ROUTER
@@ -50,11 +51,18 @@ class KluisApp:
             response = await route.handler(ctx) if route is not None else self._no_route(ctx)
         except _Answer as answer:
             response = answer.response
+        except BodyRefused as refused:
+            response = _refused(refused)
+        except ClientGone:
+            log.debug("client %s left before its body arrived (%s %s)", request.client, request.method, request.path)
+            response = Response(b"", 499)  # never delivered: the connection is gone
         except VaultError as exc:
             response = error_response(exc)
         except Exception as exc:  # the one place where anything unexpected becomes a 500
             log.exception("unhandled error in request %s (%s %s)", ctx.request_id, request.method, request.path)
             response = error_response(exc)
+        finally:
+            request.release()
         response.headers["x-ms-request-id"] = ctx.request_id
         client_request_id = request.headers.get("x-ms-client-request-id")
         if client_request_id:
@@ -78,6 +86,8 @@ class KluisApp:
         elif auth is Auth.MANAGEMENT:
             await self._management_request(ctx)
         route = match.route
+        if route is not None:
+            request.body_limit = route.max_body
         if route is None:
             if match.allowed:
                 raise HttpError(405, "MethodNotAllowed", f"The {request.method} method is not allowed on this path.")
@@ -161,7 +171,15 @@ class KluisApp:
         headers = scope.headers
         # HTTP/2 has no Host header: its :authority is scope.authority (HTTP/1.1: None, use Host).
         authority = scope.authority or headers.get("host") or ""
-        request = Request(scope.method, scope.path, scope.query_string, headers, protocol, authority)
+        request = Request(
+            scope.method,
+            scope.path,
+            scope.query_string,
+            headers,
+            _rsgi_chunks(protocol, headers),
+            authority,
+            scope.client,
+        )
         response = await self.respond(request)
         protocol.response_bytes(response.status_code, response.header_list(), response.body)
 
@@ -169,22 +187,25 @@ class KluisApp:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
 
-            async def read_body() -> bytes:
-                chunks = []
+            async def chunks() -> AsyncIterator[bytes]:
                 while True:
                     message = await receive()
-                    chunks.append(message.get("body", b""))
+                    if message["type"] == "http.disconnect":
+                        raise ClientGone()
+                    yield message.get("body", b"")
                     if not message.get("more_body"):
-                        return b"".join(chunks)
+                        return
 
             headers = asgi_headers(scope["headers"])
+            client = scope.get("client")
             request = Request(
                 scope["method"],
                 scope["path"],
                 scope["query_string"].decode("latin-1"),
                 headers,
-                read_body,
+                chunks,
                 headers.get("host", ""),  # ASGI servers map HTTP/2 :authority to a host header
+                f"{client[0]}:{client[1]}" if client else "",
             )
             response = await self.respond(request)
             await send(
@@ -209,6 +230,38 @@ class KluisApp:
                 self.runtime.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _rsgi_chunks(protocol: Any, headers: Any) -> Callable[[], AsyncIterator[bytes]]:
+    """The body of an RSGI request as it arrives (granian's ``async for chunk in protocol``);
+    ClientGone when the connection closes first (granian ends the iteration early or raises)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        declared = headers.get("content-length")
+        expected = int(declared) if declared is not None and declared.isdigit() and len(declared) < 20 else None
+        received = 0
+        try:
+            async for chunk in protocol:
+                received += len(chunk)
+                yield chunk
+        except RuntimeError as exc:  # granian's RSGIProtocolClosed / RSGIProtocolError
+            raise ClientGone() from exc
+        if expected is not None and received < expected:
+            raise ClientGone()
+
+    return chunks
+
+
+def _refused(refused: BodyRefused) -> Response:
+    """413 / 408 / 503 (+ Retry-After) for a body kluis would not read whole."""
+    codes = {413: "BadParameter", 408: "RequestTimeout", 503: "ServiceUnavailable"}
+    headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after is not None else None
+    response = error_response(HttpError(refused.status, codes.get(refused.status, "BadParameter"), refused.message))
+    if headers:
+        response.headers.update(headers)
+    if refused.status in (408, 413):
+        response.headers["connection"] = "close"  # the rest of the body is never read
+    return response
 
 
 class _Answer(VaultError):

@@ -14,7 +14,7 @@ from typing import Any
 from kluis.api.context import RequestContext
 from kluis.api.errors import json_response
 from kluis.api.http import Response
-from kluis.api.routes import Route
+from kluis.api.routes import RESTORE_BODY_LIMIT, Route
 from kluis.api.wire import (
     b64,
     b64_field,
@@ -301,7 +301,7 @@ _POLICY = "/keys/{name}/rotationpolicy"
 # fmt: off
 ROUTES: list[Route] = [
     Route("GET", "/keys/", list_keys, "GetKeys", P.LIST, "key"),
-    Route("POST", "/keys/restore", restore_key, "RestoreKey", P.RESTORE, "key"),
+    Route("POST", "/keys/restore", restore_key, "RestoreKey", P.RESTORE, "key", body_limit=RESTORE_BODY_LIMIT),
     Route("PUT", "/keys/{name}/", import_key, "ImportKey", P.IMPORT, "key"),
     Route("GET", "/keys/{name}/{version?}", get_key, "GetKey", P.GET, "key"),
     Route("PATCH", "/keys/{name}/{version?}", update_key, "UpdateKey", P.UPDATE, "key"),
