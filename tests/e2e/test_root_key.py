@@ -25,7 +25,8 @@ def _serve(data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kluis", "serve", "--data-dir", str(data_dir), "--port", str(free_port()),
          "--proxy-port", "0", "--workers", "1", "--key-pool", "0"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "KLUIS_DATA_DIR": str(data_dir), "COLUMNS": "400"},
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "KLUIS_DATA_DIR": str(data_dir), "COLUMNS": "400"},
     )  # fmt: skip
 
 
