@@ -26,8 +26,9 @@ from kluis.api.http import BodyRefused, ClientGone, Request, Response, asgi_head
 from kluis.api.routes import Auth, Route
 from kluis.api.runtime import Runtime
 from kluis.api.table import NOT_YET, ROUTER
+from kluis.api.throttle import RateLimitedLog, Shedder, SignInGuard, VaultThrottle, table_path
 from kluis.api.versions import check_api_version
-from kluis.config import DataDir, ServerSettings, default_data_dir
+from kluis.config import REQUESTS_PER_WORKER, DataDir, ServerSettings, default_data_dir
 from kluis.domain.authorization import AdminPermission
 from kluis.domain.errors import Forbidden, NotFound, VaultError
 from kluis.domain.events import OperationEvent
@@ -35,6 +36,9 @@ from kluis.domain.events import OperationEvent
 __all__ = ["KluisApp", "create_app"]
 
 log = logging.getLogger("kluis.api")
+# Requests one worker runs before it answers 503: just under granian's own limit (REQUESTS_PER_WORKER),
+# past which granian would stop accepting connections and new clients would stall instead.
+SHED_AT = REQUESTS_PER_WORKER - 256
 access_log = logging.getLogger("kluis.access")
 
 
@@ -42,10 +46,26 @@ class KluisApp:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.hosts = HostResolver(runtime.settings.domains, runtime.settings.hostnames)
+        where, port = runtime.data_dir.path, runtime.settings.port
+        self.throttle = VaultThrottle(table_path(where, port, "vaults"), runtime.settings.throttle_limit)
+        self.sign_ins = SignInGuard(table_path(where, port, "sign-ins"))
+        self.shedder = Shedder(SHED_AT)
+        self.warnings = RateLimitedLog(log)
+
+    async def serve(self, request: Request) -> Response:
+        """``respond``, unless this worker already runs ``SHED_AT`` requests: then 503 at once."""
+        if not self.shedder.enter():
+            self.warnings.warning("shed", "worker overloaded: %d requests running; answering 503", self.shedder.running)
+            return _overloaded()
+        try:
+            return await self.respond(request)
+        finally:
+            self.shedder.leave()
 
     async def respond(self, request: Request) -> Response:
         started = time.perf_counter()
         ctx = RequestContext(self.runtime, request, self.hosts.resolve(request.authority), uuid.uuid4().hex)
+        ctx.sign_ins = self.sign_ins
         try:
             route = await self._route(ctx)
             response = await route.handler(ctx) if route is not None else self._no_route(ctx)
@@ -108,6 +128,9 @@ class KluisApp:
         ctx.caller = caller
         ctx.api_version = check_api_version(ctx.request.query_params.get("api-version"))
         ctx.vault_record = self._vault(host)
+        retry_after = self.throttle.check(ctx.vault_record.name)
+        if retry_after is not None:
+            raise _Answer(_throttled(retry_after))
         if head in NOT_YET:
             raise HttpError(
                 501,
@@ -180,7 +203,7 @@ class KluisApp:
             authority,
             scope.client,
         )
-        response = await self.respond(request)
+        response = await self.serve(request)
         protocol.response_bytes(response.status_code, response.header_list(), response.body)
 
     # -- ASGI ------------------------------------------------------------------------------------
@@ -207,7 +230,7 @@ class KluisApp:
                 headers.get("host", ""),  # ASGI servers map HTTP/2 :authority to a host header
                 f"{client[0]}:{client[1]}" if client else "",
             )
-            response = await self.respond(request)
+            response = await self.serve(request)
             await send(
                 {
                     "type": "http.response.start",
@@ -250,6 +273,24 @@ def _rsgi_chunks(protocol: Any, headers: Any) -> Callable[[], AsyncIterator[byte
             raise ClientGone()
 
     return chunks
+
+
+def _throttled(retry_after: int) -> Response:
+    """Azure's 429 for a vault past its request rate; Retry-After is kluis's own addition."""
+    return error_response(
+        HttpError(
+            429,
+            "Throttled",
+            "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+        ),
+        {"Retry-After": str(retry_after)},
+    )
+
+
+def _overloaded() -> Response:
+    return error_response(
+        HttpError(503, "ServiceUnavailable", "The server is busy; retry shortly."), {"Retry-After": "1"}
+    )
 
 
 def _refused(refused: BodyRefused) -> Response:

@@ -12,6 +12,7 @@ from kluis.api.hosts import HostInfo
 from kluis.api.http import Request
 from kluis.api.routes import Route
 from kluis.api.runtime import Runtime
+from kluis.api.throttle import SignInGuard
 from kluis.domain.authorization import Caller
 from kluis.domain.errors import BadParameter
 from kluis.domain.model import VaultRecord
@@ -31,6 +32,7 @@ class RequestContext:
     vault_record: VaultRecord | None = None
     api_version: str = ""
     route: Route | None = None
+    sign_ins: SignInGuard | None = None  # the token endpoint's record of failed client authentications
 
     @property
     def base(self) -> str:

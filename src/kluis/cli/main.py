@@ -83,6 +83,9 @@ def serve(
         float, typer.Option(help="Seconds between rotation/purge checks.", envvar="KLUIS_SCHEDULER_INTERVAL")
     ] = 30.0,
     key_pool: Annotated[int, typer.Option(help="Pre-generated RSA-2048 keys per worker (0: off).")] = 16,
+    throttle_limit: Annotated[
+        int, typer.Option(envvar="KLUIS_THROTTLE_LIMIT", help="Requests per 10 s per vault before 429 (0: off).")
+    ] = 100_000,
 ) -> None:
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
     from kluis.cli.serve import serve as run
@@ -99,6 +102,7 @@ def serve(
         proxy_passthrough=proxy_passthrough,
         scheduler_interval=scheduler_interval,
         key_pool=key_pool,
+        throttle_limit=throttle_limit,
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):

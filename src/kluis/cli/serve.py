@@ -16,7 +16,7 @@ from rich.console import Console
 
 from kluis.api.proxy import ProxyConfig, run_proxy_in_thread
 from kluis.api.runtime import Runtime
-from kluis.config import DataDir, ServerSettings
+from kluis.config import DataDir, ServerSettings, granian_limits, raise_open_files_limit
 from kluis.identity.pki import TlsFiles, ca_fingerprint, default_server_names, ensure_tls, write_ca_bundle
 
 __all__ = ["prepare", "serve"]
@@ -52,6 +52,7 @@ def serve(data_dir: DataDir, settings: ServerSettings, console: Console) -> None
     from granian.constants import Interfaces
     from granian.server import Server
 
+    raise_open_files_limit()
     runtime, tls = prepare(data_dir, settings)
     runtime.store.close()
     os.environ["KLUIS_DATA_DIR"] = str(data_dir.path)
@@ -84,6 +85,7 @@ def serve(data_dir: DataDir, settings: ServerSettings, console: Console) -> None
             ssl_key=Path(tls.server_key),
             log_access=False,
             websockets=False,
+            **granian_limits(),  # type: ignore[arg-type]
         ).serve()
     finally:
         stop.set()
