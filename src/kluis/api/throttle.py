@@ -45,7 +45,7 @@ __all__ = [
 
 WINDOW = 10.0  # seconds: Azure states its vault limits per 10 seconds
 FREE_FAILURES = 5  # failed sign-ins of one (client id, address) before answers are delayed
-FAILURE_MEMORY = 900.0  # seconds for the failure count of a pair to drain completely
+FAILURE_MEMORY = 900.0  # seconds for FREE_FAILURES failures to be forgotten (one every 3 minutes)
 MAX_DELAY = 10.0  # seconds: the longest a failing pair waits
 
 _SLOT = struct.Struct("<Qdd")  # key hash, tokens, last refill (time.monotonic: one clock for all processes)
@@ -77,7 +77,7 @@ class SharedBuckets:
             raise
         self._fd = fd
 
-    def take(self, key: str, cost: float = 1.0, now: float | None = None) -> float:
+    def take(self, key: str, cost: float = 1.0, now: float | None = None, *, force: bool = False) -> float:
         moment = time.monotonic() if now is None else now
         h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
         start = h % _SLOTS
@@ -85,7 +85,10 @@ class SharedBuckets:
         try:
             index, tokens, last = self._find(h, start, moment)
             tokens = min(self.capacity, tokens + max(0.0, moment - last) * self.rate)
-            if tokens >= cost:
+            if force:  # record regardless: the bucket may go into debt (at most 64 tokens)
+                tokens = max(tokens - cost, -64.0)
+                wait = 0.0
+            elif tokens >= cost:
                 tokens -= cost
                 wait = 0.0
             else:
@@ -155,16 +158,15 @@ class SignInGuard:
         return f"{client_id.lower()}|{address}"
 
     def delay(self, client_id: str, address: str) -> float:
-        """Seconds to wait before answering this pair: 0 while it has failures to spare, then
-        0.5 s doubling with each failure owed, at most MAX_DELAY."""
+        """Seconds to wait before answering this pair: 0 while it has failures to spare, then 0.5 s,
+        doubling with each further failure, at most MAX_DELAY."""
         left = self._buckets.level(self._key(client_id, address))
         if left >= 1.0:
             return 0.0
-        owed = 1.0 - left
-        return min(MAX_DELAY, 0.5 * 2 ** min(owed * 4, 8))
+        return min(MAX_DELAY, 0.5 * 2 ** min(max(0.0, -left), 8.0))
 
     def failed(self, client_id: str, address: str) -> None:
-        self._buckets.take(self._key(client_id, address))
+        self._buckets.take(self._key(client_id, address), force=True)
 
     def close(self) -> None:
         self._buckets.close()
