@@ -32,9 +32,10 @@ UNMIRRORED = {
     "go": "the Go SDK journey (a Go module)",
     "java": "the Java SDK journey (a Maven project)",
 }
-# Test modules about the repository itself rather than one module.
+# Test modules about the repository itself, or one property across modules, rather than one module.
 ABOUT_THE_REPOSITORY = {
     "test_layout.py": "this file: the layout rule",
+    "test_client_numbers.py": "one property of every parser of client numbers, durations and times (Hypothesis)",
     "test_packaging.py": "pyproject.toml metadata and the Makefile's `make run`",
 }
 

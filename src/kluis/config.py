@@ -13,12 +13,32 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
-__all__ = ["DataDir", "ServerSettings", "default_data_dir"]
+__all__ = [
+    "BACKLOG",
+    "HEADER_TIMEOUT_MS",
+    "REQUESTS_PER_WORKER",
+    "DataDir",
+    "ServerSettings",
+    "StartupError",
+    "default_data_dir",
+    "granian_limits",
+    "raise_open_files_limit",
+]
+
+# Connection handling (granian): how long a client may take to send its request headers, how many
+# requests one worker runs at once, and the kernel's queue of not-yet-accepted connections.
+HEADER_TIMEOUT_MS = 10_000
+REQUESTS_PER_WORKER = 8192
+BACKLOG = 4096
 
 
 def default_data_dir() -> Path:
     env = os.environ.get("KLUIS_DATA_DIR")
     return Path(env).expanduser() if env else Path(user_data_dir("kluis", appauthor=False))
+
+
+class StartupError(Exception):
+    """kluis cannot start with the data directory as it is; the message says which file and why."""
 
 
 _LOCAL_BINDS = frozenset({"127.0.0.1", "0.0.0.0", "::", "::1", "localhost"})
@@ -40,6 +60,7 @@ class ServerSettings:
     # x-ms-keyvault-region for answers given before a vault is known (the 401 challenge, unknown
     # hosts); a vault's own answers carry its location. "local" is kluis's default location.
     region: str = "local"
+    throttle_limit: int = 100_000  # requests per 10 s per vault on one node (0: off); Azure's are 1,000-4,000
 
     @property
     def url(self) -> str:
@@ -52,6 +73,35 @@ class ServerSettings:
         """Where local clients reach the CONNECT proxy (it listens where the HTTPS listener does)."""
         host = "127.0.0.1" if self.host in _LOCAL_BINDS else self.host
         return f"http://{host}:{self.proxy_port}"
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's open-file limit (inherited by the workers) to the hard limit the OS
+    allows, so connections, not file descriptors, are what the server's limits count. Returns the
+    soft limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def granian_limits() -> dict[str, object]:
+    """Keyword arguments for granian's ``Server``: header timeout, keep-alive, concurrency, backlog."""
+    from granian.http import HTTP1Settings
+
+    return {
+        "backlog": BACKLOG,
+        "backpressure": REQUESTS_PER_WORKER,
+        "http1_settings": HTTP1Settings(header_read_timeout=HEADER_TIMEOUT_MS, keep_alive=True),
+    }
 
 
 class DataDir:

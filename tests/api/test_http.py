@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
 from kluis.api.http import Request, Response, _parse_query, asgi_headers
@@ -31,11 +32,12 @@ async def _never() -> bytes:
 def test_body_is_read_once_and_only_when_asked() -> None:
     reads: list[int] = []
 
-    async def read() -> bytes:
+    async def chunks() -> AsyncIterator[bytes]:
         reads.append(1)
-        return b"payload"
+        yield b"pay"
+        yield b"load"
 
-    req = Request("POST", "/x", "", {"content-type": "application/json"}, read, authority="h:1")
+    req = Request("POST", "/x", "", {"content-type": "application/json"}, chunks, authority="h:1")
     assert reads == []  # constructing a request reads nothing
     assert asyncio.run(req.body()) == b"payload"
     assert asyncio.run(req.body()) == b"payload"

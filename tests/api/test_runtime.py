@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kluis.api.runtime import DEFAULT_GROUP, DEFAULT_VAULT, Runtime
-from kluis.config import DataDir, ServerSettings
+from kluis.config import DataDir, ServerSettings, StartupError
 from kluis.domain.authorization import KeyPermission
 from kluis.domain.errors import NotFound
 from kluis.identity.secrets import check_secret
@@ -89,7 +89,7 @@ def test_a_lost_credential_file_replaces_the_administrator_secret(data_dir: Data
 
 def test_without_bootstrap_an_empty_data_dir_is_an_error(data_dir: DataDir) -> None:
     data_dir.ensure()
-    with pytest.raises(FileNotFoundError, match="kluis serve"):
+    with pytest.raises(StartupError, match=r"No key-encryption key .*kluis serve"):
         Runtime(data_dir, SETTINGS)
 
 

@@ -212,6 +212,9 @@ async def delete_principal(ctx: RequestContext) -> Response:
     return Response(status_code=204)
 
 
+_MAX_CLOCK_OFFSET = 100 * 365 * 86400  # seconds: the server clock moves at most 100 years either way
+
+
 def _time(ctx: RequestContext) -> Response:
     return json_response({"now": ctx.runtime.clock.now(), "offsetSeconds": ctx.runtime.clock_offset()})
 
@@ -223,8 +226,8 @@ async def get_time(ctx: RequestContext) -> Response:
 async def set_time(ctx: RequestContext) -> Response:
     body = await _body(ctx.request)
     offset = body.get("offsetSeconds")
-    if isinstance(offset, bool) or not isinstance(offset, int):
-        raise BadParameter("offsetSeconds must be an integer.")
+    if isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) > _MAX_CLOCK_OFFSET:
+        raise BadParameter(f"offsetSeconds must be an integer between -{_MAX_CLOCK_OFFSET} and {_MAX_CLOCK_OFFSET}.")
     ctx.runtime.set_clock_offset(offset)
     return _time(ctx)
 

@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kluis import __version__
@@ -22,12 +23,13 @@ from kluis.api.auth import authenticate
 from kluis.api.context import RequestContext
 from kluis.api.errors import HttpError, error_response
 from kluis.api.hosts import HostInfo, HostResolver
-from kluis.api.http import Request, Response, asgi_headers
+from kluis.api.http import BodyRefused, ClientGone, Request, Response, asgi_headers
 from kluis.api.routes import Auth, Route
 from kluis.api.runtime import Runtime
 from kluis.api.table import NOT_YET, ROUTER
+from kluis.api.throttle import RateLimitedLog, Shedder, SignInGuard, VaultThrottle, table_path
 from kluis.api.versions import check_api_version
-from kluis.config import DataDir, ServerSettings, default_data_dir
+from kluis.config import REQUESTS_PER_WORKER, DataDir, ServerSettings, default_data_dir
 from kluis.domain.authorization import AdminPermission
 from kluis.domain.errors import Forbidden, NotFound, VaultError
 from kluis.domain.events import OperationEvent
@@ -35,6 +37,9 @@ from kluis.domain.events import OperationEvent
 __all__ = ["KluisApp", "create_app"]
 
 log = logging.getLogger("kluis.api")
+# Requests one worker runs before it answers 503: just under granian's own limit (REQUESTS_PER_WORKER),
+# past which granian would stop accepting connections and new clients would stall instead.
+SHED_AT = REQUESTS_PER_WORKER - 256
 access_log = logging.getLogger("kluis.access")
 
 # Key Vault's own response headers, on every data-plane answer (401 challenges and errors too), as
@@ -67,20 +72,43 @@ class KluisApp:
         self.runtime = runtime
         self.hosts = HostResolver(runtime.settings.domains, runtime.settings.hostnames)
         self._region = runtime.settings.region
+        where, port = runtime.data_dir.path, runtime.settings.port
+        self.throttle = VaultThrottle(table_path(where, port, "vaults"), runtime.settings.throttle_limit)
+        self.sign_ins = SignInGuard(table_path(where, port, "sign-ins"))
+        self.shedder = Shedder(SHED_AT)
+        self.warnings = RateLimitedLog(log)
+
+    async def serve(self, request: Request) -> Response:
+        """``respond``, unless this worker already runs ``SHED_AT`` requests: then 503 at once."""
+        if not self.shedder.enter():
+            self.warnings.warning("shed", "worker overloaded: %d requests running; answering 503", self.shedder.running)
+            return _overloaded()
+        try:
+            return await self.respond(request)
+        finally:
+            self.shedder.leave()
 
     async def respond(self, request: Request) -> Response:
         started = time.perf_counter()
         ctx = RequestContext(self.runtime, request, self.hosts.resolve(request.authority), uuid.uuid4().hex)
+        ctx.sign_ins = self.sign_ins
         try:
             route = await self._route(ctx)
             response = await route.handler(ctx) if route is not None else self._no_route(ctx)
         except _Answer as answer:
             response = answer.response
+        except BodyRefused as refused:
+            response = _refused(refused)
+        except ClientGone:
+            log.debug("client %s left before its body arrived (%s %s)", request.client, request.method, request.path)
+            response = Response(b"", 499)  # never delivered: the connection is gone
         except VaultError as exc:
             response = error_response(exc)
         except Exception as exc:  # the one place where anything unexpected becomes a 500
             log.exception("unhandled error in request %s (%s %s)", ctx.request_id, request.method, request.path)
             response = error_response(exc)
+        finally:
+            request.release()
         headers = response.headers
         headers["x-ms-request-id"] = ctx.request_id
         client_request_id = request.headers.get("x-ms-client-request-id")
@@ -110,6 +138,8 @@ class KluisApp:
         elif auth is Auth.MANAGEMENT:
             await self._management_request(ctx)
         route = match.route
+        if route is not None:
+            request.body_limit = route.max_body
         if route is None:
             if match.allowed:
                 raise HttpError(405, "MethodNotAllowed", f"The {request.method} method is not allowed on this path.")
@@ -130,6 +160,9 @@ class KluisApp:
         ctx.caller = caller
         ctx.api_version = check_api_version(ctx.request.query_params.get("api-version"))
         ctx.vault_record = self._vault(host)
+        retry_after = self.throttle.check(ctx.vault_record.name)
+        if retry_after is not None:
+            raise _Answer(_throttled(retry_after))
         if head in NOT_YET:
             raise HttpError(
                 501,
@@ -194,22 +227,29 @@ class KluisApp:
         # HTTP/2 has no Host header: its :authority is scope.authority (HTTP/1.1: None, use Host).
         authority = scope.authority or headers.get("host") or ""
         request = Request(
-            scope.method, scope.path, scope.query_string, headers, protocol, authority, _peer(scope.client)
+            scope.method,
+            scope.path,
+            scope.query_string,
+            headers,
+            _rsgi_chunks(protocol, headers),
+            authority,
+            _peer(scope.client),
         )
-        response = await self.respond(request)
+        response = await self.serve(request)
         protocol.response_bytes(response.status_code, response.header_list(), response.body)
 
     # -- ASGI ------------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
 
-            async def read_body() -> bytes:
-                chunks = []
+            async def chunks() -> AsyncIterator[bytes]:
                 while True:
                     message = await receive()
-                    chunks.append(message.get("body", b""))
+                    if message["type"] == "http.disconnect":
+                        raise ClientGone()
+                    yield message.get("body", b"")
                     if not message.get("more_body"):
-                        return b"".join(chunks)
+                        return
 
             headers = asgi_headers(scope["headers"])
             request = Request(
@@ -217,11 +257,11 @@ class KluisApp:
                 scope["path"],
                 scope["query_string"].decode("latin-1"),
                 headers,
-                read_body,
+                chunks,
                 headers.get("host", ""),  # ASGI servers map HTTP/2 :authority to a host header
                 _peer(scope.get("client")),
             )
-            response = await self.respond(request)
+            response = await self.serve(request)
             await send(
                 {
                     "type": "http.response.start",
@@ -244,6 +284,56 @@ class KluisApp:
                 self.runtime.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _rsgi_chunks(protocol: Any, headers: Any) -> Callable[[], AsyncIterator[bytes]]:
+    """The body of an RSGI request as it arrives (granian's ``async for chunk in protocol``);
+    ClientGone when the connection closes first (granian ends the iteration early or raises)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        declared = headers.get("content-length")
+        expected = int(declared) if declared is not None and declared.isdigit() and len(declared) < 20 else None
+        received = 0
+        try:
+            async for chunk in protocol:
+                received += len(chunk)
+                yield chunk
+        except RuntimeError as exc:  # granian's RSGIProtocolClosed / RSGIProtocolError
+            raise ClientGone() from exc
+        if expected is not None and received < expected:
+            raise ClientGone()
+
+    return chunks
+
+
+def _throttled(retry_after: int) -> Response:
+    """Azure's 429 for a vault past its request rate; Retry-After is kluis's own addition."""
+    return error_response(
+        HttpError(
+            429,
+            "Throttled",
+            "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+        ),
+        {"Retry-After": str(retry_after)},
+    )
+
+
+def _overloaded() -> Response:
+    return error_response(
+        HttpError(503, "ServiceUnavailable", "The server is busy; retry shortly."), {"Retry-After": "1"}
+    )
+
+
+def _refused(refused: BodyRefused) -> Response:
+    """413 / 408 / 503 (+ Retry-After) for a body kluis would not read whole."""
+    codes = {413: "BadParameter", 408: "RequestTimeout", 503: "ServiceUnavailable"}
+    headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after is not None else None
+    response = error_response(HttpError(refused.status, codes.get(refused.status, "BadParameter"), refused.message))
+    if headers:
+        response.headers.update(headers)
+    if refused.status in (408, 413):
+        response.headers["connection"] = "close"  # the rest of the body is never read
+    return response
 
 
 class _Answer(VaultError):

@@ -8,19 +8,17 @@ from urllib.parse import urlencode
 
 import orjson
 
-from kluis.api.errors import HttpError
 from kluis.api.hosts import HostInfo
 from kluis.api.http import Request
 from kluis.api.routes import Route
 from kluis.api.runtime import Runtime
+from kluis.api.throttle import SignInGuard
 from kluis.domain.authorization import Caller
 from kluis.domain.errors import BadParameter
 from kluis.domain.model import VaultRecord
 from kluis.domain.views import Page
 
-__all__ = ["MAX_BODY", "RequestContext"]
-
-MAX_BODY = 1024 * 1024  # bytes; the largest data-plane request body kluis reads
+__all__ = ["RequestContext"]
 
 
 @dataclass
@@ -34,6 +32,7 @@ class RequestContext:
     vault_record: VaultRecord | None = None
     api_version: str = ""
     route: Route | None = None
+    sign_ins: SignInGuard | None = None  # the token endpoint's record of failed client authentications
 
     @property
     def base(self) -> str:
@@ -56,13 +55,9 @@ class RequestContext:
         return self.params.get("version")
 
     async def body(self) -> dict[str, Any]:
-        """The JSON object body; 413 over ``MAX_BODY`` bytes, BadParameter when missing or not an object."""
-        length = self.request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY:
-            raise HttpError(413, "BadParameter", f"The request body is larger than {MAX_BODY} bytes.")
+        """The JSON object body. The request's own limits apply first (413 over the route's
+        ``body_limit``, 408 when too slow: ``kluis.api.http``); BadParameter when missing or not an object."""
         raw = await self.request.body()
-        if len(raw) > MAX_BODY:
-            raise HttpError(413, "BadParameter", f"The request body is larger than {MAX_BODY} bytes.")
         if not raw.strip():
             raise BadParameter("The request body is missing; this operation needs a JSON object.")
         try:

@@ -7,15 +7,36 @@ handful of headers and one query parameter, so it keeps the interface it used (`
 status_code, headers, media_type)``) and builds each piece only when asked. ``kluis serve`` runs
 the app on granian's RSGI interface (measured faster than ASGI for the same work); the ASGI
 entry point stays for tests and any other ASGI server.
+
+Bodies are bounded before anything else happens: ``Request.body()`` refuses a Content-Length over
+the request's ``body_limit`` at once (413), counts bytes while streaming (so a chunked body stops
+at the limit too), reserves every chunk from the worker's ``BodyBudget`` (503 when the worker
+already holds its budget of body bytes) and gives up after ``body_timeout`` seconds (408). A
+client that goes away mid-body is ``ClientGone``, which the dispatcher logs at debug level.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
-__all__ = ["HeaderMap", "Request", "Response", "asgi_headers"]
+__all__ = [
+    "DEFAULT_BODY_LIMIT",
+    "DEFAULT_BODY_TIMEOUT",
+    "BodyBudget",
+    "BodyRefused",
+    "ClientGone",
+    "HeaderMap",
+    "Request",
+    "Response",
+    "asgi_headers",
+]
+
+DEFAULT_BODY_LIMIT = 256 * 1024  # bytes; a route's own limit replaces it (kluis.api.routes.Route.body_limit)
+DEFAULT_BODY_TIMEOUT = 20.0  # seconds for a whole body to arrive, from the first read
+BODY_BUDGET = 64 * 1024 * 1024  # bytes of request bodies one worker holds at once, all requests together
 
 
 class HeaderMap(Protocol):
@@ -24,11 +45,70 @@ class HeaderMap(Protocol):
     def get(self, key: str, default: Any = None) -> Any: ...
 
 
+class BodyRefused(Exception):
+    """The body was not read (whole): ``status`` is 413 (too large), 408 (too slow) or 503 (the
+    worker holds its budget of body bytes); ``retry_after`` seconds for 503."""
+
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its body arrived; nobody is left to answer."""
+
+
+class BodyBudget:
+    """Bytes of request bodies held by one worker process, bounded by ``capacity``.
+
+    One asyncio loop per worker, so plain integers suffice (no awaits between check and update).
+    """
+
+    def __init__(self, capacity: int = BODY_BUDGET) -> None:
+        self.capacity = capacity
+        self.held = 0
+        self.peak = 0
+
+    def take(self, n: int) -> bool:
+        if self.held + n > self.capacity:
+            return False
+        self.held += n
+        self.peak = max(self.peak, self.held)
+        return True
+
+    def give(self, n: int) -> None:
+        self.held = max(0, self.held - n)
+
+
+#: The budget of this process (one per worker, as each granian worker is its own process).
+WORKER_BUDGET = BodyBudget()
+
+ChunkSource = Callable[[], AsyncIterator[bytes]]
+
+
 class Request:
     """``authority`` is HTTP/1.1's Host header or HTTP/2's ``:authority`` ("" when the client sent neither);
-    ``client`` is the peer's IP address as text ("" when the server does not say)."""
+    ``client`` the peer address (``host:port`` or "" when unknown); ``chunks`` yields the body as it
+    arrives. ``body_limit`` (bytes) and ``body_timeout`` (seconds) are set by the dispatcher per route
+    before a handler reads the body; call ``release()`` when the response is done."""
 
-    __slots__ = ("_body", "_query", "_read_body", "authority", "client", "headers", "method", "path", "query_string")
+    __slots__ = (
+        "_body",
+        "_chunks",
+        "_held",
+        "_query",
+        "authority",
+        "body_limit",
+        "body_timeout",
+        "budget",
+        "client",
+        "headers",
+        "method",
+        "path",
+        "query_string",
+    )
 
     def __init__(
         self,
@@ -36,9 +116,10 @@ class Request:
         path: str,
         query_string: str,
         headers: HeaderMap,
-        read_body: Callable[[], Awaitable[bytes]],
+        chunks: ChunkSource,
         authority: str = "",
         client: str = "",
+        budget: BodyBudget = WORKER_BUDGET,
     ) -> None:
         self.method = method
         self.authority = authority
@@ -46,9 +127,14 @@ class Request:
         self.path = path
         self.query_string = query_string
         self.headers = headers
-        self._read_body = read_body
+        self.client = client
+        self.budget = budget
+        self.body_limit = DEFAULT_BODY_LIMIT
+        self.body_timeout = DEFAULT_BODY_TIMEOUT
+        self._chunks = chunks
         self._body: bytes | None = None
         self._query: dict[str, str] | None = None
+        self._held = 0
 
     @property
     def query_params(self) -> Mapping[str, str]:
@@ -58,9 +144,39 @@ class Request:
         return self._query
 
     async def body(self) -> bytes:
+        """The whole body, at most ``body_limit`` bytes; raises BodyRefused (413/408/503) or ClientGone."""
         if self._body is None:
-            self._body = await self._read_body()
+            limit = self.body_limit
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and len(declared) < 20 and int(declared) > limit:
+                raise BodyRefused(413, f"The request body is larger than {limit} bytes.")
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    self._body = await self._read(limit)
+            except TimeoutError:
+                raise BodyRefused(408, f"The request body did not arrive within {self.body_timeout:g} s.") from None
         return self._body
+
+    async def _read(self, limit: int) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self._chunks():
+            if not chunk:
+                continue
+            size += len(chunk)
+            if size > limit:
+                raise BodyRefused(413, f"The request body is larger than {limit} bytes.")
+            if not self.budget.take(len(chunk)):
+                raise BodyRefused(503, "The server is holding too many request bodies; retry shortly.", 1)
+            self._held += len(chunk)
+            parts.append(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def release(self) -> None:
+        """Give the body's bytes back to the worker's budget (the dispatcher calls this once per request)."""
+        if self._held:
+            self.budget.give(self._held)
+            self._held = 0
 
 
 class Response:

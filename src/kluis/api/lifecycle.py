@@ -15,7 +15,7 @@ from typing import Any
 from kluis.api.context import RequestContext
 from kluis.api.errors import json_response
 from kluis.api.http import Response
-from kluis.api.routes import Handler, Route
+from kluis.api.routes import RESTORE_BODY_LIMIT, Handler, Route
 from kluis.api.runtime import Runtime
 from kluis.api.wire import b64, b64_field, deleted_fields, page_body
 from kluis.domain.authorization import KeyPermission, SecretPermission
@@ -121,13 +121,14 @@ def _handlers(f: Family) -> dict[str, Handler]:
 def lifecycle_routes(f: Family) -> list[Route]:
     """The rows of the shared lifecycle operations for one family."""
     h, p, t, c, d = _handlers(f), f.permissions, f.title, f.collection, f.deleted_collection
+    restore_limit = RESTORE_BODY_LIMIT  # a backup blob of up to 500 versions
     # fmt: off
     return [
         Route("GET", f"/{c}/", h["list"], f"Get{t}s", p("list"), f.kind),
         Route("GET", f"/{c}/{{name}}/versions", h["versions"], f"Get{t}Versions", p("list"), f.kind),
         Route("DELETE", f"/{c}/{{name}}/", h["delete"], f"Delete{t}", p("delete"), f.kind),
         Route("POST", f"/{c}/{{name}}/backup", h["backup"], f"Backup{t}", p("backup"), f.kind),
-        Route("POST", f"/{c}/restore", h["restore"], f"Restore{t}", p("restore"), f.kind),
+        Route("POST", f"/{c}/restore", h["restore"], f"Restore{t}", p("restore"), f.kind, body_limit=restore_limit),
         Route("GET", f"/{d}/", h["deleted"], f"GetDeleted{t}s", p("list"), f.kind),
         Route("GET", f"/{d}/{{name}}/", h["get_deleted"], f"GetDeleted{t}", p("get"), f.kind),
         Route("DELETE", f"/{d}/{{name}}/", h["purge"], f"PurgeDeleted{t}", p("purge"), f.kind),

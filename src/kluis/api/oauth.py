@@ -10,6 +10,7 @@ Errors use Entra's OAuth shape (``error`` / ``error_description``), which MSAL r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -21,6 +22,7 @@ from kluis.api.errors import json_response
 from kluis.api.http import Request, Response
 from kluis.api.routes import Auth, Route
 from kluis.api.runtime import Runtime
+from kluis.api.throttle import SignInGuard
 from kluis.identity.secrets import check_secret
 from kluis.identity.tokens import Principal, audience_from_scope, jwks
 
@@ -95,13 +97,15 @@ def _known_tenant(tenant: str, runtime: Runtime) -> bool:
     return tenant.lower() in (runtime.tenant_id, "adfs", "organizations", "common")
 
 
-async def _token(request: Request, runtime: Runtime, tenant: str) -> Response:
-    """Client-credentials grant: client_id + client_secret (form or HTTP basic) for a scope/resource."""
+async def _token(request: Request, runtime: Runtime, tenant: str, guard: SignInGuard | None = None) -> Response:
+    """Client-credentials grant: client_id + client_secret (form or HTTP basic) for a scope/resource.
+
+    Failed authentications are counted per (client id, client address) by ``guard``; past its free
+    failures the answers to that pair are delayed (not refused), so a client signing in from another
+    address is never locked out by someone guessing its secret."""
     if not _known_tenant(tenant, runtime):
         return _oauth_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
-        return _oauth_error(400, "invalid_request", 90014, "The request body is too large.")
+    raw = await request.body()  # bounded by the route's body limit (16 KiB) and timeout before any parsing
     form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     grant = form.get("grant_type", "")
     if grant != "client_credentials":
@@ -128,7 +132,15 @@ async def _token(request: Request, runtime: Runtime, tenant: str) -> Response:
             700027,
             "Client assertions are not supported by kluis; use a client secret.",
         )
+    address = request.client  # the peer IP (kluis.api.app._peer)
+    if guard is not None:
+        wait = guard.delay(client_id, address)
+        if wait > 0:
+            await asyncio.sleep(wait)
     principal = runtime.management.principal_by_app_id(client_id)
+    authenticated = principal is not None and bool(secret) and check_secret(secret, principal.secret_hash)
+    if not authenticated and guard is not None:
+        guard.failed(client_id, address)
     if principal is None:
         return _oauth_error(
             400,
@@ -136,7 +148,7 @@ async def _token(request: Request, runtime: Runtime, tenant: str) -> Response:
             700016,
             f"Application with identifier '{client_id}' was not found in the directory '{runtime.tenant_id}'.",
         )
-    if not secret or not check_secret(secret, principal.secret_hash):
+    if not authenticated:
         return _oauth_error(
             401,
             "invalid_client",
@@ -243,7 +255,7 @@ async def openid_configuration_v1(ctx: RequestContext) -> Response:
 
 
 async def token(ctx: RequestContext) -> Response:
-    return await _token(ctx.request, ctx.runtime, ctx.params.get("tenant") or "")
+    return await _token(ctx.request, ctx.runtime, ctx.params.get("tenant") or "", ctx.sign_ins)
 
 
 async def managed_identity(ctx: RequestContext) -> Response:

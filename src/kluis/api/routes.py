@@ -29,7 +29,15 @@ if TYPE_CHECKING:
     from kluis.api.context import RequestContext
     from kluis.api.http import Response
 
-__all__ = ["Auth", "Match", "Route", "Router", "describe"]
+__all__ = [
+    "BODY_LIMITS",
+    "RESTORE_BODY_LIMIT",
+    "Auth",
+    "Match",
+    "Route",
+    "Router",
+    "describe",
+]
 
 Handler = Callable[["RequestContext"], Awaitable["Response"]]
 
@@ -43,11 +51,24 @@ class Auth(Enum):
     NONE = "none"
 
 
+# Request-body limits in bytes, by who may call a route (Azure documents none; each admits the
+# largest valid request of its family and little more):
+# - data plane 256 KiB: a 25,600-character secret fully \\uXXXX-escaped is 153,600 bytes, plus 15 tags
+#   of 256-character names and values escaped the same way (46,080 bytes) and the envelope; also an
+#   RSA-4096 JWK import (~4 KB) or a certificate import of a PFX up to ~190 KB;
+# - management 64 KiB (vault/principal/policy/attestation documents of a few KB);
+# - identity 16 KiB (a token request form: client id, secret, scope; client assertions are refused).
+BODY_LIMITS: dict[Auth, int] = {Auth.VAULT: 256 * 1024, Auth.MANAGEMENT: 64 * 1024, Auth.NONE: 16 * 1024}
+# Restores carry a whole backup: up to 500 versions (Azure's backup limit) of the largest object.
+RESTORE_BODY_LIMIT = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Route:
     """One row of the table. ``operation`` is Azure's operation name (``GetKey``); ``kind`` the
     object kind for events and audit ("key", "secret", "vault", ...); ``permission`` what the
-    authorization point must grant (None only for routes with ``Auth.NONE``)."""
+    authorization point must grant (None only for routes with ``Auth.NONE``); ``body_limit`` the
+    largest request body in bytes (None: ``BODY_LIMITS[auth]``)."""
 
     method: str
     pattern: str
@@ -56,6 +77,12 @@ class Route:
     permission: Permission | AdminPermission | None
     kind: str
     auth: Auth = Auth.VAULT
+    body_limit: int | None = None
+
+    @property
+    def max_body(self) -> int:
+        """The request-body limit in bytes that applies to this route."""
+        return self.body_limit if self.body_limit is not None else BODY_LIMITS[self.auth]
 
 
 @dataclass(frozen=True)

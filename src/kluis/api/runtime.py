@@ -14,8 +14,9 @@ import uuid
 from typing import Any
 
 from kluis.addressing import DEFAULT_VAULT
-from kluis.config import DataDir, ServerSettings, write_private
-from kluis.crypto import KeyPool, Sealer, new_kek
+from kluis.config import DataDir, ServerSettings, StartupError, write_private
+from kluis.crypto import CryptoError, KeyPool, Sealer, new_kek
+from kluis.crypto.seal import KEK_SIZE
 from kluis.domain.authorization import AccessPolicyAuthorizer, Authorizer
 from kluis.domain.backup import BackupEnvelope, ObjectBackup
 from kluis.domain.clock import Clock
@@ -56,6 +57,19 @@ def schema_status(data_dir: DataDir) -> tuple[int, int]:
     if not data_dir.database.exists():
         raise FileNotFoundError(f"No database at {data_dir.database}; start `kluis serve` first.")
     return schema_version_of(data_dir.database), SCHEMA_VERSION
+
+
+KEK_CHECK_SETTING = "kek_fingerprint"  # the database's record of which KEK sealed it
+
+
+def kek_fingerprint(kek: bytes) -> str:
+    """A public check value of a KEK: 16 bytes of an HKDF sub-key, hex in colon-separated pairs.
+
+    It identifies the key without revealing it (HKDF is one-way) and is what kluis stores in the
+    database and names in its start-up errors.
+    """
+    digest = Sealer(kek).derive(b"kek-fingerprint")[:16].hex()
+    return ":".join(digest[i : i + 4] for i in range(0, len(digest), 4))
 
 
 class Runtime:
@@ -108,15 +122,51 @@ class Runtime:
 
     # -- first start ---------------------------------------------------------------------------
     def _kek(self, *, create: bool) -> bytes:
+        """The key-encryption key from ``kek.key``, checked against the fingerprint the database keeps.
+
+        A new KEK is written only for a database that holds nothing sealed yet: replacing the root
+        key silently would make every sealed row unreadable. Raises StartupError naming the file and
+        the expected fingerprint when the file is missing, malformed or not the database's key.
+        """
         path = self.data_dir.kek
+        with self.store.read() as tx:
+            expected = tx.get_setting(KEK_CHECK_SETTING)
+            sealed = tx.get_setting("token_signing_key")
         if not path.exists():
+            if expected is not None or sealed is not None:
+                known = f" with fingerprint {expected.decode()}" if expected is not None else ""
+                raise StartupError(
+                    f"The key-encryption key file {path} is missing, but the database {self.data_dir.database} "
+                    f"holds data sealed under a key{known}. Restore kek.key from your backup; kluis never "
+                    "creates a new one for a database that has sealed data."
+                )
             if not create:
-                raise FileNotFoundError(f"No key-encryption key at {path}; start `kluis serve` first.")
-            kek = new_kek()
+                raise StartupError(f"No key-encryption key at {path}; start `kluis serve` first.")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
-                f.write(kek)
-        return path.read_bytes()
+                f.write(new_kek())
+        kek = path.read_bytes()
+        if len(kek) != KEK_SIZE:
+            raise StartupError(f"The key-encryption key file {path} holds {len(kek)} bytes, not {KEK_SIZE}.")
+        found = kek_fingerprint(kek)
+        if expected is not None and expected.decode() != found:
+            raise StartupError(
+                f"The key-encryption key file {path} is not the key of the database {self.data_dir.database}: "
+                f"its fingerprint is {found}, the database expects {expected.decode()}. Restore the right kek.key."
+            )
+        if expected is None:
+            if sealed is not None:  # a database from before the check value: the sealed signing key decides
+                try:
+                    Sealer(kek).unseal(sealed, context=b"kluis/token-signing-key")
+                except CryptoError:
+                    raise StartupError(
+                        f"The key-encryption key file {path} (fingerprint {found}) cannot open the data sealed "
+                        f"in {self.data_dir.database}. Restore the right kek.key."
+                    ) from None
+            with self.store.write() as tx:
+                if tx.get_setting(KEK_CHECK_SETTING) is None:
+                    tx.put_setting(KEK_CHECK_SETTING, found.encode())
+        return kek
 
     def _setting(self, name: str, make: Any, create: bool) -> bytes:
         with self.store.read() as tx:

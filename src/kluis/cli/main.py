@@ -19,7 +19,7 @@ from kluis.cli.key_args import AzCommand
 from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
 from kluis.cli.secrets import secret_app
-from kluis.config import ServerSettings
+from kluis.config import ServerSettings, StartupError
 
 __all__ = ["app"]
 
@@ -91,6 +91,9 @@ def serve(
     key_pool: Annotated[
         int, typer.Option(envvar="KLUIS_KEY_POOL", help="Pre-generated RSA-2048 keys per worker (0: off).")
     ] = 16,
+    throttle_limit: Annotated[
+        int, typer.Option(envvar="KLUIS_THROTTLE_LIMIT", help="Requests per 10 s per vault before 429 (0: off).")
+    ] = 100_000,
 ) -> None:
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
     from kluis.cli.serve import serve as serve_forever
@@ -107,9 +110,13 @@ def serve(
         proxy_passthrough=proxy_passthrough,
         scheduler_interval=scheduler_interval,
         key_pool=key_pool,
+        throttle_limit=throttle_limit,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        run(serve_forever, data_dir_of(data_dir), settings, console)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run(serve_forever, data_dir_of(data_dir), settings, console)
+    except StartupError as e:  # a missing or wrong root key: one line naming the file and fingerprint
+        raise fail(str(e)) from None
 
 
 @app.command()

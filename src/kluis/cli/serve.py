@@ -29,7 +29,7 @@ from rich.console import Console
 from kluis.api.proxy import ProxyConfig, run_proxy_in_thread
 from kluis.api.runtime import Runtime
 from kluis.cli.client import CliError
-from kluis.config import DataDir, ServerSettings
+from kluis.config import DataDir, ServerSettings, granian_limits, raise_open_files_limit
 from kluis.identity.pki import TlsFiles, ca_fingerprint, default_server_names, ensure_tls, write_ca_bundle
 
 __all__ = ["check_port", "prepare", "serve", "tie_to_parent"]
@@ -143,6 +143,7 @@ def serve(data_dir: DataDir, settings: ServerSettings, console: Console) -> None
     from granian.constants import Interfaces
     from granian.server import Server
 
+    raise_open_files_limit()
     proxy_config = None
     if settings.proxy_port:
         proxy_config = ProxyConfig(
@@ -185,6 +186,7 @@ def serve(data_dir: DataDir, settings: ServerSettings, console: Console) -> None
             ssl_key=Path(tls.server_key),
             log_access=False,
             websockets=False,
+            **granian_limits(),  # type: ignore[arg-type]
         )
         try:
             server.serve(target_loader=_worker_app, wrap_loader=False)

@@ -277,8 +277,8 @@ class TokenVerifier:
         if not all(isinstance(v, str) and v for v in strings.values()):
             raise InvalidToken("malformed token")
         times = {k: payload[k] for k in ("exp", "nbf", "iat")}
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in times.values()):
-            raise InvalidToken("malformed token")
+        if not all(_is_time(v) for v in times.values()):
+            raise InvalidToken("malformed token: exp, nbf and iat must be seconds between 1970 and 9999")
         if strings["iss"] != self.issuer:
             raise InvalidToken("issuer mismatch")
         if strings["tid"] != self.tenant_id:
@@ -352,6 +352,17 @@ def _parse_key_bytes(data: bytes) -> object:
         except (ValueError, TypeError):
             pass
     raise ValueError("unrecognised key encoding")
+
+
+# The last second .NET's DateTime (and so Entra ID) can express: 9999-12-31T23:59:59Z.
+MAX_UNIX_TIME = 253402300799
+
+
+def _is_time(value: object) -> bool:
+    """A JSON number of epoch seconds in 0..MAX_UNIX_TIME (False for bool, NaN, infinities, huge ints)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value <= MAX_UNIX_TIME  # NaN compares False
 
 
 def _issuer_for(tenant_id: str) -> str:

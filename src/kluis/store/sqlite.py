@@ -424,6 +424,20 @@ class _ReadContext:
         return None
 
 
+def _private_files(path: str) -> None:
+    """Create the database file 0600 before SQLite opens it (SQLite gives its -wal and -shm files
+    the database file's mode), and tighten files an older kluis left readable by others."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path + "-wal", path + "-shm", path + ".writer-lock"):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 class SqliteStore:
     """Opens the database file, applies pending schema migrations, and hands out transactions."""
 
@@ -434,6 +448,7 @@ class SqliteStore:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        _private_files(self.path)
         self._lock_fd = os.open(self.path + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
         self.migrated_from, self.schema_version = migrate(self._conn())
 

@@ -67,9 +67,13 @@ def parse_policy(body: Any) -> RotationPolicy:
     for action in actions:
         if not isinstance(action, dict):
             raise BadParameter("Each lifetime action must be an object with trigger and action.")
-        kind_raw = (action.get("action") or {}).get("type")
+        action_body = action.get("action") or {}
+        if not isinstance(action_body, dict):
+            raise BadParameter("action must be an object with a type.")
+        kind_raw = action_body.get("type")
         if not isinstance(kind_raw, str) or kind_raw.lower() not in ("rotate", "notify"):
-            raise BadParameter(f"Lifetime action type must be Rotate or Notify, not {kind_raw!r}.")
+            shown = kind_raw if isinstance(kind_raw, str) and len(kind_raw) <= 40 else "<other>"
+            raise BadParameter(f"Lifetime action type must be Rotate or Notify, not {shown!r}.")
         kind = "Rotate" if kind_raw.lower() == "rotate" else "Notify"
         if kind in seen:
             raise BadParameter(f"A rotation policy can have only one {kind} action.")
@@ -81,26 +85,26 @@ def parse_policy(body: Any) -> RotationPolicy:
         before = trigger.get("timeBeforeExpiry")
         if (after is None) == (before is None):
             raise BadParameter("Each trigger needs exactly one of timeAfterCreate or timeBeforeExpiry.")
-        out_trigger: dict[str, str] = {}
+        out_trigger: dict[str, Any] = {}
         if after is not None:
             if kind != "Rotate":
                 raise BadParameter("timeAfterCreate applies only to the Rotate action.")
-            seconds = parse_duration(str(after))
+            seconds = parse_duration(after)
             if seconds < 7 * _DAY:
                 raise BadParameter("The rotation time must be at least 7 days after creation (P7D).")
             if policy.expiry_time is not None and policy.expiry_time - seconds < 7 * _DAY:
                 raise BadParameter("The rotation time must be at least 7 days before the expiry time.")
             policy.rotate_after_create = seconds
-            out_trigger["timeAfterCreate"] = str(after)
+            out_trigger["timeAfterCreate"] = after
         else:
-            seconds = parse_duration(str(before))
+            seconds = parse_duration(before)
             if seconds < 7 * _DAY:
                 raise BadParameter("timeBeforeExpiry must be at least 7 days (P7D).")
             if kind == "Rotate":
                 if policy.expiry_time is not None and policy.expiry_time - seconds < 7 * _DAY:
                     raise BadParameter("Rotation must happen at least 7 days after creation.")
                 policy.rotate_before_expiry = seconds
-            out_trigger["timeBeforeExpiry"] = str(before)
+            out_trigger["timeBeforeExpiry"] = before
         policy.document["lifetimeActions"].append({"trigger": out_trigger, "action": {"type": kind}})
     if "Notify" not in seen:  # Key Vault adds its default notification when the caller names none
         policy.document["lifetimeActions"].append(json.loads(json.dumps(DEFAULT_POLICY["lifetimeActions"][0])))
