@@ -6,16 +6,15 @@ caching the claims of tokens that already verified (keyed by a hash of the
 token); a cache hit still re-checks the time window and the audience, so the
 cache can only save work, never widen what is accepted.
 
-Verification is implemented directly on top of ``cryptography`` instead of a
-general JWT library: kluis only ever issues one shape of token (ES256, known
-``kid``), so anything else (``alg: none``, HMAC algorithms, ``crit`` or ``b64``
-headers, JWE) is rejected up front rather than configured away.
+Tokens are issued with PyJWT. Verification is a short, strict check on top of
+``cryptography`` rather than a general JWT library's configurable one: kluis only
+ever issues one shape of token (ES256, known ``kid``), so anything else
+(``alg: none``, HMAC algorithms, ``crit`` or ``b64`` headers, JWE) is rejected up
+front rather than configured away.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -32,6 +31,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from kluis.crypto.encoding import b64url_decode, b64url_encode
+from kluis.crypto.errors import CryptoError
 
 __all__ = [
     "Claims",
@@ -306,8 +308,8 @@ def jwks(public_keys: Mapping[str, KeyLike]) -> dict[str, Any]:
             {
                 "kty": "EC",
                 "crv": "P-256",
-                "x": _b64encode(numbers.x.to_bytes(_COORD_BYTES, "big")),
-                "y": _b64encode(numbers.y.to_bytes(_COORD_BYTES, "big")),
+                "x": b64url_encode(numbers.x.to_bytes(_COORD_BYTES, "big")),
+                "y": b64url_encode(numbers.y.to_bytes(_COORD_BYTES, "big")),
                 "kid": kid,
                 "use": "sig",
                 "alg": ALGORITHM,
@@ -373,14 +375,10 @@ def _norm_audience(audience: str) -> str:
     return audience[:-1] if audience.endswith("/") else audience
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _b64decode(segment: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        return b64url_decode(segment)
+    except CryptoError:
         raise InvalidToken("malformed token") from None
 
 

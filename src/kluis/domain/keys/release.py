@@ -10,12 +10,11 @@ HTTP layer signs the result.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from kluis.crypto import CryptoError
+from kluis.crypto import CryptoError, b64url_decode
 from kluis.crypto.attestation import load_trusted_key, runtime_rsa_key, verify_attestation, wrap_for_release
 from kluis.domain.clock import Clock
 from kluis.domain.errors import BadParameter, Forbidden, NotFound
@@ -129,17 +128,14 @@ class KeyRelease:
         if not isinstance(target, str) or not target:
             raise BadParameter("The 'target' property (an attestation token) is required.")
         enc = enc or "CKM_RSA_AES_KEY_WRAP"
+        trusted = {k: [p.encode() for p in pems] for k, pems in self.authorities.all().items()}
         try:
-            claims = verify_attestation(
-                target,
-                {k: [p.encode() for p in pems] for k, pems in self.authorities.all().items()},
-                now=self._clock.now(),
-            )
-            data = view.release_policy.get("data") or ""
-            policy = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
+            claims = verify_attestation(target, trusted, now=self._clock.now())
         except CryptoError as e:
             raise BadParameter(e.message) from None
-        except ValueError:
+        try:
+            policy = json.loads(b64url_decode(view.release_policy.get("data") or ""))
+        except (CryptoError, ValueError):
             raise BadParameter("The key's release policy is not valid base64url JSON.") from None
         if not isinstance(policy, dict) or not policy_allows(policy, claims):
             raise Forbidden(
