@@ -154,7 +154,9 @@ class KluisApp:
         """Data plane: token, api-version, vault (in that order, as Azure answers)."""
         rt = self.runtime
         host = ctx.host
-        caller = authenticate(ctx.request.headers.get("authorization"), host, rt.verifier, rt.tenant_id, rt.clock.now())
+        caller = authenticate(
+            ctx.request.headers.get("authorization"), host, rt.verifier, rt.tenant_id, int(time.time())
+        )
         if isinstance(caller, Response):
             raise _Answer(caller)
         ctx.caller = caller
@@ -183,7 +185,7 @@ class KluisApp:
         )
         rt = self.runtime
         caller = authenticate(
-            ctx.request.headers.get("authorization"), mgmt_host, rt.verifier, rt.tenant_id, rt.clock.now()
+            ctx.request.headers.get("authorization"), mgmt_host, rt.verifier, rt.tenant_id, int(time.time())
         )
         if isinstance(caller, Response):
             raise _Answer(caller)

@@ -53,36 +53,28 @@ class Family:
 Fetch = Callable[[Lifecycle, RequestContext, int | None, str | None], Page[ObjectView]]
 
 
-async def _list(ctx: RequestContext, f: Family, fetch: Fetch, path: Callable[[str], str], versioned: bool) -> Response:
-    """One page: ``fetch(lifecycle, ctx, maxresults, $skiptoken)``; ``path(stored name)`` is the nextLink path."""
-    maxresults = ctx.query_int("maxresults")
-    page = fetch(f.lifecycle(ctx.runtime), ctx, maxresults, ctx.request.query_params.get("$skiptoken"))
-    items = [f.item(ctx.base, v, versioned) for v in page.items]
-    name = page.items[0].name if page.items else ctx.name  # ids use the stored casing, never the request's
-    return json_response(page_body(items, page, ctx.next_link(path(name), page, maxresults)))
+def _lister(f: Family, fetch: Fetch, path: Callable[[str], str], *, versioned: bool) -> Handler:
+    """A list handler: ``fetch(lifecycle, ctx, maxresults, $skiptoken)`` gives the page, ``path(stored
+    name)`` the nextLink's path (ids use the stored casing, never the request's)."""
+
+    async def handler(ctx: RequestContext) -> Response:
+        maxresults = ctx.query_int("maxresults")
+        page = fetch(f.lifecycle(ctx.runtime), ctx, maxresults, ctx.request.query_params.get("$skiptoken"))
+        items = [f.item(ctx.base, v, versioned) for v in page.items]
+        name = page.items[0].name if page.items else ctx.name
+        return json_response(page_body(items, page, ctx.next_link(path(name), page, maxresults)))
+
+    return handler
 
 
 def _handlers(f: Family) -> dict[str, Handler]:
-    async def list_objects(ctx: RequestContext) -> Response:
-        """Get<Kind>s, GET /<collection>: one versionless item per name."""
-        return await _list(
-            ctx, f, lambda life, c, m, t: life.list(c.vault, deleted=False, maxresults=m, token=t),
-            lambda _: f"/{f.collection}", versioned=False,
-        )  # fmt: skip
-
-    async def list_versions(ctx: RequestContext) -> Response:
-        """Get<Kind>Versions, GET /<collection>/{name}/versions: an empty page for a name that never existed."""
-        return await _list(
-            ctx, f, lambda life, c, m, t: life.list_versions(c.vault, c.name, maxresults=m, token=t),
-            lambda name: f"/{f.collection}/{name}/versions", versioned=True,
-        )  # fmt: skip
-
-    async def list_deleted(ctx: RequestContext) -> Response:
-        """GetDeleted<Kind>s, GET /deleted<collection>."""
-        return await _list(
-            ctx, f, lambda life, c, m, t: life.list(c.vault, deleted=True, maxresults=m, token=t),
-            lambda _: f"/{f.deleted_collection}", versioned=False,
-        )  # fmt: skip
+    # Get<Kind>s, Get<Kind>Versions (an empty page for a name that never existed), GetDeleted<Kind>s
+    list_objects = _lister(f, lambda life, c, m, t: life.list(c.vault, deleted=False, maxresults=m, token=t),
+                           lambda _: f"/{f.collection}", versioned=False)  # fmt: skip
+    list_versions = _lister(f, lambda life, c, m, t: life.list_versions(c.vault, c.name, maxresults=m, token=t),
+                            lambda name: f"/{f.collection}/{name}/versions", versioned=True)  # fmt: skip
+    list_deleted = _lister(f, lambda life, c, m, t: life.list(c.vault, deleted=True, maxresults=m, token=t),
+                           lambda _: f"/{f.deleted_collection}", versioned=False)  # fmt: skip
 
     async def get_deleted(ctx: RequestContext) -> Response:
         """GetDeleted<Kind>, GET /deleted<collection>/{name}."""

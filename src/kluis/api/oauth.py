@@ -23,6 +23,7 @@ from kluis.api.http import Request, Response
 from kluis.api.routes import Auth, Route
 from kluis.api.runtime import Runtime
 from kluis.api.throttle import SignInGuard
+from kluis.domain.model import PrincipalRecord
 from kluis.identity.secrets import check_secret
 from kluis.identity.tokens import Principal, audience_from_scope, jwks
 
@@ -156,14 +157,7 @@ async def _token(request: Request, runtime: Runtime, tenant: str, guard: SignInG
             f"Invalid client secret provided. Ensure the secret being sent in the request is the client "
             f"secret value, not the client secret ID, for a secret added to app '{client_id}'.",
         )
-    audience = audience_from_scope(scope)
-    token, expires_on = runtime.issuer.issue(
-        Principal(principal.object_id, principal.app_id, runtime.tenant_id, principal.display_name),
-        audience=audience,
-        lifetime=TOKEN_LIFETIME,
-        now=runtime.clock.now(),
-    )
-    expires_in = max(expires_on - runtime.clock.now(), 1)
+    token, audience, expires_on, expires_in = _issue(runtime, principal, scope)
     body: dict[str, Any] = {
         "token_type": "Bearer",
         "expires_in": expires_in,
@@ -173,6 +167,21 @@ async def _token(request: Request, runtime: Runtime, tenant: str, guard: SignInG
     if "resource" in form and "scope" not in form:  # v1 shape
         body.update({"expires_on": str(expires_on), "resource": audience})
     return json_response(body)
+
+
+def _issue(runtime: Runtime, principal: PrincipalRecord, scope: str) -> tuple[str, str, int, int]:
+    """An access token for ``principal`` and the audience ``scope`` names: (token, audience, expires_on,
+    expires_in). Tokens live on real time, not the server clock that ``kluis time set`` moves: time
+    travel is for object lifecycles, and a token a client cached must stay valid while it thinks so."""
+    audience = audience_from_scope(scope)
+    now = int(time.time())
+    token, expires_on = runtime.issuer.issue(
+        Principal(principal.object_id, principal.app_id, runtime.tenant_id, principal.display_name),
+        audience=audience,
+        lifetime=TOKEN_LIFETIME,
+        now=now,
+    )
+    return token, audience, expires_on, max(expires_on - now, 1)
 
 
 async def _managed_identity(request: Request, runtime: Runtime) -> Response:
@@ -198,18 +207,12 @@ async def _managed_identity(request: Request, runtime: Runtime) -> Response:
             {"statusCode": 400, "message": f"No managed identity with client_id '{wanted}' for this header."},
             400,
         )
-    audience = audience_from_scope(resource)
-    token, expires_on = runtime.issuer.issue(
-        Principal(principal.object_id, principal.app_id, runtime.tenant_id, principal.display_name),
-        audience=audience,
-        lifetime=TOKEN_LIFETIME,
-        now=runtime.clock.now(),
-    )
+    token, _, expires_on, expires_in = _issue(runtime, principal, resource)
     return json_response(
         {
             "access_token": token,
             "expires_on": str(expires_on),
-            "expires_in": str(max(expires_on - runtime.clock.now(), 1)),
+            "expires_in": str(expires_in),
             "resource": resource,
             "token_type": "Bearer",
             "client_id": principal.app_id,
