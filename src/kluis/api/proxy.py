@@ -229,32 +229,24 @@ class _Proxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head, rest = await asyncio.wait_for(_read_head(reader), HEAD_TIMEOUT)
+            method, target = _parse_request_line(head)
+            if method != "CONNECT":
+                await _respond(
+                    writer,
+                    405,
+                    "Method Not Allowed",
+                    "kluis proxy: only CONNECT is supported (use https:// URLs)",
+                    extra_headers=("Allow: CONNECT",),
+                )
+                return
+            host, port = _parse_authority(target)
         except TimeoutError:
             await _respond(writer, 408, "Request Timeout", "kluis proxy: timed out reading the request")
             return
-        except _BadRequest as exc:
+        except _BadRequest as exc:  # a malformed head, request line or authority
             await _respond(writer, 400, "Bad Request", f"kluis proxy: {exc}")
             return
         except (asyncio.IncompleteReadError, ConnectionError):
-            return
-        try:
-            method, target = _parse_request_line(head)
-        except _BadRequest as exc:
-            await _respond(writer, 400, "Bad Request", f"kluis proxy: {exc}")
-            return
-        if method != "CONNECT":
-            await _respond(
-                writer,
-                405,
-                "Method Not Allowed",
-                "kluis proxy: only CONNECT is supported (use https:// URLs)",
-                extra_headers=("Allow: CONNECT",),
-            )
-            return
-        try:
-            host, port = _parse_authority(target)
-        except _BadRequest as exc:
-            await _respond(writer, 400, "Bad Request", f"kluis proxy: {exc}")
             return
 
         if should_intercept(self.config, host):

@@ -76,6 +76,21 @@ class TlsFiles:
     server_key: Path
 
 
+def _key_usage(*, signs_data: bool, signs_certificates: bool) -> x509.KeyUsage:
+    """KeyUsage for a leaf (digital signature) or a CA (certificate and CRL signing); nothing else."""
+    return x509.KeyUsage(
+        digital_signature=signs_data,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def default_server_names(extra_hosts: Sequence[str] = (), domains: Sequence[str] = ()) -> list[str]:
     """The names the server certificate must cover.
 
@@ -337,17 +352,7 @@ def _create_ca(now: datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
         .not_valid_after(start + CA_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage(signs_data=False, signs_certificates=True),
             critical=True,
         )
         .add_extension(ski, critical=False)
@@ -425,17 +430,7 @@ def _issue_server(
         .not_valid_after(start + SERVER_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage(signs_data=True, signs_certificates=False),
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
