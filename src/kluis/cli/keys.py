@@ -11,10 +11,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 
@@ -123,18 +123,32 @@ def _algorithm(enum: type[E], value: str) -> E | str:
 
 
 @dataclass(frozen=True)
-class NewKeyFlags:
-    """What ``create`` and ``import`` both take besides the attributes: operations, exportability, release policy."""
+class ReleasePolicyFlags:
+    """``--policy`` and ``--immutable``: a key's release policy (``create``, ``import``, ``set-attributes``)."""
 
-    ops: OpsOpt = None
-    exportable: ExportableOpt = None
     policy: PolicyOpt = None
     immutable: ImmutableOpt = None
 
+    def release_policy(self) -> Any:
+        """The SDK's KeyReleasePolicy, or None when not given (see :func:`_release_policy_arg`)."""
+        return _release_policy_arg(self.policy, self.immutable)
+
+
+@dataclass(frozen=True)
+class NewKeyFlags:
+    """What ``create`` and ``import`` both take besides the key: operations, exportability, release policy."""
+
+    ops: OpsOpt = None
+    exportable: ExportableOpt = None
+    release: ReleasePolicyFlags = ReleasePolicyFlags()
+    attributes: NewAttributes = field(default_factory=NewAttributes)
+
     def sdk_kwargs(self) -> dict[str, Any]:
-        """``exportable`` and ``release_policy`` for the SDK; CliError for a malformed value."""
-        exportable = parse_bool(self.exportable, "--exportable")
-        return {"exportable": exportable, "release_policy": _release_policy_arg(self.policy, self.immutable)}
+        """The SDK keywords but the key operations: enabled, tags, dates, exportable, release_policy."""
+        return {
+            "enabled": not self.attributes.is_disabled(), **self.attributes.dated(),
+            "exportable": parse_bool(self.exportable, "--exportable"), "release_policy": self.release.release_policy(),
+        }  # fmt: skip
 
 
 @verbs.command("create", az_args=True)
@@ -146,13 +160,12 @@ def key_create(
     curve: Annotated[str | None, typer.Option("--curve", help="P-256, P-256K, P-384 or P-521.")] = None,
     protection: ProtectionOpt = None,
     key: NewKeyFlags,
-    attributes: NewAttributes,
 ) -> dict[str, Any]:
     """Create a key (or a new version of it)."""
     client, ref = target.connect()
     made = client.create_key(
         ref.named, _kty(kty, protection), size=size, curve=curve, key_operations=parse_ops(key.ops),
-        enabled=not attributes.is_disabled(), **attributes.dated(), **key.sdk_kwargs(),
+        **key.sdk_kwargs(),
     )  # fmt: skip
     return key_bundle(made)
 
@@ -168,7 +181,6 @@ def key_import(
     curve: Annotated[str | None, typer.Option("--curve", help="Accepted for az compatibility (BYOK only).")] = None,
     protection: ProtectionOpt = None,
     key: NewKeyFlags,
-    attributes: NewAttributes,
 ) -> dict[str, Any]:
     """Import an RSA or EC private key from a PEM file or string."""
     from azure.keyvault.keys import JsonWebKey
@@ -181,7 +193,7 @@ def key_import(
     imported = client.import_key(
         ref.named, JsonWebKey(key_ops=parse_ops(key.ops), **fields),
         hardware_protected=protection is Protection.hsm if protection else None,
-        enabled=not attributes.is_disabled(), **attributes.dated(), **key.sdk_kwargs(),
+        **key.sdk_kwargs(),
     )  # fmt: skip
     return key_bundle(imported)
 
@@ -190,16 +202,12 @@ lifecycle_verbs.by_name(
     verbs, "show", "Show a key (its public part) and its attributes.",
     lambda c, r: key_bundle(c.get_key(r.named, r.version)), address=Address.VERSION,
 )  # fmt: skip
-lifecycle_verbs.list_objects(
-    verbs, "List keys (versionless identifiers).",
-    lambda c, n: c.list_properties_of_keys(max_page_size=n), key_item,
-)  # fmt: skip
-lifecycle_verbs.list_versions(
-    verbs, "List a key's versions.",
-    lambda c, name, n: c.list_properties_of_key_versions(name, max_page_size=n), key_item,
-)  # fmt: skip
-lifecycle_verbs.list_deleted(
-    verbs, "List deleted (recoverable) keys.", lambda c, n: c.list_deleted_keys(max_page_size=n), key_item
+lifecycle_verbs.listings(
+    verbs,
+    key_item,
+    list_doc="List keys (versionless identifiers).",
+    versions_doc="List a key's versions.",
+    deleted_doc="List deleted (recoverable) keys.",
 )
 lifecycle_verbs.by_name(
     verbs, "show-deleted", "Show a deleted key.", lambda c, r: key_bundle(c.get_deleted_key(r.named))
@@ -213,14 +221,13 @@ def key_set_attributes(
     enabled: EnabledOpt = None,
     ops: OpsOpt = None,
     attributes: ChangedAttributes,
-    policy: PolicyOpt = None,
-    immutable: ImmutableOpt = None,
+    release: ReleasePolicyFlags,
 ) -> dict[str, Any]:
     """Change a key's attributes (not its material)."""
     client, ref = target.connect()
     key = client.update_key_properties(
         ref.named, ref.version, key_operations=parse_ops(ops), enabled=parse_bool(enabled, "--enabled"),
-        **attributes.dated(), release_policy=_release_policy_arg(policy, immutable),
+        **attributes.dated(), release_policy=release.release_policy(),
     )  # fmt: skip
     return key_bundle(key)
 
@@ -255,27 +262,41 @@ def _hex(data: bytes | None) -> str | None:
     return data.hex() if data else None
 
 
+@dataclass(frozen=True)
+class CipherFlags:
+    """``--algorithm``, ``--data-type``, ``--iv``, ``--aad``: what ``encrypt`` and ``decrypt`` share."""
+
+    algorithm: AlgorithmOpt
+    data_type: DataTypeOpt = DataType.base64
+    iv: IvOpt = None
+    aad: AadOpt = None
+
+    def apply(
+        self, target: Target[KeyClient], operation: Literal["encrypt", "decrypt"], data: bytes, **tag: Any
+    ) -> Any:
+        """``operation`` on ``data`` with the addressed key, ``--iv``/``--aad`` (hex) and ``tag`` passed on.
+
+        The flags are checked before connecting: CliError when ``--iv`` or ``--aad`` is not hexadecimal.
+        """
+        from azure.keyvault.keys.crypto import EncryptionAlgorithm
+
+        iv, aad = _unhex(self.iv, "--iv"), _unhex(self.aad, "--aad")
+        client, ref = target.connect()
+        call = getattr(_crypto(client, ref), operation)
+        return call(
+            _algorithm(EncryptionAlgorithm, self.algorithm), data, iv=iv, additional_authenticated_data=aad, **tag
+        )
+
+
 @verbs.command("encrypt", Address.VERSION)
 def key_encrypt(
     target: Target[KeyClient],
-    algorithm: AlgorithmOpt,
+    cipher: CipherFlags,
     value: Annotated[str, typer.Option("--value", help="The data to encrypt (see --data-type).")],
-    data_type: DataTypeOpt = DataType.base64,
-    iv: IvOpt = None,
-    aad: AadOpt = None,
 ) -> dict[str, Any]:
     """Encrypt with a key: prints kid, result (base64), algorithm, iv/tag/aad (hex)."""
-    from azure.keyvault.keys.crypto import EncryptionAlgorithm
-
-    plaintext = value.encode() if data_type is DataType.plaintext else _b64decode(value, "--value")
-    iv_bytes, aad_bytes = _unhex(iv, "--iv"), _unhex(aad, "--aad")
-    client, ref = target.connect()
-    res = _crypto(client, ref).encrypt(
-        _algorithm(EncryptionAlgorithm, algorithm),  # type: ignore[arg-type]
-        plaintext,
-        iv=iv_bytes,
-        additional_authenticated_data=aad_bytes,
-    )
+    plaintext = value.encode() if cipher.data_type is DataType.plaintext else _b64decode(value, "--value")
+    res = cipher.apply(target, "encrypt", plaintext)
     return {
         "aad": _hex(res.aad),
         "algorithm": plain(res.algorithm),
@@ -289,27 +310,14 @@ def key_encrypt(
 @verbs.command("decrypt", Address.VERSION)
 def key_decrypt(
     target: Target[KeyClient],
-    algorithm: AlgorithmOpt,
+    cipher: CipherFlags,
     value: Annotated[str, typer.Option("--value", help="The ciphertext, base64.")],
-    data_type: DataTypeOpt = DataType.base64,
-    iv: IvOpt = None,
-    aad: AadOpt = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Authentication tag, hex (AES-GCM).")] = None,
 ) -> dict[str, Any]:
     """Decrypt with a key: prints kid, result (base64, or text with --data-type plaintext), algorithm."""
-    from azure.keyvault.keys.crypto import EncryptionAlgorithm
-
     ciphertext = _b64decode(value, "--value")
-    iv_b, aad_b, tag_b = _unhex(iv, "--iv"), _unhex(aad, "--aad"), _unhex(tag, "--tag")
-    client, ref = target.connect()
-    res = _crypto(client, ref).decrypt(
-        _algorithm(EncryptionAlgorithm, algorithm),  # type: ignore[arg-type]
-        ciphertext,
-        iv=iv_b,
-        authentication_tag=tag_b,
-        additional_authenticated_data=aad_b,
-    )
-    if data_type is DataType.plaintext:
+    res = cipher.apply(target, "decrypt", ciphertext, authentication_tag=_unhex(tag, "--tag"))
+    if cipher.data_type is DataType.plaintext:
         try:
             result = res.plaintext.decode("utf-8")
         except UnicodeDecodeError:

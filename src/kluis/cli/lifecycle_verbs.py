@@ -1,8 +1,9 @@
 """The verbs every object kind has, each registered from the kind's SDK call and output shape.
 
 ``show``, ``show-deleted``, ``delete``, ``recover``, ``purge`` (:func:`by_name`), ``backup``,
-``restore``, ``list``, ``list-versions`` and ``list-deleted`` follow one pattern for keys and secrets:
-address the object (or the vault), make one SDK call, shape the result as az prints it.
+``restore``, ``list``, ``list-versions`` and ``list-deleted`` (:func:`listings`) follow one pattern
+for keys and secrets: address the object (or the vault), make one SDK call, shape the result as az
+prints it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from kluis.cli.key_args import parse_bool
 from kluis.cli.object_ref import ObjectRef
 from kluis.cli.verbs import Address, Target, Verbs
 
-__all__ = ["backup", "by_name", "limited", "list_deleted", "list_objects", "list_versions", "restore"]
+__all__ = ["backup", "by_name", "limited", "listings", "restore"]
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -72,36 +73,34 @@ def restore(verbs: Verbs[C], doc: str, call: Callable[[C, bytes], Any], shape: S
     verbs.command("restore", Address.VAULT)(fn)
 
 
-def list_objects(verbs: Verbs[C], doc: str, call: Callable[[C, int | None], Iterable[Any]], shape: Shape) -> None:
-    """Register ``list``: ``call(client, page size)``'s items, certificate-managed ones only with --include-managed."""
+def listings(verbs: Verbs[C], item: Shape, *, list_doc: str, versions_doc: str, deleted_doc: str) -> None:
+    """Register ``list``, ``list-versions`` and ``list-deleted``, each SDK item printed as ``item`` shapes it.
 
-    def fn(target: Target[C], maxresults: MaxResultsOpt = None, include_managed: IncludeManagedOpt = None) -> Any:
+    The SDK calls are found by the Azure SDK's naming, the same for every kind (for keys:
+    ``list_properties_of_keys``, ``list_properties_of_key_versions``, ``list_deleted_keys``), each
+    called with ``max_page_size=--maxresults``. ``list`` leaves out certificate-managed objects unless
+    ``--include-managed``.
+    """
+    noun = verbs.kind.noun
+
+    def list_all(target: Target[C], maxresults: MaxResultsOpt = None, include_managed: IncludeManagedOpt = None) -> Any:
         client, _ = target.connect()
         managed = bool(parse_bool(include_managed, "--include-managed"))
-        items = (p for p in call(client, maxresults) if managed or not p.managed)
-        return [shape(p) for p in limited(items, maxresults)]
+        found = getattr(client, f"list_properties_of_{noun}s")(max_page_size=maxresults)
+        return [item(p) for p in limited((p for p in found if managed or not p.managed), maxresults)]
 
-    fn.__doc__ = doc
-    verbs.command("list", Address.VAULT, az_args=True)(fn)
-
-
-def list_versions(verbs: Verbs[C], doc: str, call: Callable[[C, str, int | None], Iterable[Any]], shape: Shape) -> None:
-    """Register ``list-versions``: ``call(client, name, page size)``'s items."""
-
-    def fn(target: Target[C], maxresults: MaxResultsOpt = None) -> Any:
+    def list_versions(target: Target[C], maxresults: MaxResultsOpt = None) -> Any:
         client, ref = target.connect()
-        return [shape(p) for p in limited(call(client, ref.named, maxresults), maxresults)]
+        found = getattr(client, f"list_properties_of_{noun}_versions")(ref.named, max_page_size=maxresults)
+        return [item(p) for p in limited(found, maxresults)]
 
-    fn.__doc__ = doc
-    verbs.command("list-versions")(fn)
-
-
-def list_deleted(verbs: Verbs[C], doc: str, call: Callable[[C, int | None], Iterable[Any]], shape: Shape) -> None:
-    """Register ``list-deleted``: ``call(client, page size)``'s deleted objects."""
-
-    def fn(target: Target[C], maxresults: MaxResultsOpt = None) -> Any:
+    def list_deleted(target: Target[C], maxresults: MaxResultsOpt = None) -> Any:
         client, _ = target.connect()
-        return [shape(p) for p in limited(call(client, maxresults), maxresults)]
+        return [
+            item(p) for p in limited(getattr(client, f"list_deleted_{noun}s")(max_page_size=maxresults), maxresults)
+        ]
 
-    fn.__doc__ = doc
-    verbs.command("list-deleted", Address.VAULT)(fn)
+    list_all.__doc__, list_versions.__doc__, list_deleted.__doc__ = list_doc, versions_doc, deleted_doc
+    verbs.command("list", Address.VAULT, az_args=True)(list_all)
+    verbs.command("list-versions")(list_versions)
+    verbs.command("list-deleted", Address.VAULT)(list_deleted)

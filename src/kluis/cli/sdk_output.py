@@ -62,12 +62,12 @@ def summary(props: Any, attrs: dict[str, Any]) -> dict[str, Any]:
     return {"attributes": attrs, "managed": props.managed, "name": props.name, "tags": props.tags}
 
 
-def properties_of(item: Any, deleted_type: type) -> Any:
+def properties_of(item: Any, deleted_type: type[Any]) -> Any:
     """The properties of a list item: a ``Deleted*`` object carries them in ``.properties``, others are them."""
     return item.properties if isinstance(item, deleted_type) else item
 
 
-def with_deletion(obj: Any, deleted_type: type, out: dict[str, Any]) -> dict[str, Any]:
+def with_deletion(obj: Any, deleted_type: type[Any], out: dict[str, Any]) -> dict[str, Any]:
     """``out`` plus deletedDate/recoveryId/scheduledPurgeDate when ``obj`` is a ``deleted_type``."""
     if isinstance(obj, deleted_type):
         out["deletedDate"] = plain(obj.deleted_date)

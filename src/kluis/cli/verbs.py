@@ -25,7 +25,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import typer
 
 from kluis.cli.client import load_settings
-from kluis.cli.common import DataDirOpt, data_dir_of, run
+from kluis.cli.common import DataDirOpt, KluisCommand, data_dir_of, run
 from kluis.cli.key_args import AzCommand, parse_bool, parse_datetime, parse_tags
 from kluis.cli.object_ref import Kind, ObjectRef, resolve_ref
 from kluis.cli.output import Output
@@ -136,6 +136,28 @@ def _param(name: str, annotation: Any, default: Any = None) -> inspect.Parameter
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
+def _flags(group: type) -> list[inspect.Parameter]:
+    """A flag group's flags in field order, nested groups expanded in place; a required flag has no default."""
+    hints = typing.get_type_hints(group, include_extras=True)
+    flags: list[inspect.Parameter] = []
+    for f in dataclasses.fields(group):
+        if _is_group(hints[f.name]):
+            flags += _flags(hints[f.name])
+        else:
+            default = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+            flags.append(_param(f.name, hints[f.name], default))
+    return flags
+
+
+def _gather(group: type, values: dict[str, Any]) -> Any:
+    """The ``group`` instance made of the command's ``values`` (its flags are taken out of ``values``)."""
+    hints = typing.get_type_hints(group, include_extras=True)
+    fields = dataclasses.fields(group)
+    return group(
+        **{f.name: _gather(hints[f.name], values) if _is_group(hints[f.name]) else values.pop(f.name) for f in fields}
+    )
+
+
 def _own_parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:
     """``fn``'s parameters after the Target, their annotations evaluated in ``fn``'s module.
 
@@ -185,21 +207,14 @@ class Verbs(Generic[C]):
 
     def _layout(self, own: list[inspect.Parameter], address: Address, prints: bool) -> list[inspect.Parameter]:
         """The command's parameters in az's order (see the module doc), flag groups expanded."""
-        required, optional = [], []
-        for p in own:
-            if _is_group(p.annotation):
-                hints = typing.get_type_hints(p.annotation, include_extras=True)
-                optional += [_param(f.name, hints[f.name], f.default) for f in dataclasses.fields(p.annotation)]
-            else:
-                (required if p.default is p.empty else optional).append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+        flags = [q for p in own for q in (_flags(p.annotation) if _is_group(p.annotation) else [p])]
+        required = [_param(p.name, p.annotation, p.empty) for p in flags if p.default is p.empty]
+        optional = [
+            _param(p.name, self._own_help(p.name, p.annotation), p.default) for p in flags if p.default is not p.empty
+        ]
         shared = [self._shared[n] for n in address.value]
         tail = [self._shared[n] for n in (("data_dir", "output") if prints else ("data_dir",))]
-        return [
-            *required,
-            *shared,
-            *(p.replace(annotation=self._own_help(p.name, p.annotation)) for p in optional),
-            *tail,
-        ]
+        return [*required, *shared, *optional, *tail]
 
     def command(
         self, verb: str, address: Address = Address.OBJECT, *, prints: bool = True, az_args: bool = False
@@ -213,18 +228,18 @@ class Verbs(Generic[C]):
             def command(**values: Any) -> None:
                 output = values.pop("output", Output.json)
                 data_dir, vault_name, name = values.pop("data_dir"), values.pop("vault_name"), values.pop("name", None)
-                object_id = values.pop("object_id", None) or values.pop("vault_id", None)
+                object_id = values.pop("object_id", None) or values.pop("vault_id", None)  # a verb has one of them
                 target = Target(self.kind, self.sdk_client, data_dir, vault_name, name, object_id,
                                 values.pop("version", None), need_name=address is not Address.VAULT)  # fmt: skip
                 for pname, group in groups.items():
-                    values[pname] = group(**{f.name: values.pop(f.name) for f in dataclasses.fields(group)})
+                    values[pname] = _gather(group, values)
                 result = run(fn, target, **values)
                 if prints:
                     self.show(result, output)
 
             command.__signature__ = inspect.Signature(self._layout(own, address, prints))  # type: ignore[attr-defined]
             command.__doc__ = fn.__doc__
-            self.app.command(verb, **({"cls": AzCommand} if az_args else {}))(command)
+            self.app.command(verb, cls=AzCommand if az_args else KluisCommand)(command)
             return fn
 
         return register
