@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kluis.cli.client import CliError
-from kluis.cli.keys import Protection, _algorithm, _hex, _kty, _limited, _release_policy_arg, key_app
+from kluis.cli.keys import Protection, _algorithm, _hex, _kty, _release_policy_arg, key_app
 
 
 # -- the CLI surface without a server --------------------------------------------------------------
@@ -63,7 +63,5 @@ def test_algorithm_enum_when_known_else_the_string() -> None:
     assert _algorithm(EncryptionAlgorithm, "FUTURE-ALG") == "FUTURE-ALG"  # left for the server to judge
 
 
-def test_hex_and_limits() -> None:
+def test_hex() -> None:
     assert _hex(b"\x00\xff") == "00ff" and _hex(b"") is None and _hex(None) is None
-    assert _limited(iter(range(10)), 3) == [0, 1, 2]
-    assert _limited(iter(range(4)), None) == [0, 1, 2, 3]

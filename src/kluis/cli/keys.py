@@ -1,42 +1,39 @@
 """``kluis keyvault key``: az's data-plane key verbs, built on the official ``azure-keyvault-keys`` SDK.
 
 Every verb goes through :class:`~azure.keyvault.keys.KeyClient` (or the CryptographyClient it hands
-out), so the CLI dogfoods the same SDK path applications use. ``--vault-name NAME`` reaches
-``https://NAME.vault.azure.net`` through kluis's CONNECT proxy (``*.localhost`` does not resolve
-everywhere and the server certificate has no per-vault names); the administrator credential comes
-from the data dir. With the proxy off (``--proxy-port 0``) only the default vault is reachable, on
-``https://localhost:PORT``. Output is shaped like az's: camelCase keys, bytes as standard base64.
+out), so the CLI dogfoods the same SDK path applications use (``kluis.cli.sdk_client`` connects it).
+The verbs keys share with secrets come from ``kluis.cli.lifecycle_verbs``; the flags every verb takes
+from ``kluis.cli.verbs``. Output is shaped like az's: camelCase keys, bytes as standard base64.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 
-from kluis.cli.client import CliError, load_settings
-from kluis.cli.common import DataDirOpt, KluisTyper, OutputOpt, R, data_dir_of, run
+from kluis.cli import lifecycle_verbs
+from kluis.cli.client import CliError
+from kluis.cli.common import KluisTyper
 from kluis.cli.key_args import (
-    AzCommand,
     _b64decode,
     _load_json,
     _unhex,
     parse_bool,
-    parse_datetime,
     parse_ops,
     parse_rotation_policy,
-    parse_tags,
     pem_to_jwk,
 )
-from kluis.cli.key_client import KeyRef, connect, resolve_ref
-from kluis.cli.key_output import _value, key_bundle, key_item, rotation_policy_dict, show
-from kluis.cli.output import Output
+from kluis.cli.key_output import key_bundle, key_item, rotation_policy_dict, show
+from kluis.cli.object_ref import KEY, ObjectRef
+from kluis.cli.sdk_output import plain
+from kluis.cli.verbs import Address, ChangedAttributes, EnabledOpt, NewAttributes, Target, Verbs
 
 if TYPE_CHECKING:
     from azure.keyvault.keys import KeyClient
@@ -45,37 +42,28 @@ if TYPE_CHECKING:
 
 __all__ = ["key_app"]
 
-# -- the commands ----------------------------------------------------------------------------------
 key_app = KluisTyper(help="Keys in a vault (like `az keyvault key`).")
 rotation_app = KluisTyper(help="A key's rotation policy.")
 key_app.add_typer(rotation_app, name="rotation-policy")
 
-VaultOpt = Annotated[str | None, typer.Option("--vault-name", help="Name of the vault.", show_default=False)]
-NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Name of the key.", show_default=False)]
-IdOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--id",
-        help="Key identifier: https://NAME.vault.azure.net/keys/KEY, optionally /VERSION.",
-        show_default=False,
-    ),
-]
-VaultIdOpt = Annotated[
-    str | None, typer.Option("--id", help="Vault URL, e.g. https://NAME.vault.azure.net.", show_default=False)
-]
-VersionOpt = Annotated[str | None, typer.Option("--version", "-v", help="Key version (default: latest).")]
+
+def _key_client() -> Callable[..., KeyClient]:
+    from azure.keyvault.keys import KeyClient
+
+    return KeyClient
+
+
+_HELP = {"object_id": "Key identifier: https://NAME.vault.azure.net/keys/KEY, optionally /VERSION."}
+verbs = Verbs(key_app, KEY, _key_client, show, _HELP)
+rotation_verbs = Verbs(rotation_app, KEY, _key_client, show, _HELP)
+
 OpsOpt = Annotated[
     list[str] | None,
     typer.Option("--ops", help="Space-separated operations: encrypt decrypt sign verify wrapKey unwrapKey import."),
 ]
-TagsOpt = Annotated[list[str] | None, typer.Option("--tags", help='Space-separated tags: key[=value]; "" clears.')]
-NotBeforeOpt = Annotated[str | None, typer.Option("--not-before", help="Not usable before (UTC: Y-m-dTH:M:SZ).")]
-ExpiresOpt = Annotated[str | None, typer.Option("--expires", help="Expiry (UTC: Y-m-dTH:M:SZ).")]
 ExportableOpt = Annotated[str | None, typer.Option("--exportable", help="Whether the private key can be exported.")]
 PolicyOpt = Annotated[str | None, typer.Option("--policy", help="Release policy: JSON, or a file containing it.")]
 ImmutableOpt = Annotated[str | None, typer.Option("--immutable", help="Make the release policy immutable.")]
-DisabledOpt = Annotated[str | None, typer.Option("--disabled", help="Create the key disabled.")]
-MaxResultsOpt = Annotated[int | None, typer.Option("--maxresults", help="Maximum number of results.")]
 
 
 class Protection(StrEnum):
@@ -100,23 +88,7 @@ def _kty(value: str, protection: Protection | None) -> str:
     return kty
 
 
-def _client_for(
-    data_dir: Path | None,
-    vault_name: str | None,
-    name: str | None,
-    key_id: str | None,
-    version: str | None = None,
-    *,
-    need_name: bool = True,
-) -> tuple[KeyClient, KeyRef]:
-    d = data_dir_of(data_dir)
-    ref = resolve_ref(vault_name, name, key_id, version, need_name=need_name, domains=load_settings(d).domains)
-    return connect(d, ref), ref
-
-
-def _key_name(ref: KeyRef) -> str:
-    assert ref.name is not None
-    return ref.name
+ProtectionOpt = Annotated[Protection | None, typer.Option("--protection", "-p")]
 
 
 def _release_policy_arg(policy: str | None, immutable: str | None) -> Any:
@@ -134,8 +106,8 @@ def _release_policy_arg(policy: str | None, immutable: str | None) -> Any:
     )
 
 
-def _crypto(client: KeyClient, ref: KeyRef) -> CryptographyClient:
-    return client.get_cryptography_client(_key_name(ref), key_version=ref.version)
+def _crypto(client: KeyClient, ref: ObjectRef) -> CryptographyClient:
+    return client.get_cryptography_client(ref.named, key_version=ref.version)
 
 
 E = TypeVar("E", bound=Enum)
@@ -150,296 +122,132 @@ def _algorithm(enum: type[E], value: str) -> E | str:
         return value
 
 
-def _by_name(
-    app: typer.Typer, verb: str, doc: str, call: Callable[[KeyClient, str], Any], shape: Callable[[Any], Any]
-) -> None:
-    """Register ``verb``: address one key (--vault-name/--name or --id), ``call(client, key name)``, print ``shape``."""
+@dataclass(frozen=True)
+class ReleasePolicyFlags:
+    """``--policy`` and ``--immutable``: a key's release policy (``create``, ``import``, ``set-attributes``)."""
 
-    def command(
-        vault_name: VaultOpt = None,
-        name: NameOpt = None,
-        key_id: IdOpt = None,
-        data_dir: DataDirOpt = None,
-        output: OutputOpt = Output.json,
-    ) -> None:
-        def go() -> Any:
-            client, ref = _client_for(data_dir, vault_name, name, key_id)
-            return shape(call(client, _key_name(ref)))
+    policy: PolicyOpt = None
+    immutable: ImmutableOpt = None
 
-        show(run(go), output)
-
-    command.__doc__ = doc
-    app.command(verb)(command)
+    def release_policy(self) -> Any:
+        """The SDK's KeyReleasePolicy, or None when not given (see :func:`_release_policy_arg`)."""
+        return _release_policy_arg(self.policy, self.immutable)
 
 
-@key_app.command("create", cls=AzCommand)
+@dataclass(frozen=True)
+class NewKeyFlags:
+    """What ``create`` and ``import`` both take besides the key: operations, exportability, release policy."""
+
+    ops: OpsOpt = None
+    exportable: ExportableOpt = None
+    release: ReleasePolicyFlags = ReleasePolicyFlags()
+    attributes: NewAttributes = field(default_factory=NewAttributes)
+
+    def sdk_kwargs(self) -> dict[str, Any]:
+        """The SDK keywords but the key operations: enabled, tags, dates, exportable, release_policy."""
+        return {
+            "enabled": not self.attributes.is_disabled(), **self.attributes.dated(),
+            "exportable": parse_bool(self.exportable, "--exportable"), "release_policy": self.release.release_policy(),
+        }  # fmt: skip
+
+
+@verbs.command("create", az_args=True)
 def key_create(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
+    target: Target[KeyClient],
+    *,
     kty: Annotated[str, typer.Option("--kty", help="EC, EC-HSM, RSA, RSA-HSM, oct or oct-HSM.")] = "RSA",
     size: Annotated[int | None, typer.Option("--size", help="Key size in bits (RSA, oct).")] = None,
     curve: Annotated[str | None, typer.Option("--curve", help="P-256, P-256K, P-384 or P-521.")] = None,
-    protection: Annotated[Protection | None, typer.Option("--protection", "-p")] = None,
-    ops: OpsOpt = None,
-    exportable: ExportableOpt = None,
-    policy: PolicyOpt = None,
-    immutable: ImmutableOpt = None,
-    tags: TagsOpt = None,
-    disabled: DisabledOpt = None,
-    not_before: NotBeforeOpt = None,
-    expires: ExpiresOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+    protection: ProtectionOpt = None,
+    key: NewKeyFlags,
+) -> dict[str, Any]:
     """Create a key (or a new version of it)."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        key = client.create_key(
-            _key_name(ref),
-            _kty(kty, protection),
-            size=size,
-            curve=curve,
-            key_operations=parse_ops(ops),
-            enabled=not parse_bool(disabled, "--disabled"),
-            tags=parse_tags(tags),
-            not_before=parse_datetime(not_before),
-            expires_on=parse_datetime(expires),
-            exportable=parse_bool(exportable, "--exportable"),
-            release_policy=_release_policy_arg(policy, immutable),
-        )
-        return key_bundle(key)
-
-    show(run(go), output)
+    client, ref = target.connect()
+    made = client.create_key(
+        ref.named, _kty(kty, protection), size=size, curve=curve, key_operations=parse_ops(key.ops),
+        **key.sdk_kwargs(),
+    )  # fmt: skip
+    return key_bundle(made)
 
 
-@key_app.command("import", cls=AzCommand)
+@verbs.command("import", az_args=True)
 def key_import(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
+    target: Target[KeyClient],
+    *,
     pem_file: Annotated[Path | None, typer.Option("--pem-file", help="PEM file with the private key.")] = None,
     pem_string: Annotated[str | None, typer.Option("--pem-string", help="The PEM private key itself.")] = None,
     pem_password: Annotated[str | None, typer.Option("--pem-password", help="Password of an encrypted PEM.")] = None,
     kty: Annotated[str, typer.Option("--kty", help="Accepted for az compatibility (BYOK only).")] = "RSA",
     curve: Annotated[str | None, typer.Option("--curve", help="Accepted for az compatibility (BYOK only).")] = None,
-    protection: Annotated[Protection | None, typer.Option("--protection", "-p")] = None,
-    ops: OpsOpt = None,
-    exportable: ExportableOpt = None,
-    policy: PolicyOpt = None,
-    immutable: ImmutableOpt = None,
-    tags: TagsOpt = None,
-    disabled: DisabledOpt = None,
-    not_before: NotBeforeOpt = None,
-    expires: ExpiresOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+    protection: ProtectionOpt = None,
+    key: NewKeyFlags,
+) -> dict[str, Any]:
     """Import an RSA or EC private key from a PEM file or string."""
+    from azure.keyvault.keys import JsonWebKey
 
-    def go() -> dict[str, Any]:
-        from azure.keyvault.keys import JsonWebKey
-
-        if (pem_file is None) == (pem_string is None):
-            raise CliError("Give exactly one of --pem-file or --pem-string.")
-        pem = pem_file.expanduser().read_text() if pem_file is not None else pem_string or ""
-        fields = pem_to_jwk(pem, pem_password)
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        key = client.import_key(
-            _key_name(ref),
-            JsonWebKey(key_ops=parse_ops(ops), **fields),
-            hardware_protected=protection is Protection.hsm if protection else None,
-            enabled=not parse_bool(disabled, "--disabled"),
-            tags=parse_tags(tags),
-            not_before=parse_datetime(not_before),
-            expires_on=parse_datetime(expires),
-            exportable=parse_bool(exportable, "--exportable"),
-            release_policy=_release_policy_arg(policy, immutable),
-        )
-        return key_bundle(key)
-
-    show(run(go), output)
+    if (pem_file is None) == (pem_string is None):
+        raise CliError("Give exactly one of --pem-file or --pem-string.")
+    pem = pem_file.expanduser().read_text() if pem_file is not None else pem_string or ""
+    fields = pem_to_jwk(pem, pem_password)
+    client, ref = target.connect()
+    imported = client.import_key(
+        ref.named, JsonWebKey(key_ops=parse_ops(key.ops), **fields),
+        hardware_protected=protection is Protection.hsm if protection else None,
+        **key.sdk_kwargs(),
+    )  # fmt: skip
+    return key_bundle(imported)
 
 
-@key_app.command("show")
-def key_show(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    version: VersionOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Show a key (its public part) and its attributes."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id, version)
-        return key_bundle(client.get_key(_key_name(ref), ref.version))
-
-    show(run(go), output)
-
-
-def _limited(items: Iterable[R], maxresults: int | None) -> list[R]:
-    return list(islice(items, maxresults) if maxresults else items)
-
-
-@key_app.command("list", cls=AzCommand)
-def key_list(
-    vault_name: VaultOpt = None,
-    key_id: VaultIdOpt = None,
-    maxresults: MaxResultsOpt = None,
-    include_managed: Annotated[
-        str | None, typer.Option("--include-managed", help="Include keys managed by certificates.")
-    ] = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """List keys (versionless identifiers)."""
-
-    def go() -> list[dict[str, Any]]:
-        client, _ = _client_for(data_dir, vault_name, None, key_id, need_name=False)
-        managed = bool(parse_bool(include_managed, "--include-managed"))
-        items = (p for p in client.list_properties_of_keys(max_page_size=maxresults) if managed or not p.managed)
-        return [key_item(p) for p in _limited(items, maxresults)]
-
-    show(run(go), output)
-
-
-@key_app.command("list-versions")
-def key_list_versions(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    maxresults: MaxResultsOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """List a key's versions."""
-
-    def go() -> list[dict[str, Any]]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        items = client.list_properties_of_key_versions(_key_name(ref), max_page_size=maxresults)
-        return [key_item(p) for p in _limited(items, maxresults)]
-
-    show(run(go), output)
-
-
-@key_app.command("list-deleted")
-def key_list_deleted(
-    vault_name: VaultOpt = None,
-    key_id: VaultIdOpt = None,
-    maxresults: MaxResultsOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """List deleted (recoverable) keys."""
-
-    def go() -> list[dict[str, Any]]:
-        client, _ = _client_for(data_dir, vault_name, None, key_id, need_name=False)
-        return [key_item(k) for k in _limited(client.list_deleted_keys(max_page_size=maxresults), maxresults)]
-
-    show(run(go), output)
-
-
-_by_name(key_app, "show-deleted", "Show a deleted key.", lambda c, n: c.get_deleted_key(n), key_bundle)
-
-
-@key_app.command("set-attributes", cls=AzCommand)
-def key_set_attributes(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    version: VersionOpt = None,
-    enabled: Annotated[str | None, typer.Option("--enabled", help="true or false.")] = None,
-    ops: OpsOpt = None,
-    tags: TagsOpt = None,
-    not_before: NotBeforeOpt = None,
-    expires: ExpiresOpt = None,
-    policy: PolicyOpt = None,
-    immutable: ImmutableOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Change a key's attributes (not its material)."""
-
-    def go() -> dict[str, Any]:
-        client, ref = _client_for(data_dir, vault_name, name, key_id, version)
-        key = client.update_key_properties(
-            _key_name(ref),
-            ref.version,
-            key_operations=parse_ops(ops),
-            enabled=parse_bool(enabled, "--enabled"),
-            tags=parse_tags(tags),
-            not_before=parse_datetime(not_before),
-            expires_on=parse_datetime(expires),
-            release_policy=_release_policy_arg(policy, immutable),
-        )
-        return key_bundle(key)
-
-    show(run(go), output)
-
-
-_by_name(
-    key_app,
-    "delete",
-    "Delete a key (recoverable until purged).",
-    lambda c, n: c.begin_delete_key(n).result(),
-    key_bundle,
+lifecycle_verbs.by_name(
+    verbs, "show", "Show a key (its public part) and its attributes.",
+    lambda c, r: key_bundle(c.get_key(r.named, r.version)), address=Address.VERSION,
+)  # fmt: skip
+lifecycle_verbs.listings(
+    verbs,
+    key_item,
+    list_doc="List keys (versionless identifiers).",
+    versions_doc="List a key's versions.",
+    deleted_doc="List deleted (recoverable) keys.",
 )
-_by_name(key_app, "recover", "Recover a deleted key.", lambda c, n: c.begin_recover_deleted_key(n).result(), key_bundle)
+lifecycle_verbs.by_name(
+    verbs, "show-deleted", "Show a deleted key.", lambda c, r: key_bundle(c.get_deleted_key(r.named))
+)
 
 
-@key_app.command("purge")
-def key_purge(
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Permanently delete a deleted key."""
-
-    def go() -> None:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        client.purge_deleted_key(_key_name(ref))
-
-    run(go)
-
-
-@key_app.command("backup")
-def key_backup(
-    file: Annotated[Path, typer.Option("--file", "-f", help="Where to write the backup blob.")],
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Back up a key (all versions) to a file only a kluis/Key Vault can restore."""
-
-    def go() -> None:
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        blob = client.backup_key(_key_name(ref))
-        file.expanduser().write_bytes(blob)
-
-    run(go)
+@verbs.command("set-attributes", Address.VERSION, az_args=True)
+def key_set_attributes(
+    target: Target[KeyClient],
+    *,
+    enabled: EnabledOpt = None,
+    ops: OpsOpt = None,
+    attributes: ChangedAttributes,
+    release: ReleasePolicyFlags,
+) -> dict[str, Any]:
+    """Change a key's attributes (not its material)."""
+    client, ref = target.connect()
+    key = client.update_key_properties(
+        ref.named, ref.version, key_operations=parse_ops(ops), enabled=parse_bool(enabled, "--enabled"),
+        **attributes.dated(), release_policy=release.release_policy(),
+    )  # fmt: skip
+    return key_bundle(key)
 
 
-@key_app.command("restore")
-def key_restore(
-    file: Annotated[Path, typer.Option("--file", "-f", help="A blob written by `backup`.")],
-    vault_name: VaultOpt = None,
-    key_id: VaultIdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
-    """Restore a backed-up key into a vault."""
-
-    def go() -> dict[str, Any]:
-        blob = file.expanduser().read_bytes()
-        client, _ = _client_for(data_dir, vault_name, None, key_id, need_name=False)
-        return key_bundle(client.restore_key_backup(blob))
-
-    show(run(go), output)
+lifecycle_verbs.by_name(
+    verbs, "delete", "Delete a key (recoverable until purged).",
+    lambda c, r: key_bundle(c.begin_delete_key(r.named).result()),
+)  # fmt: skip
+lifecycle_verbs.by_name(
+    verbs, "recover", "Recover a deleted key.", lambda c, r: key_bundle(c.begin_recover_deleted_key(r.named).result())
+)
+lifecycle_verbs.by_name(
+    verbs, "purge", "Permanently delete a deleted key.", lambda c, r: c.purge_deleted_key(r.named), prints=False
+)
+lifecycle_verbs.backup(
+    verbs, "Back up a key (all versions) to a file only a kluis/Key Vault can restore.", lambda c, n: c.backup_key(n)
+)
+lifecycle_verbs.restore(
+    verbs, "Restore a backed-up key into a vault.", lambda c, blob: c.restore_key_backup(blob), key_bundle
+)
 
 
 AlgorithmOpt = Annotated[str, typer.Option("--algorithm", "-a", help="e.g. RSA-OAEP-256, A256GCM, ES256, PS256.")]
@@ -454,198 +262,143 @@ def _hex(data: bytes | None) -> str | None:
     return data.hex() if data else None
 
 
-@key_app.command("encrypt")
+@dataclass(frozen=True)
+class CipherFlags:
+    """``--algorithm``, ``--data-type``, ``--iv``, ``--aad``: what ``encrypt`` and ``decrypt`` share."""
+
+    algorithm: AlgorithmOpt
+    data_type: DataTypeOpt = DataType.base64
+    iv: IvOpt = None
+    aad: AadOpt = None
+
+    def apply(
+        self, target: Target[KeyClient], operation: Literal["encrypt", "decrypt"], data: bytes, **tag: Any
+    ) -> Any:
+        """``operation`` on ``data`` with the addressed key, ``--iv``/``--aad`` (hex) and ``tag`` passed on.
+
+        The flags are checked before connecting: CliError when ``--iv`` or ``--aad`` is not hexadecimal.
+        """
+        from azure.keyvault.keys.crypto import EncryptionAlgorithm
+
+        iv, aad = _unhex(self.iv, "--iv"), _unhex(self.aad, "--aad")
+        client, ref = target.connect()
+        call = getattr(_crypto(client, ref), operation)
+        return call(
+            _algorithm(EncryptionAlgorithm, self.algorithm), data, iv=iv, additional_authenticated_data=aad, **tag
+        )
+
+
+@verbs.command("encrypt", Address.VERSION)
 def key_encrypt(
-    algorithm: AlgorithmOpt,
+    target: Target[KeyClient],
+    cipher: CipherFlags,
     value: Annotated[str, typer.Option("--value", help="The data to encrypt (see --data-type).")],
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    version: VersionOpt = None,
-    data_type: DataTypeOpt = DataType.base64,
-    iv: IvOpt = None,
-    aad: AadOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+) -> dict[str, Any]:
     """Encrypt with a key: prints kid, result (base64), algorithm, iv/tag/aad (hex)."""
-
-    def go() -> dict[str, Any]:
-        from azure.keyvault.keys.crypto import EncryptionAlgorithm
-
-        plaintext = value.encode() if data_type is DataType.plaintext else _b64decode(value, "--value")
-        iv_bytes, aad_bytes = _unhex(iv, "--iv"), _unhex(aad, "--aad")
-        client, ref = _client_for(data_dir, vault_name, name, key_id, version)
-        res = _crypto(client, ref).encrypt(
-            _algorithm(EncryptionAlgorithm, algorithm),  # type: ignore[arg-type]
-            plaintext,
-            iv=iv_bytes,
-            additional_authenticated_data=aad_bytes,
-        )
-        return {
-            "aad": _hex(res.aad),
-            "algorithm": _value(res.algorithm),
-            "iv": _hex(res.iv),
-            "kid": res.key_id,
-            "result": base64.b64encode(res.ciphertext).decode(),
-            "tag": _hex(res.tag),
-        }
-
-    show(run(go), output)
+    plaintext = value.encode() if cipher.data_type is DataType.plaintext else _b64decode(value, "--value")
+    res = cipher.apply(target, "encrypt", plaintext)
+    return {
+        "aad": _hex(res.aad),
+        "algorithm": plain(res.algorithm),
+        "iv": _hex(res.iv),
+        "kid": res.key_id,
+        "result": base64.b64encode(res.ciphertext).decode(),
+        "tag": _hex(res.tag),
+    }
 
 
-@key_app.command("decrypt")
+@verbs.command("decrypt", Address.VERSION)
 def key_decrypt(
-    algorithm: AlgorithmOpt,
+    target: Target[KeyClient],
+    cipher: CipherFlags,
     value: Annotated[str, typer.Option("--value", help="The ciphertext, base64.")],
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    version: VersionOpt = None,
-    data_type: DataTypeOpt = DataType.base64,
-    iv: IvOpt = None,
-    aad: AadOpt = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Authentication tag, hex (AES-GCM).")] = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+) -> dict[str, Any]:
     """Decrypt with a key: prints kid, result (base64, or text with --data-type plaintext), algorithm."""
-
-    def go() -> dict[str, Any]:
-        from azure.keyvault.keys.crypto import EncryptionAlgorithm
-
-        ciphertext = _b64decode(value, "--value")
-        iv_b, aad_b, tag_b = _unhex(iv, "--iv"), _unhex(aad, "--aad"), _unhex(tag, "--tag")
-        client, ref = _client_for(data_dir, vault_name, name, key_id, version)
-        res = _crypto(client, ref).decrypt(
-            _algorithm(EncryptionAlgorithm, algorithm),  # type: ignore[arg-type]
-            ciphertext,
-            iv=iv_b,
-            authentication_tag=tag_b,
-            additional_authenticated_data=aad_b,
-        )
-        if data_type is DataType.plaintext:
-            try:
-                result = res.plaintext.decode("utf-8")
-            except UnicodeDecodeError:
-                raise CliError("The plaintext is not UTF-8 text; use --data-type base64.") from None
-        else:
-            result = base64.b64encode(res.plaintext).decode()
-        return {"algorithm": _value(res.algorithm), "kid": res.key_id, "result": result}
-
-    show(run(go), output)
+    ciphertext = _b64decode(value, "--value")
+    res = cipher.apply(target, "decrypt", ciphertext, authentication_tag=_unhex(tag, "--tag"))
+    if cipher.data_type is DataType.plaintext:
+        try:
+            result = res.plaintext.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CliError("The plaintext is not UTF-8 text; use --data-type base64.") from None
+    else:
+        result = base64.b64encode(res.plaintext).decode()
+    return {"algorithm": plain(res.algorithm), "kid": res.key_id, "result": result}
 
 
 DigestOpt = Annotated[str, typer.Option("--digest", help="The digest to sign/verify, base64.")]
 
 
-@key_app.command("sign")
-def key_sign(
-    algorithm: AlgorithmOpt,
-    digest: DigestOpt,
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    version: VersionOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+@verbs.command("sign", Address.VERSION)
+def key_sign(target: Target[KeyClient], algorithm: AlgorithmOpt, digest: DigestOpt) -> dict[str, Any]:
     """Sign a digest: prints keyId, signature (base64), algorithm."""
+    from azure.keyvault.keys.crypto import SignatureAlgorithm
 
-    def go() -> dict[str, Any]:
-        from azure.keyvault.keys.crypto import SignatureAlgorithm
-
-        digest_b = _b64decode(digest, "--digest")
-        client, ref = _client_for(data_dir, vault_name, name, key_id, version)
-        res = _crypto(client, ref).sign(_algorithm(SignatureAlgorithm, algorithm), digest_b)  # type: ignore[arg-type]
-        return {
-            "algorithm": _value(res.algorithm),
-            "keyId": res.key_id,
-            "signature": base64.b64encode(res.signature).decode(),
-        }
-
-    show(run(go), output)
+    digest_b = _b64decode(digest, "--digest")
+    client, ref = target.connect()
+    res = _crypto(client, ref).sign(_algorithm(SignatureAlgorithm, algorithm), digest_b)  # type: ignore[arg-type]
+    return {
+        "algorithm": plain(res.algorithm),
+        "keyId": res.key_id,
+        "signature": base64.b64encode(res.signature).decode(),
+    }
 
 
-@key_app.command("verify")
+@verbs.command("verify", Address.VERSION)
 def key_verify(
+    target: Target[KeyClient],
     algorithm: AlgorithmOpt,
     digest: DigestOpt,
     signature: Annotated[str, typer.Option("--signature", help="The signature, base64.")],
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    version: VersionOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+) -> dict[str, Any]:
     """Verify a signature: prints isValid (plus keyId and algorithm)."""
+    from azure.keyvault.keys.crypto import SignatureAlgorithm
 
-    def go() -> dict[str, Any]:
-        from azure.keyvault.keys.crypto import SignatureAlgorithm
-
-        digest_b, sig_b = _b64decode(digest, "--digest"), _b64decode(signature, "--signature")
-        client, ref = _client_for(data_dir, vault_name, name, key_id, version)
-        res = _crypto(client, ref).verify(_algorithm(SignatureAlgorithm, algorithm), digest_b, sig_b)  # type: ignore[arg-type]
-        return {"algorithm": _value(res.algorithm), "isValid": res.is_valid, "keyId": res.key_id}
-
-    show(run(go), output)
+    digest_b, sig_b = _b64decode(digest, "--digest"), _b64decode(signature, "--signature")
+    client, ref = target.connect()
+    res = _crypto(client, ref).verify(_algorithm(SignatureAlgorithm, algorithm), digest_b, sig_b)  # type: ignore[arg-type]
+    return {"algorithm": plain(res.algorithm), "isValid": res.is_valid, "keyId": res.key_id}
 
 
-_by_name(
-    key_app, "rotate", "Create a new version of a key now, as its rotation policy would.",
-    lambda c, n: c.rotate_key(n), key_bundle,
+lifecycle_verbs.by_name(
+    verbs, "rotate", "Create a new version of a key now, as its rotation policy would.",
+    lambda c, r: key_bundle(c.rotate_key(r.named)),
 )  # fmt: skip
 
 
-@key_app.command("random")
+@verbs.command("random", Address.VAULT)
 def key_random(
-    count: Annotated[int, typer.Option("--count", help="How many random bytes (1-128).")],
-    vault_name: VaultOpt = None,
-    key_id: VaultIdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+    target: Target[KeyClient], count: Annotated[int, typer.Option("--count", help="How many random bytes (1-128).")]
+) -> dict[str, Any]:
     """Random bytes from the vault, base64."""
-
-    def go() -> dict[str, Any]:
-        client, _ = _client_for(data_dir, vault_name, None, key_id, need_name=False)
-        return {"value": base64.b64encode(client.get_random_bytes(count)).decode()}
-
-    show(run(go), output)
+    client, _ = target.connect()
+    return {"value": base64.b64encode(client.get_random_bytes(count)).decode()}
 
 
-_by_name(
-    rotation_app, "show", "Show a key's rotation policy.",
-    lambda c, n: c.get_key_rotation_policy(n), rotation_policy_dict,
+lifecycle_verbs.by_name(
+    rotation_verbs, "show", "Show a key's rotation policy.",
+    lambda c, r: rotation_policy_dict(c.get_key_rotation_policy(r.named)),
 )  # fmt: skip
 
 
-@rotation_app.command("update")
+@rotation_verbs.command("update")
 def rotation_update(
+    target: Target[KeyClient],
     value: Annotated[str, typer.Option("--value", help="The policy: JSON, or a file containing it (az's shape).")],
-    vault_name: VaultOpt = None,
-    name: NameOpt = None,
-    key_id: IdOpt = None,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
-) -> None:
+) -> dict[str, Any]:
     """Set a key's rotation policy."""
+    from azure.keyvault.keys import KeyRotationLifetimeAction, KeyRotationPolicy
 
-    def go() -> dict[str, Any]:
-        from azure.keyvault.keys import KeyRotationLifetimeAction, KeyRotationPolicy
-
-        actions, expires_in = parse_rotation_policy(value)
-        client, ref = _client_for(data_dir, vault_name, name, key_id)
-        policy = KeyRotationPolicy(
-            lifetime_actions=[
-                KeyRotationLifetimeAction(
-                    a.action, time_after_create=a.time_after_create, time_before_expiry=a.time_before_expiry
-                )
-                for a in actions
-            ],
-            expires_in=expires_in,
-        )
-        return rotation_policy_dict(client.update_key_rotation_policy(_key_name(ref), policy))
-
-    show(run(go), output)
+    actions, expires_in = parse_rotation_policy(value)
+    client, ref = target.connect()
+    policy = KeyRotationPolicy(
+        lifetime_actions=[
+            KeyRotationLifetimeAction(
+                a.action, time_after_create=a.time_after_create, time_before_expiry=a.time_before_expiry
+            )
+            for a in actions
+        ],
+        expires_in=expires_in,
+    )
+    return rotation_policy_dict(client.update_key_rotation_policy(ref.named, policy))

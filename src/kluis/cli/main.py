@@ -46,6 +46,7 @@ ResourceGroupOpt = Annotated[str | None, typer.Option("--resource-group", "-g", 
 SpnOpt = Annotated[str | None, typer.Option("--spn", help="Service principal appId or display name.")]
 ObjectIdOpt = Annotated[str | None, typer.Option("--object-id", help="Service principal object id.")]
 SpIdOpt = Annotated[str, typer.Option("--id", help="Service principal appId or object id.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt (accepted for az compatibility).")]
 
 
 def _version(value: bool) -> None:
@@ -166,6 +167,28 @@ def exec(
         raise fail(f"command not found: {ctx.args[0]}", 127) from None
 
 
+# -- management verbs: one call to the management API, its answer printed --------------------------
+def _admin_verb(app: typer.Typer, verb: str, doc: str, method: str, path: str, *, field: str | None = None) -> None:
+    """Register ``verb``: ``method path`` as the administrator, print the answer (or its ``field``)."""
+
+    def command(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
+        answer = admin_call(data_dir, method, path)
+        emit(answer[field] if field else answer, output)
+
+    command.__doc__ = doc
+    app.command(verb)(command)
+
+
+def _named_admin_verb(app: typer.Typer, verb: str, doc: str, method: str, path: str) -> None:
+    """Register ``verb --name NAME``: ``method path`` (``{name}`` filled in), print the answer."""
+
+    def command(name: NameOpt, data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
+        emit(admin_call(data_dir, method, path.format(name=name)), output)
+
+    command.__doc__ = doc
+    app.command(verb)(command)
+
+
 # -- az group --------------------------------------------------------------------------------------
 @group_app.command("create")
 def group_create(
@@ -178,24 +201,13 @@ def group_create(
     emit(admin_call(data_dir, "PUT", f"/groups/{name}", {"location": location}), output)
 
 
-@group_app.command("list")
-def group_list(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
-    """List resource groups."""
-    emit(admin_call(data_dir, "GET", "/groups")["value"], output)
-
-
-@group_app.command("show")
-def group_show(name: NameOpt, data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
-    """Show a resource group."""
-    emit(admin_call(data_dir, "GET", f"/groups/{name}"), output)
+_admin_verb(group_app, "list", "List resource groups.", "GET", "/groups", field="value")
+_named_admin_verb(group_app, "show", "Show a resource group.", "GET", "/groups/{name}")
 
 
 @group_app.command("delete")
 def group_delete(
-    name: NameOpt,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt (accepted for az compatibility).")] = False,
-    data_dir: DataDirOpt = None,
-    output: OutputOpt = Output.json,
+    name: NameOpt, yes: YesOpt = False, data_dir: DataDirOpt = None, output: OutputOpt = Output.json
 ) -> None:
     """Delete a resource group and every vault in it."""
     emit(admin_call(data_dir, "DELETE", f"/groups/{name}"), output)
@@ -225,10 +237,7 @@ def keyvault_create(
     emit(admin_call(data_dir, "PUT", f"/vaults/{name}", body), output)
 
 
-@keyvault_app.command("show")
-def keyvault_show(name: NameOpt, data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
-    """Show a vault and its access policies."""
-    emit(admin_call(data_dir, "GET", f"/vaults/{name}"), output)
+_named_admin_verb(keyvault_app, "show", "Show a vault and its access policies.", "GET", "/vaults/{name}")
 
 
 @keyvault_app.command("list")
@@ -242,10 +251,7 @@ def keyvault_list(
     emit(admin_call(data_dir, "GET", "/vaults", **params)["value"], output)
 
 
-@keyvault_app.command("delete")
-def keyvault_delete(name: NameOpt, data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
-    """Delete a vault and all its keys."""
-    emit(admin_call(data_dir, "DELETE", f"/vaults/{name}"), output)
+_named_admin_verb(keyvault_app, "delete", "Delete a vault and all its keys.", "DELETE", "/vaults/{name}")
 
 
 def _perms(values: list[str] | None) -> list[str] | None:
@@ -329,10 +335,7 @@ def sp_create(
     emit({k: res[k] for k in ("appId", "displayName", "password", "tenant")}, output)
 
 
-@sp_app.command("list")
-def sp_list(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
-    """List service principals."""
-    emit(admin_call(data_dir, "GET", "/principals")["value"], output)
+_admin_verb(sp_app, "list", "List service principals.", "GET", "/principals", field="value")
 
 
 @sp_app.command("show")
@@ -348,10 +351,7 @@ def sp_delete(sp_id: SpIdOpt, data_dir: DataDirOpt = None) -> None:
 
 
 # -- kluis's own: the clock and housekeeping -------------------------------------------------------
-@time_app.command("show")
-def time_show(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
-    """Show the server's time and its offset from the wall clock."""
-    emit(admin_call(data_dir, "GET", "/time"), output)
+_admin_verb(time_app, "show", "Show the server's time and its offset from the wall clock.", "GET", "/time")
 
 
 @time_app.command("set")
@@ -364,7 +364,7 @@ def time_set(
     emit(admin_call(data_dir, "PUT", "/time", {"offsetSeconds": offset}), output)
 
 
-@app.command()
-def housekeeping(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
-    """Run the scheduler once now: purge expired deleted keys, rotate keys that are due."""
-    emit(admin_call(data_dir, "POST", "/housekeeping"), output)
+_admin_verb(
+    app, "housekeeping", "Run the scheduler once now: purge expired deleted keys, rotate keys that are due.",
+    "POST", "/housekeeping",
+)  # fmt: skip
