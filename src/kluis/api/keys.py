@@ -32,16 +32,7 @@ from kluis.identity.jws import sign_jws
 
 __all__ = ["KEYS", "ROUTES"]
 
-KEYS = Family(
-    title="Key",
-    kind="key",
-    collection="keys",
-    lifecycle=lambda rt: rt.keys.lifecycle,
-    backup=lambda rt: rt.key_backup,
-    bundle=key_bundle,
-    item=lambda base, view, versioned: key_item(base, view, versioned=versioned),
-    permissions=P,
-)
+KEYS = Family("Key", "key", "keys", key_bundle, key_item, P)
 
 
 async def create_key(ctx: RequestContext) -> Response:

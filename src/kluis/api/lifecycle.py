@@ -32,15 +32,13 @@ Item = Callable[[str, ObjectView, bool], dict[str, Any]]
 @dataclass(frozen=True)
 class Family:
     """What differs between kinds: ``title`` for operation names ("Key": GetKeys, DeleteKey ...),
-    ``kind`` ("key"), the collection ("keys") and its deleted twin ("deletedkeys"), where the runtime
-    keeps the kind's lifecycle and backup, how a version and a list item look on the wire, and the
+    ``kind`` ("key": the runtime's lifecycle and backup of that kind), the collection ("keys") and
+    its deleted twin ("deletedkeys"), how a version and a list item look on the wire, and the
     kind's permission enum."""
 
     title: str
     kind: str
     collection: str
-    lifecycle: Callable[[Runtime], Lifecycle]
-    backup: Callable[[Runtime], ObjectBackup]
     bundle: Bundle  # a version as GET answers it, without secret material
     item: Item  # (base, view, versioned) -> a list item
     permissions: type[KeyPermission] | type[SecretPermission]
@@ -48,6 +46,12 @@ class Family:
     @property
     def deleted_collection(self) -> str:
         return f"deleted{self.collection}"
+
+    def lifecycle(self, runtime: Runtime) -> Lifecycle:
+        return runtime.lifecycles[self.kind]
+
+    def backup(self, runtime: Runtime) -> ObjectBackup:
+        return runtime.backups[self.kind]
 
 
 Fetch = Callable[[Lifecycle, RequestContext, int | None, str | None], Page[ObjectView]]

@@ -111,6 +111,9 @@ class Runtime:
         )
         self.secrets = SecretService(self.store, self.sealer, self.clock)
         self.secret_backup = ObjectBackup(self.secrets.lifecycle, self.store, envelope)
+        # by kind ("key", "secret"): what the shared lifecycle handlers (kluis.api.lifecycle) reach
+        self.lifecycles = {"key": self.keys.lifecycle, "secret": self.secrets.lifecycle}
+        self.backups = {"key": self.key_backup, "secret": self.secret_backup}
         self.housekeeper = Housekeeping(
             self.store,
             self.clock,

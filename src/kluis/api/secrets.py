@@ -23,16 +23,7 @@ from kluis.domain.errors import BadParameter
 
 __all__ = ["ROUTES", "SECRETS"]
 
-SECRETS = Family(
-    title="Secret",
-    kind="secret",
-    collection="secrets",
-    lifecycle=lambda rt: rt.secrets.lifecycle,
-    backup=lambda rt: rt.secret_backup,
-    bundle=lambda base, view: secret_bundle(base, view),  # never the value outside set and get
-    item=lambda base, view, versioned: secret_item(base, view, versioned=versioned),
-    permissions=P,
-)
+SECRETS = Family("Secret", "secret", "secrets", secret_bundle, secret_item, P)  # bundles: no value
 
 
 async def set_secret(ctx: RequestContext) -> Response:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from kluis.crypto import CryptoError, b64url_decode, b64url_encode
 from kluis.domain.errors import BadParameter
 from kluis.domain.keys.service import check_key_tags, check_ops, check_release_policy
 from kluis.domain.secrets.service import check_content_type, check_secret_tags
-from kluis.domain.views import Changes, KeyChanges, ObjectView, Page, SecretChanges
+from kluis.domain.views import UNSET, Changes, KeyChanges, ObjectView, Page, SecretChanges, Unset
 
 __all__ = [
     "attribute_changes",
@@ -25,6 +26,9 @@ __all__ = [
     "secret_item",
     "str_field",
 ]
+
+
+T = TypeVar("T")
 
 
 def attributes(view: ObjectView) -> dict[str, Any]:
@@ -67,7 +71,7 @@ def key_bundle(base: str, view: ObjectView) -> dict[str, Any]:
     return body
 
 
-def key_item(base: str, view: ObjectView, *, versioned: bool) -> dict[str, Any]:
+def key_item(base: str, view: ObjectView, versioned: bool) -> dict[str, Any]:
     kid = f"{base}/keys/{view.name}" + (f"/{view.version}" if versioned else "")
     item: dict[str, Any] = {"kid": kid, "attributes": attributes(view)}
     if view.tags:
@@ -101,7 +105,7 @@ def secret_bundle(base: str, view: ObjectView, value: str | None = None) -> dict
     return _secret_common(base, view, body)
 
 
-def secret_item(base: str, view: ObjectView, *, versioned: bool) -> dict[str, Any]:
+def secret_item(base: str, view: ObjectView, versioned: bool) -> dict[str, Any]:
     """A SecretItem of a list answer: id, attributes, tags, contentType, managed; no value."""
     ident = f"{base}/secrets/{view.name}" + (f"/{view.version}" if versioned else "")
     item = _secret_common(base, view, {"id": ident, "attributes": attributes(view)})
@@ -181,13 +185,15 @@ def attribute_changes(body: dict[str, Any], changes: Changes) -> None:
         changes.exp = _int_or_none(attrs, "exp")
 
 
+def _given(body: dict[str, Any], name: str, check: Callable[[Any], T]) -> T | Unset:
+    """``check(body[name])``, or UNSET when the member is absent or null (PATCH semantics)."""
+    value = body.get(name)
+    return UNSET if value is None else check(value)
+
+
 def key_changes(body: dict[str, Any]) -> KeyChanges:
     """KeyChanges from a create/import/update body; absent fields stay UNSET (PATCH semantics)."""
-    changes = KeyChanges()
-    if body.get("key_ops") is not None:
-        changes.key_ops = check_ops(body["key_ops"])
-    if body.get("tags") is not None:
-        changes.tags = check_key_tags(body["tags"])
+    changes = KeyChanges(key_ops=_given(body, "key_ops", check_ops), tags=_given(body, "tags", check_key_tags))
     attribute_changes(body, changes)
     attrs = body.get("attributes")
     if isinstance(attrs, dict) and attrs.get("exportable") is not None:
@@ -201,10 +207,8 @@ def key_changes(body: dict[str, Any]) -> KeyChanges:
 
 def secret_changes(body: dict[str, Any]) -> SecretChanges:
     """SecretChanges from a set/update body; absent (or null) fields stay UNSET (PATCH semantics)."""
-    changes = SecretChanges()
-    if body.get("contentType") is not None:
-        changes.content_type = check_content_type(body["contentType"])
-    if body.get("tags") is not None:
-        changes.tags = check_secret_tags(body["tags"])
+    changes = SecretChanges(
+        content_type=_given(body, "contentType", check_content_type), tags=_given(body, "tags", check_secret_tags)
+    )
     attribute_changes(body, changes)
     return changes
