@@ -166,3 +166,27 @@ def test_reads_inside_a_write_see_uncommitted_changes(store: SqliteStore) -> Non
         tx.put_setting("y", b"1")
         with store.read() as inner:
             assert inner.get_setting("y") == b"1"
+
+
+def test_a_request_checks_freshness_once_and_still_sees_other_commits_next_request(tmp_path: Path) -> None:
+    a, b = SqliteStore(tmp_path / "k.db"), SqliteStore(tmp_path / "k.db")
+    with a.write() as tx:
+        tx.put_setting("x", b"1")
+    token = b.begin_request()
+    try:
+        with b.read() as tx:
+            assert tx.get_setting("x") == b"1"
+        with a.write() as tx:  # another connection commits in the middle of b's request
+            tx.put_setting("x", b"2")
+        with b.read() as tx:  # same request: its first check stands (a snapshot as of the request's start)
+            assert tx.get_setting("x") == b"1"
+        with b.write() as tx:  # but its own writes are seen at once
+            tx.put_setting("y", b"mine")
+        with b.read() as tx:
+            assert tx.get_setting("y") == b"mine" and tx.get_setting("x") == b"2"
+    finally:
+        b.end_request(token)
+    with a.write() as tx:
+        tx.put_setting("x", b"3")
+    with b.read() as tx:  # outside a request every read checks
+        assert tx.get_setting("x") == b"3"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -90,8 +89,9 @@ class KluisApp:
 
     async def respond(self, request: Request) -> Response:
         started = time.perf_counter()
-        ctx = RequestContext(self.runtime, request, self.hosts.resolve(request.authority), uuid.uuid4().hex)
+        ctx = RequestContext(self.runtime, request, self.hosts.resolve(request.authority), os.urandom(16).hex())
         ctx.sign_ins = self.sign_ins
+        reads = self.runtime.begin_request()
         try:
             route = await self._route(ctx)
             response = await route.handler(ctx) if route is not None else self._no_route(ctx)
@@ -109,6 +109,7 @@ class KluisApp:
             response = error_response(exc)
         finally:
             request.release()
+            self.runtime.end_request(reads)
         headers = response.headers
         headers["x-ms-request-id"] = ctx.request_id
         client_request_id = request.headers.get("x-ms-client-request-id")

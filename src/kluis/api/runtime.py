@@ -242,6 +242,13 @@ class Runtime:
             self.management.set_policy(vault.name, object_id, keys=["all"], secrets=["all"], certificates=["all"])
 
     # -- per request -------------------------------------------------------------------------
+    def begin_request(self) -> Any:
+        """Mark the start of one request's reads (they share one freshness check); see the store."""
+        return self.store.begin_request()
+
+    def end_request(self, token: Any) -> None:
+        self.store.end_request(token)
+
     def vault(self, name: str) -> VaultRecord:
         """The vault by name; read from the store each time so a deleted vault is gone everywhere."""
         return self.management.get_vault(name)

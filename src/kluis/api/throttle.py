@@ -22,6 +22,7 @@ slot is reused (its owner gets a full bucket again: throttling can only err on t
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import logging
 import math
@@ -59,6 +60,12 @@ def table_path(data_dir: Path, port: int, name: str) -> Path:
     return data_dir / f"throttle-{port}-{name}.bin"
 
 
+@functools.lru_cache(maxsize=4096)
+def _slot_hash(key: str) -> int:
+    """A stable 64-bit hash of a bucket key (never 0: 0 marks an empty slot); memoized, keys repeat."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+
+
 class SharedBuckets:
     """Token buckets keyed by string, in a file every worker maps. ``capacity`` tokens, refilled at
     ``rate`` per second. ``take`` returns 0.0 when a token was taken, else the seconds to wait."""
@@ -79,7 +86,7 @@ class SharedBuckets:
 
     def take(self, key: str, cost: float = 1.0, now: float | None = None, *, force: bool = False) -> float:
         moment = time.monotonic() if now is None else now
-        h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+        h = _slot_hash(key)
         start = h % _SLOTS
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
@@ -101,7 +108,7 @@ class SharedBuckets:
     def level(self, key: str, now: float | None = None) -> float:
         """Tokens left for ``key`` (``capacity`` for a key never seen), without taking one."""
         moment = time.monotonic() if now is None else now
-        h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+        h = _slot_hash(key)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             _, tokens, last = self._find(h, h % _SLOTS, moment, claim=False)

@@ -17,7 +17,7 @@ log = logging.getLogger("kluis.events")
 _access = logging.getLogger("kluis.access")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every request, and a frozen __init__ costs more
 class OperationEvent:
     """One completed operation. ``caller_*`` are empty for unauthenticated requests; ``vault`` is
     empty outside the data plane; ``object_name`` / ``version`` come from the route (may be empty);

@@ -8,7 +8,7 @@ kind (keys, secrets, ...) goes through the same object/version queries, keyed by
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from kluis.store.records import GroupRecord, ObjectRecord, PolicyRecord, PrincipalRecord, VaultRecord, VersionRecord
 
@@ -65,3 +65,8 @@ class Store(Protocol):
     def read(self) -> AbstractContextManager[Transaction]: ...
     def write(self) -> AbstractContextManager[Transaction]: ...
     def close(self) -> None: ...
+
+    # One request's reads may share one freshness check (a request sees data at least as fresh as
+    # its start, and its own writes at once); the token from begin_request goes to end_request.
+    def begin_request(self) -> Any: ...
+    def end_request(self, token: Any) -> None: ...

@@ -13,8 +13,9 @@ read-to-write upgrades, and ``busy_timeout`` stays as a backstop for other tools
 Reads go through a small per-connection cache of point lookups (vault, policy, object, version,
 setting). It is exact, not time-based: ``PRAGMA data_version`` changes whenever any *other*
 connection (another thread, worker process or tool) commits, and the cache is dropped then and
-after this connection's own commits. A read-mostly workload therefore costs one pragma per
-request instead of four queries, and a change anywhere is seen by the very next read.
+after this connection's own commits. Inside a request (``begin_request``) the pragma is checked
+once, by its first read; outside one, by every read. A read-mostly workload therefore costs one
+pragma per request instead of four queries, and a change anywhere is seen by the next request.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
 
@@ -355,6 +357,25 @@ class _ReadCache:
     def __init__(self) -> None:
         self.data_version: int | None = None
         self.entries: dict[tuple[Any, ...], Any] = {}
+        self.generation = 0  # bumped whenever the entries are dropped
+
+    def drop(self) -> None:
+        self.entries.clear()
+        self.generation += 1
+
+
+class _RequestScope:
+    """One request's reads: after its first check of ``PRAGMA data_version`` the later reads of the
+    same request reuse it, unless the cache was dropped since (another connection's commit seen by a
+    concurrent request, or a write). A request therefore reads data at least as fresh as its start."""
+
+    __slots__ = ("checked",)
+
+    def __init__(self) -> None:
+        self.checked: tuple[int, int] | None = None  # (id of the cache, its generation) when last checked
+
+
+_scope: ContextVar[_RequestScope | None] = ContextVar("kluis_sqlite_request_scope", default=None)
 
 
 class CachedReadTransaction(SqliteTransaction):
@@ -372,7 +393,7 @@ class CachedReadTransaction(SqliteTransaction):
         if hit is _MISSING:
             hit = load()
             if len(self._cache.entries) >= _CACHE_LIMIT:
-                self._cache.entries.clear()
+                self._cache.drop()
             self._cache.entries[key] = hit
         return _clone(hit)
 
@@ -477,11 +498,25 @@ class SqliteStore:
         if conn.in_transaction:  # inside this thread's write: read what it wrote, uncached
             return _ReadContext(SqliteTransaction(conn))
         cache = self._read_cache()
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != cache.data_version:
-            cache.entries.clear()
-            cache.data_version = version
+        scope = _scope.get()
+        mark = (id(cache), cache.generation)
+        if scope is None or scope.checked != mark:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != cache.data_version:
+                cache.drop()
+                cache.data_version = version
+            if scope is not None:
+                scope.checked = (id(cache), cache.generation)
         return _ReadContext(CachedReadTransaction(conn, cache))
+
+    @staticmethod
+    def begin_request() -> Token[_RequestScope | None]:
+        """Start one request's reads (see ``_RequestScope``); pass the token to ``end_request``."""
+        return _scope.set(_RequestScope())
+
+    @staticmethod
+    def end_request(token: Token[_RequestScope | None]) -> None:
+        _scope.reset(token)
 
     @contextmanager
     def write(self) -> Iterator[SqliteTransaction]:
@@ -500,7 +535,7 @@ class SqliteStore:
                     raise
                 finally:
                     # this connection's own commits do not move data_version: forget what it cached
-                    self._read_cache().entries.clear()
+                    self._read_cache().drop()
                 conn.execute("COMMIT")
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
