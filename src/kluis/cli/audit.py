@@ -17,8 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kluis.cli.client import AdminClient
-from kluis.cli.common import DataDirOpt, KluisTyper, OutputOpt, data_dir_of, fail, run
+from kluis.cli.common import DataDirOpt, KluisTyper, OutputOpt, admin_call, fail
 from kluis.cli.output import Output, emit
 
 __all__ = ["audit_app", "parse_time"]
@@ -61,11 +60,10 @@ def parse_time(text: str, now: float | None = None) -> int:
 
 
 def _records(data_dir: Path | None, params: dict[str, Any]) -> list[dict[str, Any]]:
-    client = AdminClient(data_dir_of(data_dir))
     out: list[dict[str, Any]] = []
     after = 0
     while True:
-        page = client.call("GET", "/audit", None, **params, after=after)
+        page = admin_call(data_dir, "GET", "/audit", None, **params, after=after)
         out.extend(page["value"])
         if page.get("next") is None:
             return out
@@ -97,7 +95,7 @@ def list_records(
     for name, value in (("vault", vault), ("caller", caller), ("operation", operation), ("status", status)):
         if value is not None:
             params[name] = value
-    records = run(_records, data_dir, params)
+    records = _records(data_dir, params)
     if output is Output.json:
         for r in records:
             print(json.dumps(r, separators=(",", ":")))
@@ -108,11 +106,7 @@ def list_records(
 @audit_app.command("verify")
 def verify(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """Recompute every record's MAC and chain link; exit 1 and name the first broken link if any."""
-
-    def call() -> Any:
-        return AdminClient(data_dir_of(data_dir)).call("POST", "/audit/verify")
-
-    report = run(call)
+    report = admin_call(data_dir, "POST", "/audit/verify")
     emit(report, output)
     if not report["ok"]:
         broken = report["firstBroken"]
