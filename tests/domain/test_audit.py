@@ -55,7 +55,14 @@ def test_a_record_holds_who_what_where_and_nothing_else(store: SqliteStore) -> N
     assert (r.time_ms, r.tenant_id, r.caller_object_id, r.caller_app_id, r.client_address) == (
         1_800_000_000_000, "t-1", "oid-1", "app-1", "10.0.0.7",
     )  # fmt: skip
-    assert (r.vault, r.operation, r.kind, r.object_name, r.version, r.status) == ("v1", "UpdateKey", "key", "k1", "abc", 200)
+    assert (r.vault, r.operation, r.kind, r.object_name, r.version, r.status) == (
+        "v1",
+        "UpdateKey",
+        "key",
+        "k1",
+        "abc",
+        200,
+    )
     assert r.request_id.startswith("req-UpdateKey") and r.duration_us == 1500
     assert (r.chain, r.seq, r.prev_hash, r.prev_time_ms) == (audit.chain, 0, "", 0)
     assert r.hash == record_mac(KEY, r) and len(r.hash) == 64
