@@ -61,6 +61,18 @@ class ServerSettings:
     # hosts); a vault's own answers carry its location. "local" is kluis's default location.
     region: str = "local"
     throttle_limit: int = 100_000  # requests per 10 s per vault on one node (0: off); Azure's are 1,000-4,000
+    # The audit log (kluis.domain.audit): on/off, retention by age (days, 0: none) and count (0: none),
+    # and the per-worker batching of records that need not be written before the answer.
+    audit: bool = True
+    audit_retention_days: int = 90
+    audit_retention_count: int = 0
+    audit_batch: int = 500  # records
+    audit_flush_ms: int = 200  # milliseconds
+    # Prometheus metrics (kluis.api.metrics) on a separate plain-HTTP listener (0: off).
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"  # "text" or "json" (one JSON object per line, with the request id)
+    access_log: bool = False  # one kluis.access line per request
 
     @property
     def url(self) -> str:
@@ -138,6 +150,16 @@ class DataDir:
     @property
     def ca_bundle(self) -> Path:
         return self.path / "ca-bundle.pem"
+
+    @property
+    def metrics(self) -> Path:
+        """Prometheus multiprocess files of the running server's processes (emptied on each start)."""
+        return self.path / "metrics"
+
+    @property
+    def serve_lock(self) -> Path:
+        """Held (shared flock) by every running ``kluis serve`` of this data dir; restore needs it free."""
+        return self.path / "serve.lock"
 
     def write_server(self, settings: ServerSettings) -> None:
         _write_private(self.server, json.dumps(asdict(settings), indent=2))

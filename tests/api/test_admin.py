@@ -111,7 +111,7 @@ def test_attestation_authorities(admin: Admin) -> None:
 
 
 def test_housekeeping(admin: Admin) -> None:
-    assert admin("POST", "/housekeeping") == {"purged": 0, "rotated": 0, "failed": 0}
+    assert admin("POST", "/housekeeping") == {"purged": 0, "rotated": 0, "failed": 0, "auditPruned": 0}
 
 
 def test_bodies_must_be_json_objects(admin: Admin, client: TestClient) -> None:
@@ -124,3 +124,35 @@ def test_only_the_administrator(client: TestClient, runtime: Runtime, admin: Adm
     sp = admin("POST", "/principals", {"displayName": "someone"}, status=201)
     r = client.get(f"{V1}/groups", headers=auth(runtime, MANAGEMENT_AUDIENCE, object_id=sp["objectId"]))
     assert r.status_code == 403 and r.json()["error"]["innererror"] == {"code": "AccessDenied"}
+
+
+def test_liveness_and_readiness_need_no_token(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ok", "checks": {"database": "ok", "kek": "ok"}}
+
+
+def test_readiness_fails_when_the_kek_on_disk_is_not_the_databases(client: TestClient, runtime: Runtime) -> None:
+    runtime.data_dir.kek.write_bytes(b"\x01" * 32)
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["checks"]["kek"] == "kek.key on disk is not the database's key"
+
+
+def test_audit_listing_and_verify(admin: Admin, client: TestClient, runtime: Runtime) -> None:
+    admin("PUT", "/groups/rg-audit", {"location": "local"})
+    admin("GET", "/groups/rg-audit")
+    page = admin("GET", "/audit", operation="CreateGroup")
+    (record,) = page["value"]
+    assert record["name"] == "rg-audit" and record["status"] == 200 and record["clientAddress"] == "testclient"
+    assert record["callerObjectId"] == runtime.admin_object_id() and record["requestId"]
+    assert record["time"].endswith("+00:00") and page["next"] is None
+    everything = admin("GET", "/audit", limit=1)
+    assert len(everything["value"]) == 1 and everything["next"] == everything["value"][0]["id"]
+    report = admin("POST", "/audit/verify")
+    assert report["ok"] and report["firstBroken"] is None and report["records"] >= 2
+    bad = client.get(V1 + "/audit", params={"status": "abc"}, headers=admin.headers)
+    assert bad.status_code == 400
+
+
+def test_audit_is_for_the_administrator_only(client: TestClient) -> None:
+    assert client.get(V1 + "/audit").status_code == 401

@@ -122,7 +122,7 @@ def test_create_for_rbac_reuses_a_name_like_az(kluis: InProcess) -> None:
 def test_time_and_housekeeping(kluis: InProcess) -> None:
     assert _run(kluis, "time", "set", "--offset", "60")["offsetSeconds"] == 60
     assert _run(kluis, "time", "show")["offsetSeconds"] == 60
-    assert _run(kluis, "housekeeping") == {"purged": 0, "rotated": 0, "failed": 0}
+    assert _run(kluis, "housekeeping") == {"purged": 0, "rotated": 0, "failed": 0, "auditPruned": 0}
 
 
 def test_env_prints_quoted_exports(kluis: InProcess) -> None:

@@ -38,3 +38,8 @@ def test_access_log_line_carries_the_request_id(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.INFO, logger="kluis.access"):
         access_log(event)
     assert caplog.messages == ["abc123 Sign 403 vault=v1 object=k/v9 app=- 4.2ms"]
+
+
+def test_an_event_carries_the_client_address_method_and_error_kind() -> None:
+    e = OperationEvent("r", "GetKey", "key", 200, 0.1, client_address="10.1.2.3", method="GET")
+    assert (e.client_address, e.method, e.error) == ("10.1.2.3", "GET", "")

@@ -8,6 +8,7 @@ The CLI's management verbs talk to this API, never to the database file.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from kluis.api.context import RequestContext
@@ -18,7 +19,7 @@ from kluis.api.runtime import Runtime
 from kluis.domain.authorization import AdminPermission
 from kluis.domain.errors import BadParameter
 from kluis.domain.management import DEFAULT_SKU
-from kluis.domain.model import GroupRecord, PolicyRecord, PrincipalRecord, VaultRecord
+from kluis.domain.model import AuditQuery, AuditRecord, GroupRecord, PolicyRecord, PrincipalRecord, VaultRecord
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
 
 __all__ = ["MANAGEMENT_AUDIENCES", "ROUTES"]
@@ -254,11 +255,101 @@ async def delete_authority(ctx: RequestContext) -> Response:
 
 async def housekeeping(ctx: RequestContext) -> Response:
     tick = ctx.runtime.housekeeping()
-    return json_response({"purged": tick.purged, "rotated": tick.acted, "failed": tick.failed})
+    pruned = ctx.runtime.prune_audit()
+    return json_response({"purged": tick.purged, "rotated": tick.acted, "failed": tick.failed, "auditPruned": pruned})
 
 
 async def health(ctx: RequestContext) -> Response:
     return json_response({"status": "ok", "tenant": ctx.runtime.tenant_id})
+
+
+async def liveness(ctx: RequestContext) -> Response:
+    """``/healthz``: the worker answers requests (nothing else is checked)."""
+    return json_response({"status": "ok"})
+
+
+async def readiness(ctx: RequestContext) -> Response:
+    """``/readyz``: 200 when the database answers and the KEK opens what it sealed, else 503 with the reasons."""
+    checks = ctx.runtime.readiness()
+    ready = all(v == "ok" for v in checks.values())
+    return json_response({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
+
+
+_AUDIT_LIMIT = 1000  # records per page of the audit listing
+
+
+def audit_json(r: AuditRecord) -> dict[str, Any]:
+    """One audit record for the management API: time as ISO 8601 (UTC, milliseconds) and Unix ms."""
+    return {
+        "id": r.id,
+        "time": datetime.fromtimestamp(r.time_ms / 1000, UTC).isoformat(timespec="milliseconds"),
+        "timeMs": r.time_ms,
+        "tenantId": r.tenant_id,
+        "callerObjectId": r.caller_object_id,
+        "callerAppId": r.caller_app_id,
+        "clientAddress": r.client_address,
+        "vault": r.vault,
+        "operation": r.operation,
+        "kind": r.kind,
+        "name": r.object_name,
+        "version": r.version,
+        "status": r.status,
+        "requestId": r.request_id,
+        "durationMs": r.duration_us / 1000,
+        "chain": r.chain,
+        "seq": r.seq,
+        "prevHash": r.prev_hash,
+        "hash": r.hash,
+    }
+
+
+def _int_param(ctx: RequestContext, name: str, low: int, high: int) -> int | None:
+    raw = ctx.request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.lstrip("-").isdigit() or len(raw) > 20 or not low <= int(raw) <= high:
+        raise BadParameter(f"'{name}' must be an integer between {low} and {high}.")
+    return int(raw)
+
+
+async def list_audit(ctx: RequestContext) -> Response:
+    """One page of audit records, oldest first. Query: ``since`` / ``until`` (Unix ms), ``vault``,
+    ``caller`` (object id or app id), ``operation``, ``status``, ``after`` (the last id seen), ``limit``
+    (1..1000). Answer: ``value`` and ``next`` (the ``after`` of the next page, or null)."""
+    q = ctx.request.query_params
+    if ctx.runtime.audit_log is not None:
+        ctx.runtime.audit_log.flush()  # this worker's buffered records are part of the answer
+    query = AuditQuery(
+        since_ms=_int_param(ctx, "since", 0, 1 << 53),
+        until_ms=_int_param(ctx, "until", 0, 1 << 53),
+        vault=q.get("vault", ""),
+        caller=q.get("caller", ""),
+        operation=q.get("operation", ""),
+        status=_int_param(ctx, "status", 100, 599),
+    )
+    limit = _int_param(ctx, "limit", 1, _AUDIT_LIMIT) or _AUDIT_LIMIT
+    records = ctx.runtime.audit.list(query, after_id=_int_param(ctx, "after", 0, 1 << 62) or 0, limit=limit)
+    more = len(records) == limit
+    return json_response({"value": [audit_json(r) for r in records], "next": records[-1].id if more else None})
+
+
+async def verify_audit(ctx: RequestContext) -> Response:
+    """Recompute every chain; ``ok``, counts, the retention cutoff and the first broken link (or null)."""
+    if ctx.runtime.audit_log is not None:
+        ctx.runtime.audit_log.flush()
+    report = ctx.runtime.audit.verify()
+    broken = report.broken
+    return json_response(
+        {
+            "ok": report.ok,
+            "records": report.records,
+            "chains": report.chains,
+            "prunedBeforeMs": report.pruned_before_ms,
+            "firstBroken": None
+            if broken is None
+            else {"id": broken.id, "chain": broken.chain, "seq": broken.seq, "reason": broken.reason},
+        }
+    )
 
 
 _V1 = "/_kluis/v1"
@@ -273,6 +364,8 @@ def _row(method: str, path: str, handler: Any, operation: str, kind: str) -> Rou
 # fmt: off
 ROUTES: list[Route] = [
     Route("GET", "/_kluis/health", health, "Health", None, "server", Auth.NONE),
+    Route("GET", "/healthz", liveness, "Liveness", None, "server", Auth.NONE),
+    Route("GET", "/readyz", readiness, "Readiness", None, "server", Auth.NONE),
     _row("GET", "/groups", list_groups, "ListGroups", "group"),
     _row("PUT", "/groups/{name}", create_group, "CreateGroup", "group"),
     _row("GET", "/groups/{name}", get_group, "GetGroup", "group"),
@@ -293,5 +386,7 @@ ROUTES: list[Route] = [
     _row("PUT", "/attestation", set_authority, "SetAttestationAuthority", "server"),
     _row("DELETE", "/attestation", delete_authority, "DeleteAttestationAuthority", "server"),
     _row("POST", "/housekeeping", housekeeping, "RunHousekeeping", "server"),
+    _row("GET", "/audit", list_audit, "ListAudit", "audit"),
+    _row("POST", "/audit/verify", verify_audit, "VerifyAudit", "audit"),
 ]
 # fmt: on

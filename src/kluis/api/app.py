@@ -23,6 +23,8 @@ from kluis.api.context import RequestContext
 from kluis.api.errors import HttpError, error_response
 from kluis.api.hosts import HostInfo, HostResolver
 from kluis.api.http import BodyRefused, ClientGone, Request, Response, asgi_headers
+from kluis.api.metrics import ENV as METRICS_ENV
+from kluis.api.metrics import Metrics
 from kluis.api.routes import Auth, Route
 from kluis.api.runtime import Runtime
 from kluis.api.table import NOT_YET, ROUTER
@@ -76,6 +78,12 @@ class KluisApp:
         self.sign_ins = SignInGuard(table_path(where, port, "sign-ins"))
         self.shedder = Shedder(SHED_AT)
         self.warnings = RateLimitedLog(log)
+        if runtime.settings.metrics_port and os.environ.get(METRICS_ENV):  # kluis serve --metrics-port
+            pool = runtime.pool
+            metrics = Metrics((lambda: pool.depth(2048)) if pool is not None else None)
+            runtime.events.subscribe(metrics)
+            if runtime.audit_log is not None:
+                runtime.audit_log.on_error = metrics.audit_error
 
     async def serve(self, request: Request) -> Response:
         """``respond``, unless this worker already runs ``SHED_AT`` requests: then 503 at once."""
@@ -105,7 +113,12 @@ class KluisApp:
         except VaultError as exc:
             response = error_response(exc)
         except Exception as exc:  # the one place where anything unexpected becomes a 500
-            log.exception("unhandled error in request %s (%s %s)", ctx.request_id, request.method, request.path)
+            log.exception(
+                "unhandled error in request %s (%s %s)", ctx.request_id, request.method, request.path,
+                extra={"request_id": ctx.request_id},
+            )  # fmt: skip
+            if isinstance(exc, self.runtime.database_errors):
+                ctx.error = "database"
             response = error_response(exc)
         finally:
             request.release()
@@ -212,6 +225,9 @@ class KluisApp:
             caller_object_id=caller.object_id if caller else "",
             caller_app_id=caller.app_id if caller else "",
             tenant_id=caller.tenant_id if caller else "",
+            client_address=ctx.request.client,
+            method=route.method,
+            error=ctx.error,
         )
         self.runtime.events.emit(event)
 

@@ -33,6 +33,7 @@ class RequestContext:
     api_version: str = ""
     route: Route | None = None
     sign_ins: SignInGuard | None = None  # the token endpoint's record of failed client authentications
+    error: str = ""  # "database" when the request failed because the database did (for metrics)
 
     @property
     def base(self) -> str:

@@ -8,15 +8,20 @@ and its credential file, and the default vault for bare ``localhost`` / IP addre
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import sqlite3
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from kluis.addressing import DEFAULT_VAULT
 from kluis.config import DataDir, ServerSettings, StartupError, write_private
 from kluis.crypto import CryptoError, KeyPool, Sealer, new_kek
 from kluis.crypto.seal import KEK_SIZE
+from kluis.domain.audit import AuditLog, AuditService
 from kluis.domain.authorization import AccessPolicyAuthorizer, Authorizer
 from kluis.domain.backup import BackupEnvelope, ObjectBackup
 from kluis.domain.clock import Clock
@@ -31,9 +36,26 @@ from kluis.domain.management import Management
 from kluis.domain.secrets.service import SecretService
 from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, new_object_id
 from kluis.identity.tokens import TokenIssuer, TokenVerifier, new_signing_key
-from kluis.store import SCHEMA_VERSION, ObjectRecord, PrincipalRecord, SqliteStore, VaultRecord, schema_version_of
+from kluis.store import (
+    SCHEMA_VERSION,
+    ObjectRecord,
+    PrincipalRecord,
+    SqliteStore,
+    VaultRecord,
+    copy_database,
+    read_setting,
+    schema_version_of,
+)
 
-__all__ = ["DEFAULT_GROUP", "DEFAULT_VAULT", "Runtime", "schema_status", "upgrade_database"]
+__all__ = [
+    "DEFAULT_GROUP",
+    "DEFAULT_VAULT",
+    "Runtime",
+    "backup_database",
+    "restore_database",
+    "schema_status",
+    "upgrade_database",
+]
 
 DEFAULT_GROUP = "kluis"
 
@@ -60,6 +82,78 @@ def schema_status(data_dir: DataDir) -> tuple[int, int]:
 
 
 KEK_CHECK_SETTING = "kek_fingerprint"  # the database's record of which KEK sealed it
+
+
+def backup_database(data_dir: DataDir, out: Path) -> dict[str, Any]:
+    """A consistent snapshot of the whole database at ``out`` (mode 0600), safe while kluis serves.
+
+    SQLite's online backup API copies the pages of one committed state (writers keep going; the
+    copy restarts past their commits). Sealed material stays sealed: the snapshot is as useless
+    without the same ``kek.key`` as the database itself. Returns the file, its size in bytes, its
+    schema version and the fingerprint of the KEK it needs. FileNotFoundError when there is no
+    database; FileExistsError when ``out`` exists.
+    """
+    if not data_dir.database.exists():
+        raise FileNotFoundError(f"No database at {data_dir.database}; start `kluis serve` first.")
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; choose another --out or remove it first.")
+    copy_database(data_dir.database, out)
+    return _describe_snapshot(out)
+
+
+def _describe_snapshot(path: Path) -> dict[str, Any]:
+    fingerprint = read_setting(path, KEK_CHECK_SETTING)
+    return {
+        "file": str(path),
+        "bytes": path.stat().st_size,
+        "schemaVersion": schema_version_of(path),
+        "kekFingerprint": fingerprint.decode() if fingerprint else None,
+    }
+
+
+def restore_database(data_dir: DataDir, snapshot: Path, *, force: bool = False) -> dict[str, Any]:
+    """Make ``snapshot`` (from :func:`backup_database`) the data dir's database.
+
+    Refuses (RuntimeError) while any ``kluis serve`` runs on the data dir (it holds ``serve.lock``),
+    when a database exists and ``force`` is false, when the snapshot is not a kluis database, and
+    when the data dir has a ``kek.key`` other than the one the snapshot was sealed with. Without a
+    ``kek.key`` the database is restored and the answer says which KEK (by fingerprint) to put
+    there before ``kluis serve``; kluis never creates a new KEK for it. Pending migrations run on the
+    next start (or ``kluis db upgrade``). Returns what was restored and ``kekPresent``.
+    """
+    if not snapshot.is_file():
+        raise FileNotFoundError(f"No snapshot at {snapshot}.")
+    try:
+        info = _describe_snapshot(snapshot)
+    except sqlite3.DatabaseError:
+        raise RuntimeError(f"{snapshot} is not a kluis database snapshot.") from None
+    if info["kekFingerprint"] is None:
+        raise RuntimeError(f"{snapshot} is not a kluis database snapshot (it names no key-encryption key).")
+    data_dir.ensure()
+    with open(data_dir.serve_lock, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"kluis serve is running on {data_dir.path}; stop it before restoring into this data dir."
+            ) from None
+        if data_dir.database.exists() and not force:
+            raise RuntimeError(f"{data_dir.database} exists; pass --force to replace it with the snapshot.")
+        kek_present = data_dir.kek.exists()
+        if kek_present:
+            found = kek_fingerprint(data_dir.kek.read_bytes())
+            if found != info["kekFingerprint"]:
+                raise RuntimeError(
+                    f"The key-encryption key {data_dir.kek} (fingerprint {found}) is not the key the snapshot was "
+                    f"sealed with ({info['kekFingerprint']}); put that kek.key there, or restore into another data dir."
+                )
+        staged = data_dir.database.with_name(data_dir.database.name + ".restore")
+        staged.unlink(missing_ok=True)
+        copy_database(snapshot, staged)
+        for suffix in ("-wal", "-shm"):  # the old database's journal must not be replayed onto the new one
+            Path(str(data_dir.database) + suffix).unlink(missing_ok=True)
+        os.replace(staged, data_dir.database)
+    return {**info, "file": str(data_dir.database), "from": str(snapshot), "kekPresent": kek_present}
 
 
 def kek_fingerprint(kek: bytes) -> str:
@@ -99,6 +193,15 @@ class Runtime:
         self.authorizer: Authorizer = AccessPolicyAuthorizer(self.store)
         self.events = EventBus()
         self.events.subscribe(access_log)
+        # The audit log: MACs under a KEK sub-key; a writer (own chain, lazily started thread) per process.
+        audit_key = self.sealer.derive(b"kluis/audit-chain")
+        self.audit = AuditService(self.store, audit_key)
+        self.audit_log: AuditLog | None = None
+        if settings.audit:
+            self.audit_log = AuditLog(
+                self.store, audit_key, batch=settings.audit_batch, interval=settings.audit_flush_ms / 1000
+            )
+            self.events.subscribe(self.audit_log)
         self.pool = KeyPool(sizes={2048: settings.key_pool}) if settings.key_pool > 0 else None
         self.keys = KeyService(self.store, self.sealer, self.clock, pool=self.pool)
         self.key_operations = KeyOperations(self.keys)
@@ -241,6 +344,9 @@ class Runtime:
         for vault in self.management.list_vaults():
             self.management.set_policy(vault.name, object_id, keys=["all"], secrets=["all"], certificates=["all"])
 
+    # what a request that fails on the database raises (metrics count them); a store adds its own
+    database_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
     # -- per request -------------------------------------------------------------------------
     def begin_request(self) -> Any:
         """Mark the start of one request's reads (they share one freshness check); see the store."""
@@ -261,6 +367,36 @@ class Runtime:
         vaults = {v.vault_id: v for v in self.management.list_vaults()}
         return self.housekeeper.tick(vaults)
 
+    def prune_audit(self, now_ms: int | None = None) -> int:
+        """Apply the audit retention settings (real time, not the lifecycle clock); records deleted."""
+        return self.audit.prune(
+            now_ms=time.time_ns() // 1_000_000 if now_ms is None else now_ms,
+            retention_days=self.settings.audit_retention_days,
+            keep=self.settings.audit_retention_count,
+        )
+
+    def readiness(self) -> dict[str, str]:
+        """What ``/readyz`` checks, each "ok" or why not: the database answers a query, and the KEK
+        still opens what it sealed (the sealed token-signing key)."""
+        checks = {"database": "ok", "kek": "ok"}
+        try:
+            with self.store.read() as tx:
+                sealed = tx.get_setting("token_signing_key")
+                expected = tx.get_setting(KEK_CHECK_SETTING)
+        except Exception as exc:
+            return {"database": f"unreachable: {type(exc).__name__}", "kek": "unknown"}
+        try:
+            if sealed is None:
+                checks["kek"] = "the database holds no sealed signing key"
+            else:
+                self.sealer.unseal(sealed, context=b"kluis/token-signing-key")
+            on_disk = self.data_dir.kek.read_bytes() if self.data_dir.kek.exists() else None
+            if expected is not None and on_disk is not None and kek_fingerprint(on_disk) != expected.decode():
+                checks["kek"] = "kek.key on disk is not the database's key"
+        except (CryptoError, OSError) as exc:
+            checks["kek"] = f"unusable: {type(exc).__name__}"
+        return checks
+
     def admin_object_id(self) -> str:
         with self.store.read() as tx:
             raw = tx.get_setting("admin_object_id")
@@ -269,4 +405,6 @@ class Runtime:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.stop()
+        if self.audit_log is not None:
+            self.audit_log.close()
         self.store.close()

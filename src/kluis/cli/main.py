@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 
 from kluis.cli.attestation import attestation_app
+from kluis.cli.audit import audit_app
+from kluis.cli.backup import backup, restore
 from kluis.cli.common import DataDirOpt, KluisTyper, NameOpt, OutputOpt, admin_call, data_dir_of, fail, run
 from kluis.cli.db import db_app
 from kluis.cli.environment import EnvFormat, build_env, render_env
@@ -38,6 +40,9 @@ ad_app.add_typer(sp_app, name="sp")
 app.add_typer(attestation_app, name="attestation")
 app.add_typer(time_app, name="time")
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 # The serve banner is for people: never wrapped, so a long path stays one line in a log.
 console = Console(stderr=True, soft_wrap=True)
@@ -95,6 +100,28 @@ def serve(
     throttle_limit: Annotated[
         int, typer.Option(envvar="KLUIS_THROTTLE_LIMIT", help="Requests per 10 s per vault before 429 (0: off).")
     ] = 100_000,
+    audit: Annotated[str, typer.Option("--audit", envvar="KLUIS_AUDIT", help="Audit log: on or off.")] = "on",
+    audit_retention_days: Annotated[
+        int, typer.Option(envvar="KLUIS_AUDIT_RETENTION_DAYS", help="Delete audit records older than this (0: never).")
+    ] = 90,
+    audit_retention_count: Annotated[
+        int, typer.Option(envvar="KLUIS_AUDIT_RETENTION_COUNT", help="Keep at most this many audit records (0: all).")
+    ] = 0,
+    audit_flush_ms: Annotated[
+        int, typer.Option(envvar="KLUIS_AUDIT_FLUSH_MS", help="Milliseconds between batched audit writes.")
+    ] = 200,
+    metrics_port: Annotated[
+        int, typer.Option(envvar="KLUIS_METRICS_PORT", help="Prometheus metrics port, plain HTTP (0: off).")
+    ] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="KLUIS_METRICS_HOST", help="Address of the metrics listener.")
+    ] = "127.0.0.1",
+    log_format: Annotated[
+        str, typer.Option(envvar="KLUIS_LOG_FORMAT", help="text, or json (one object per line, with request ids).")
+    ] = "text",
+    access_log: Annotated[
+        bool, typer.Option("--access-log", envvar="KLUIS_ACCESS_LOG", help="Log one line per request.")
+    ] = False,
 ) -> None:
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
     from kluis.cli.serve import serve as serve_forever
@@ -112,12 +139,28 @@ def serve(
         scheduler_interval=scheduler_interval,
         key_pool=key_pool,
         throttle_limit=throttle_limit,
+        audit=_on_off(audit, "--audit"),
+        audit_retention_days=audit_retention_days,
+        audit_retention_count=audit_retention_count,
+        audit_flush_ms=audit_flush_ms,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        log_format=log_format,
+        access_log=access_log,
     )
+    if log_format not in ("text", "json"):
+        raise fail(f"--log-format must be text or json, not {log_format!r}", 2)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             run(serve_forever, data_dir_of(data_dir), settings, console)
     except StartupError as e:  # a missing or wrong root key: one line naming the file and fingerprint
         raise fail(str(e)) from None
+
+
+def _on_off(value: str, flag: str) -> bool:
+    if value.lower() not in ("on", "off"):
+        raise fail(f"{flag} must be on or off, not {value!r}", 2)
+    return value.lower() == "on"
 
 
 @app.command()

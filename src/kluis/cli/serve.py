@@ -14,6 +14,7 @@ supervisor and end with it.
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -26,6 +27,8 @@ from typing import Any
 
 from rich.console import Console
 
+from kluis.api.logs import logging_config
+from kluis.api.metrics import prepare_directory, scheduler_run, serve_metrics
 from kluis.api.proxy import ProxyConfig, run_proxy_in_thread
 from kluis.api.runtime import Runtime
 from kluis.cli.client import CliError
@@ -131,8 +134,13 @@ def _scheduler(runtime: Runtime, interval: float, stop: threading.Event) -> None
             purged, rotated = tick.purged, tick.acted
             if purged or rotated:
                 log.info("housekeeping: purged %d, rotated %d key(s)", purged, rotated)
+            pruned = runtime.prune_audit()
+            if pruned:
+                log.info("audit retention: %d record(s) deleted", pruned)
+            scheduler_run(True, purged, rotated, tick.failed)
         except Exception:  # the scheduler must outlive one bad tick
             log.exception("housekeeping tick failed")
+            scheduler_run(False)
 
 
 _PROXY_HINT = " (0 turns the proxy off)"
@@ -157,11 +165,22 @@ def serve(data_dir: DataDir, settings: ServerSettings, console: Console) -> None
     check_port(settings.host, settings.port, "--port", "KLUIS_PORT")
     if proxy_config is not None:
         check_port(proxy_config.listen_host, settings.proxy_port, "--proxy-port", "KLUIS_PROXY_PORT", _PROXY_HINT)
+    if settings.metrics_port:
+        check_port(settings.metrics_host, settings.metrics_port, "--metrics-port", "KLUIS_METRICS_PORT")
+    log_config = logging_config(settings.log_format, access_log=settings.access_log)
+    data_dir.ensure()
+    # Held (shared) for the supervisor's life: `kluis restore` refuses while any server holds it.
+    serve_lock = open(data_dir.serve_lock, "a+")  # noqa: SIM115 - released when the process ends
+    fcntl.flock(serve_lock, fcntl.LOCK_SH)
     runtime, tls = prepare(data_dir, settings)
     runtime.store.close()
     os.environ["KLUIS_DATA_DIR"] = str(data_dir.path)
     os.environ[SUPERVISOR_PID_VAR] = str(os.getpid())
     proxy = None
+    metrics_server = None
+    if settings.metrics_port:  # before the workers start: they inherit the directory's variable
+        prepare_directory(data_dir.metrics)
+        metrics_server = serve_metrics(settings.metrics_host, settings.metrics_port, data_dir.metrics)
     stop = threading.Event()
     scheduler = Runtime(data_dir, ServerSettings(**{**settings.__dict__, "key_pool": 0}))
     try:
@@ -185,6 +204,7 @@ def serve(data_dir: DataDir, settings: ServerSettings, console: Console) -> None
             ssl_cert=Path(tls.server_cert),
             ssl_key=Path(tls.server_key),
             log_access=False,
+            log_dictconfig=log_config,
             websockets=False,
             **granian_limits(),  # type: ignore[arg-type]
         )
@@ -199,7 +219,10 @@ def serve(data_dir: DataDir, settings: ServerSettings, console: Console) -> None
         _reap_workers()
         if proxy is not None:
             proxy.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         scheduler.close()
+        serve_lock.close()
     console.print("kluis stopped; data kept in", str(data_dir.path))
 
 
@@ -212,4 +235,6 @@ def _banner(console: Console, data_dir: DataDir, settings: ServerSettings, tls: 
     console.print(f"data dir:  {data_dir.path}")
     console.print(f"CA file:   {tls.ca_cert}  (SHA-256 {ca_fingerprint(tls.ca_cert)[:23]}...)")
     console.print(f"tenant:    {tenant}")
+    if settings.metrics_port:
+        console.print(f"metrics:   http://{settings.metrics_host}:{settings.metrics_port}/metrics")
     console.print('Point an SDK at it:  eval "$(kluis env --vault-name NAME)"   or   kluis exec -- python app.py')

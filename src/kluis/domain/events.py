@@ -21,7 +21,9 @@ _access = logging.getLogger("kluis.access")
 class OperationEvent:
     """One completed operation. ``caller_*`` are empty for unauthenticated requests; ``vault`` is
     empty outside the data plane; ``object_name`` / ``version`` come from the route (may be empty);
-    ``duration`` is in seconds; ``status`` is the HTTP status answered."""
+    ``duration`` is in seconds; ``status`` is the HTTP status answered; ``client_address`` the peer's
+    IP (the proxy's for clients behind the CONNECT proxy); ``method`` the HTTP method; ``error`` is
+    ``"database"`` when the request failed because the database did, else empty."""
 
     request_id: str
     operation: str  # Azure's operation name, e.g. "GetKey"
@@ -35,6 +37,8 @@ class OperationEvent:
     caller_app_id: str = ""
     tenant_id: str = ""
     client_address: str = ""
+    method: str = ""
+    error: str = ""
 
 
 Subscriber = Callable[[OperationEvent], None]
@@ -69,4 +73,5 @@ def access_log(event: OperationEvent) -> None:
             f"/{event.version}" if event.version else "",
             event.caller_app_id or "-",
             event.duration * 1000,
+            extra={"request_id": event.request_id},
         )

@@ -4,6 +4,24 @@ They are the store's plain rows; the domain gives them meaning. Only the composi
 (``kluis.api.runtime``) may import ``kluis.store`` itself.
 """
 
-from kluis.store.records import GroupRecord, ObjectRecord, PolicyRecord, PrincipalRecord, VaultRecord, VersionRecord
+from kluis.store.records import (
+    AuditQuery,
+    AuditRecord,
+    GroupRecord,
+    ObjectRecord,
+    PolicyRecord,
+    PrincipalRecord,
+    VaultRecord,
+    VersionRecord,
+)
 
-__all__ = ["GroupRecord", "ObjectRecord", "PolicyRecord", "PrincipalRecord", "VaultRecord", "VersionRecord"]
+__all__ = [
+    "AuditQuery",
+    "AuditRecord",
+    "GroupRecord",
+    "ObjectRecord",
+    "PolicyRecord",
+    "PrincipalRecord",
+    "VaultRecord",
+    "VersionRecord",
+]

@@ -1,12 +1,23 @@
 """Persistence behind one small interface (``Store`` / ``Transaction``); SQLite is the default."""
 
 from kluis.store.base import Store, Transaction
-from kluis.store.records import GroupRecord, ObjectRecord, PolicyRecord, PrincipalRecord, VaultRecord, VersionRecord
-from kluis.store.sqlite import SqliteStore
+from kluis.store.records import (
+    AuditQuery,
+    AuditRecord,
+    GroupRecord,
+    ObjectRecord,
+    PolicyRecord,
+    PrincipalRecord,
+    VaultRecord,
+    VersionRecord,
+)
+from kluis.store.sqlite import SqliteStore, copy_database, read_setting
 from kluis.store.sqlite_schema import SCHEMA_VERSION, schema_version_of
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AuditQuery",
+    "AuditRecord",
     "GroupRecord",
     "ObjectRecord",
     "PolicyRecord",
@@ -16,5 +27,7 @@ __all__ = [
     "Transaction",
     "VaultRecord",
     "VersionRecord",
+    "copy_database",
+    "read_setting",
     "schema_version_of",
 ]

@@ -7,10 +7,20 @@ kind (keys, secrets, ...) goes through the same object/version queries, keyed by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from kluis.store.records import GroupRecord, ObjectRecord, PolicyRecord, PrincipalRecord, VaultRecord, VersionRecord
+from kluis.store.records import (
+    AuditQuery,
+    AuditRecord,
+    GroupRecord,
+    ObjectRecord,
+    PolicyRecord,
+    PrincipalRecord,
+    VaultRecord,
+    VersionRecord,
+)
 
 __all__ = ["Store", "Transaction"]
 
@@ -59,6 +69,15 @@ class Transaction(Protocol):
         self, vault_id: str, kind: str, name: str, *, after_seq: int | None, limit: int
     ) -> list[VersionRecord]: ...
     def count_versions(self, vault_id: str, kind: str, name: str) -> int: ...
+
+    # audit log (append-only; ``id`` ascends in insertion order). ``list_audit_records``: ids > after_id,
+    # ascending, at most ``limit``; ``audit_time_from_newest(n)``: time_ms of the record n places below the
+    # newest (0: the newest), None when there are not that many; ``delete_audit_records``: those with
+    # time_ms < before_ms, returning how many
+    def add_audit_records(self, records: Sequence[AuditRecord]) -> None: ...
+    def list_audit_records(self, query: AuditQuery, *, after_id: int, limit: int) -> list[AuditRecord]: ...
+    def audit_time_from_newest(self, offset: int) -> int | None: ...
+    def delete_audit_records(self, *, before_ms: int) -> int: ...
 
 
 class Store(Protocol):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AuditQuery",
+    "AuditRecord",
     "GroupRecord",
     "ObjectRecord",
     "PolicyRecord",
@@ -100,3 +102,50 @@ class VersionRecord:
     tags: dict[str, str]
     props: dict[str, Any]
     seq: int = 0
+
+
+@dataclass
+class AuditRecord:
+    """One audited operation, a link of a hash chain (``kluis.domain.audit`` gives the rules).
+
+    ``chain`` names the chain (one per writing process); ``seq`` counts from 0 within it; ``time_ms``
+    is Unix milliseconds (real time, never moved by ``kluis time set``); ``prev_hash`` / ``prev_time_ms``
+    repeat the previous link's ``hash`` / ``time_ms`` ("" / 0 for seq 0); ``hash`` is the link's MAC
+    (hex). ``status`` is the HTTP status answered; ``duration_us`` microseconds. ``id`` is assigned
+    by the store (ascending in insertion order; 0 before insertion). No key material, secret value
+    or token is ever a field.
+    """
+
+    chain: str
+    seq: int
+    time_ms: int
+    tenant_id: str
+    caller_object_id: str
+    caller_app_id: str
+    client_address: str
+    vault: str
+    operation: str
+    kind: str
+    object_name: str
+    version: str
+    status: int
+    request_id: str
+    duration_us: int
+    prev_hash: str
+    prev_time_ms: int
+    hash: str
+    id: int = 0
+
+
+@dataclass
+class AuditQuery:
+    """Filters for listing audit records; None / "" means no filter. Times are Unix milliseconds,
+    ``since_ms`` inclusive and ``until_ms`` exclusive; ``caller`` matches the caller's object id or
+    app id; ``status`` the exact HTTP status."""
+
+    since_ms: int | None = None
+    until_ms: int | None = None
+    vault: str = ""
+    caller: str = ""
+    operation: str = ""
+    status: int | None = None

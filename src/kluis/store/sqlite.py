@@ -24,7 +24,7 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from pathlib import Path
@@ -33,6 +33,8 @@ from typing import Any
 import orjson
 
 from kluis.store.records import (
+    AuditQuery,
+    AuditRecord,
     GroupRecord,
     ObjectRecord,
     PolicyRecord,
@@ -42,7 +44,7 @@ from kluis.store.records import (
 )
 from kluis.store.sqlite_schema import migrate
 
-__all__ = ["SqliteStore", "SqliteTransaction"]
+__all__ = ["SqliteStore", "SqliteTransaction", "copy_database", "read_setting"]
 
 _OBJECT_COLS = "vault_id, kind, name, latest_version, created, updated, deleted_at, scheduled_purge_at, policy, due_at"
 _VERSION_COLS = "vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, updated, tags, props, seq"
@@ -337,6 +339,60 @@ class SqliteTransaction:
         ).fetchone()
         return int(row[0])
 
+    # audit log ---------------------------------------------------------------------------
+    def add_audit_records(self, records: Sequence[AuditRecord]) -> None:
+        self._c.executemany(
+            f"INSERT INTO audit_log ({_AUDIT_COLS}) VALUES ({', '.join('?' * _AUDIT_FIELDS)})",
+            [
+                (
+                    r.chain, r.seq, r.time_ms, r.tenant_id, r.caller_object_id, r.caller_app_id, r.client_address,
+                    r.vault, r.operation, r.kind, r.object_name, r.version, r.status, r.request_id, r.duration_us,
+                    r.prev_hash, r.prev_time_ms, r.hash,
+                )
+                for r in records
+            ],
+        )  # fmt: skip
+
+    def list_audit_records(self, query: AuditQuery, *, after_id: int, limit: int) -> list[AuditRecord]:
+        where: list[str] = ["id > ?"]
+        args: list[object] = [after_id]
+        if query.since_ms is not None:
+            where.append("time_ms >= ?")
+            args.append(query.since_ms)
+        if query.until_ms is not None:
+            where.append("time_ms < ?")
+            args.append(query.until_ms)
+        if query.vault:
+            where.append("vault = ? COLLATE NOCASE")
+            args.append(query.vault)
+        if query.caller:
+            where.append("(caller_object_id = ? OR caller_app_id = ?)")
+            args += [query.caller, query.caller]
+        if query.operation:
+            where.append("operation = ? COLLATE NOCASE")
+            args.append(query.operation)
+        if query.status is not None:
+            where.append("status = ?")
+            args.append(query.status)
+        rows = self._c.execute(
+            f"SELECT {_AUDIT_COLS}, id FROM audit_log WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [AuditRecord(*r) for r in rows]
+
+    def audit_time_from_newest(self, offset: int) -> int | None:
+        row = self._c.execute("SELECT time_ms FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?", (offset,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def delete_audit_records(self, *, before_ms: int) -> int:
+        return int(self._c.execute("DELETE FROM audit_log WHERE time_ms < ?", (before_ms,)).rowcount)
+
+
+_AUDIT_COLS = (
+    "chain, seq, time_ms, tenant_id, caller_object_id, caller_app_id, client_address, vault, operation, kind, "
+    "object_name, version, status, request_id, duration_us, prev_hash, prev_time_ms, hash"
+)
+_AUDIT_FIELDS = _AUDIT_COLS.count(",") + 1
 
 _MISSING = object()
 
@@ -549,3 +605,30 @@ class SqliteStore:
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def copy_database(source: Path | str, target: Path | str) -> None:
+    """A consistent copy of the database ``source`` at ``target`` (created 0600), via SQLite's online
+    backup API: it copies one committed state while other connections keep reading and writing."""
+    _private_files(str(target))
+    src = sqlite3.connect(str(source), timeout=30)
+    try:
+        dst = sqlite3.connect(str(target))
+        try:
+            src.backup(dst)  # all pages in one step: one read snapshot, writers (WAL) are not blocked
+            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def read_setting(path: Path | str, name: str) -> bytes | None:
+    """One value of the ``settings`` table of the database file at ``path`` (read-only); None when absent.
+    sqlite3.DatabaseError when the file is not a database or has no settings table."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+    finally:
+        conn.close()

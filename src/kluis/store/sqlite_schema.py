@@ -78,7 +78,19 @@ _V3 = """
 ALTER TABLE vaults ADD COLUMN sku TEXT NOT NULL DEFAULT 'premium';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# The audit log: one row per operation, chained by HMAC per writing process (kluis.domain.audit).
+# ``id`` orders rows as inserted; the time index serves retention and time-range listings.
+_V4 = """
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, chain TEXT NOT NULL, seq INTEGER NOT NULL, time_ms INTEGER NOT NULL,
+    tenant_id TEXT NOT NULL, caller_object_id TEXT NOT NULL, caller_app_id TEXT NOT NULL,
+    client_address TEXT NOT NULL, vault TEXT NOT NULL, operation TEXT NOT NULL, kind TEXT NOT NULL,
+    object_name TEXT NOT NULL, version TEXT NOT NULL, status INTEGER NOT NULL, request_id TEXT NOT NULL,
+    duration_us INTEGER NOT NULL, prev_hash TEXT NOT NULL, prev_time_ms INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX audit_log_time ON audit_log (time_ms);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

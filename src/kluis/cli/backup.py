@@ -1,0 +1,52 @@
+"""``kluis backup --out FILE`` / ``kluis restore FILE``: the whole store as one file, and back.
+
+``backup`` takes a consistent snapshot of the database with SQLite's online backup API, while
+kluis serves. Everything sealed stays sealed, so the snapshot is useless without the same
+``kek.key``: keep a copy of that file apart from the snapshots (the output names its fingerprint).
+``restore`` puts a snapshot in place as a data dir's database; it refuses while a ``kluis serve``
+runs on that data dir, refuses to replace an existing database without ``--force``, and refuses a
+``kek.key`` that is not the snapshot's.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kluis.api.runtime import backup_database, restore_database
+from kluis.cli.common import DataDirOpt, OutputOpt, data_dir_of, fail, run
+from kluis.cli.output import Output, emit
+
+__all__ = ["backup", "restore"]
+
+
+def backup(
+    out: Annotated[Path, typer.Option("--out", help="The snapshot file to write (must not exist).")],
+    data_dir: DataDirOpt = None,
+    output: OutputOpt = Output.json,
+) -> None:
+    """Write a consistent snapshot of the whole store to FILE (safe while kluis serves)."""
+    emit(run(backup_database, data_dir_of(data_dir), out), output)
+
+
+def restore(
+    snapshot: Annotated[Path, typer.Argument(help="A file written by `kluis backup`.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace the data dir's existing database.")] = False,
+    data_dir: DataDirOpt = None,
+    output: OutputOpt = Output.json,
+) -> None:
+    """Restore a snapshot as the data dir's database (kluis serve must be stopped)."""
+    try:
+        info = run(restore_database, data_dir_of(data_dir), snapshot, force=force)
+    except RuntimeError as e:
+        raise fail(str(e)) from None
+    emit(info, output)
+    if not info["kekPresent"]:
+        print(
+            f"WARNING: {data_dir_of(data_dir).kek} is missing: put the kek.key with fingerprint "
+            f"{info['kekFingerprint']} there before `kluis serve`.",
+            file=sys.stderr,
+        )

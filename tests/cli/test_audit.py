@@ -1,0 +1,57 @@
+"""``kluis audit list`` / ``verify`` against the in-process server, and the time forms --since takes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from kluis.cli.audit import parse_time
+from kluis.cli.main import app
+from tests.cli.conftest import InProcess
+
+
+def test_parse_time_forms() -> None:
+    assert parse_time("1777000000") == 1_777_000_000_000
+    assert parse_time("2026-05-01T00:00:00Z") == parse_time("2026-05-01") == 1_777_593_600_000
+    assert parse_time("2026-05-01T02:00:00+02:00") == 1_777_593_600_000
+    assert parse_time("2h", now=10_000.0) == (10_000 - 7200) * 1000
+    assert parse_time("7d", now=1_000_000.0) == (1_000_000 - 7 * 86400) * 1000
+    with pytest.raises(ValueError, match="cannot read the time"):
+        parse_time("yesterday")
+
+
+def _cli(kluis: InProcess, *args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(app, [*args, "--data-dir", str(kluis.data_dir.path)])
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_list_exports_json_lines_with_filters(kluis: InProcess) -> None:
+    for name in ("rg-a", "rg-b"):
+        assert _cli(kluis, "group", "create", "-n", name)[0] == 0
+    code, out, _ = _cli(kluis, "audit", "list", "--operation", "CreateGroup", "--since", "1h", "-o", "json")
+    assert code == 0
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert [x["name"] for x in lines] == ["rg-a", "rg-b"] and all(x["status"] == 200 for x in lines)
+    code, out, _ = _cli(kluis, "audit", "list", "--operation", "CreateGroup", "--until", "2000-01-01", "-o", "json")
+    assert code == 0 and out == ""
+    code, out, _ = _cli(kluis, "audit", "list", "--operation", "CreateGroup", "-o", "table")
+    assert code == 0 and "CreateGroup" in out and "requestId" in out and "rg-b" in out
+    code, _, err = _cli(kluis, "audit", "list", "--since", "soon")
+    assert code == 2 and err.startswith("ERROR: cannot read the time")
+
+
+def test_verify_passes_then_names_the_tampered_record(kluis: InProcess) -> None:
+    _cli(kluis, "group", "create", "-n", "rg-a")
+    code, out, _ = _cli(kluis, "audit", "verify")
+    assert code == 0 and json.loads(out)["ok"] is True
+    conn = sqlite3.connect(kluis.data_dir.database)
+    (target,) = conn.execute("SELECT id FROM audit_log WHERE operation = 'CreateGroup'").fetchone()
+    conn.execute("UPDATE audit_log SET caller_app_id = 'someone-else' WHERE id = ?", (target,))
+    conn.commit()
+    conn.close()
+    code, out, err = _cli(kluis, "audit", "verify")
+    assert code == 1 and json.loads(out)["firstBroken"]["id"] == target
+    assert err.startswith(f"ERROR: audit chain broken at record {target} ") and "altered" in err

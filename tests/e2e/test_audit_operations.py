@@ -1,0 +1,171 @@
+"""Audit and operations against a real ``kluis serve``: audit records for SDK calls (and nothing secret in
+them), ``kluis audit verify`` finding a tampered row, health and readiness, a metrics scrape, JSON logs,
+backup while serving + restore into a new data dir that serves the same keys and secrets, and an
+acknowledged write's audit record surviving SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from azure.identity import ClientSecretCredential
+from azure.keyvault.keys import KeyClient
+from azure.keyvault.secrets import SecretClient
+
+from tests.e2e.server import KluisServer, free_port
+
+pytestmark = pytest.mark.slow
+
+SECRET_VALUE = "s3cr3t-value-that-must-never-reach-the-audit-log"
+
+
+def _clients(server: KluisServer) -> tuple[KeyClient, SecretClient, ClientSecretCredential]:
+    admin = server.admin()
+    cred = ClientSecretCredential(
+        "adfs", admin["appId"], admin["password"], authority=server.url, connection_verify=server.ca
+    )
+    keys = KeyClient(server.url, cred, verify_challenge_resource=False, connection_verify=server.ca)
+    secrets = SecretClient(server.url, cred, verify_challenge_resource=False, connection_verify=server.ca)
+    return keys, secrets, cred
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KluisServer, int]]:
+    metrics_port = free_port()
+    server = KluisServer(
+        tmp_path_factory.mktemp("audit") / "data",
+        extra_args=["--workers", "2", "--key-pool", "0", "--metrics-port", str(metrics_port),
+                    "--audit-flush-ms", "100", "--log-format", "json", "--access-log"],
+    ).start()  # fmt: skip
+    yield server, metrics_port
+    server.stop()
+
+
+def _audit(server: KluisServer, *args: str) -> list[dict[str, Any]]:
+    out = server.cli("audit", "list", *args, "-o", "json").stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _wait_for(fetch: Callable[[], list[dict[str, Any]]], count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = fetch()
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_sdk_calls_are_audited_with_caller_and_no_secrets(served: tuple[KluisServer, int]) -> None:
+    server, _ = served
+    keys, secrets, cred = _clients(server)
+    with keys, secrets:
+        keys.create_ec_key("audited-key", curve="P-256")
+        keys.get_key("audited-key")
+        secrets.set_secret("audited-secret", SECRET_VALUE)
+        assert secrets.get_secret("audited-secret").value == SECRET_VALUE
+    admin = server.admin()
+    (create,) = _audit(server, "--operation", "CreateKey", "--vault", "default")
+    assert (create["name"], create["status"], create["vault"], create["kind"]) == ("audited-key", 200, "default", "key")
+    assert create["callerAppId"] == admin["appId"] and create["callerObjectId"] == admin["objectId"]
+    assert create["tenantId"] == admin["tenant"] and create["clientAddress"] == "127.0.0.1"
+    assert len(create["requestId"]) == 32 and create["time"].endswith("+00:00")
+    # reads are batched: they appear within the flush interval of the worker that served them
+    gets = _wait_for(lambda: _audit(server, "--operation", "GetSecret", "--caller", admin["appId"]), 1)
+    assert [g["name"] for g in gets] == ["audited-secret"] and gets[0]["version"] == ""
+    everything = server.cli("audit", "list", "-o", "json").stdout
+    token = cred.get_token("https://vault.azure.net/.default").token
+    for secret in (SECRET_VALUE, admin["password"], token, token.split(".")[2]):
+        assert secret not in everything
+    assert server.cli("audit", "verify", "-o", "json").returncode == 0
+
+
+def test_verify_names_a_tampered_row_of_the_live_database(served: tuple[KluisServer, int]) -> None:
+    server, _ = served
+    server.cli("group", "create", "-n", "rg-tamper")
+    conn = sqlite3.connect(server.data_dir / "kluis.db", timeout=30)
+    try:
+        row_id, status = conn.execute(
+            "SELECT id, status FROM audit_log WHERE operation = 'CreateGroup' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        with conn:
+            conn.execute("UPDATE audit_log SET status = 404 WHERE id = ?", (row_id,))
+        res = server.cli("audit", "verify", "-o", "json", check=False)
+        assert res.returncode == 1 and json.loads(res.stdout)["firstBroken"]["id"] == row_id
+        assert f"broken at record {row_id} " in res.stderr
+    finally:
+        with conn:  # put it back: the other tests share this server's log
+            conn.execute("UPDATE audit_log SET status = ? WHERE id = ?", (status, row_id))
+        conn.close()
+    assert server.cli("audit", "verify", check=False).returncode == 0
+
+
+def test_health_readiness_metrics_and_json_logs(served: tuple[KluisServer, int]) -> None:
+    server, metrics_port = served
+    tls = ssl.create_default_context(cafile=server.ca)
+    assert httpx.get(f"{server.url}/healthz", verify=tls).json() == {"status": "ok"}
+    ready = httpx.get(f"{server.url}/readyz", verify=tls)
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "kek": "ok"}
+    keys, _, _ = _clients(server)
+    with keys:
+        keys.create_ec_key("metered", curve="P-256")
+        for _ in range(3):
+            keys.get_key("metered")
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
+    assert samples['kluis_requests_total{operation="GetKey",status="200"}'] >= 3
+    assert samples['kluis_requests_total{operation="CreateKey",status="200"}'] >= 1
+    assert samples['kluis_request_duration_seconds_count{operation="GetKey"}'] >= 3
+    assert samples['kluis_requests_total{operation="Readiness",status="200"}'] >= 1
+    log = (server.data_dir.parent / f"kluis-{server.port}.log").read_text()
+    access = [json.loads(x) for x in log.splitlines() if x.startswith("{") and '"kluis.access"' in x]
+    assert any(a["message"].startswith(a["request_id"]) and " GetKey 200 " in a["message"] for a in access)
+
+
+def test_backup_while_serving_restores_into_a_new_data_dir(served: tuple[KluisServer, int], tmp_path: Path) -> None:
+    server, _ = served
+    keys, secrets, _ = _clients(server)
+    with keys, secrets:
+        keys.create_rsa_key("kept-key", size=2048)
+        secrets.set_secret("kept-secret", SECRET_VALUE)
+        snapshot = tmp_path / "kluis.snapshot"
+        info = json.loads(server.cli("backup", "--out", str(snapshot), "-o", "json").stdout)
+        keys.create_ec_key("after-backup", curve="P-256")  # still serving
+    assert info["bytes"] > 0 and snapshot.exists()
+    restored = tmp_path / "restored"
+    res = server.cli("restore", str(snapshot), "--data-dir", str(restored), "-o", "json")
+    assert "kek.key is missing" in res.stderr and info["kekFingerprint"] in res.stderr
+    refused = server.cli("restore", str(snapshot), "--force", check=False)  # the live data dir
+    assert refused.returncode == 1 and "kluis serve is running" in refused.stderr
+    shutil.copy(server.data_dir / "kek.key", restored / "kek.key")
+    shutil.copy(server.data_dir / "admin.json", restored / "admin.json")  # the same administrator
+    second = KluisServer(restored, extra_args=["--workers", "1", "--key-pool", "0"]).start()
+    try:
+        keys2, secrets2, _ = _clients(second)
+        with keys2, secrets2:
+            assert keys2.get_key("kept-key").key_type == "RSA"
+            assert secrets2.get_secret("kept-secret").value == SECRET_VALUE
+            assert "after-backup" not in {k.name for k in keys2.list_properties_of_keys()}
+            # an acknowledged write's audit record survives SIGKILL of the whole server
+            keys2.create_ec_key("survives-sigkill", curve="P-256")
+        assert second.process is not None
+        os.killpg(second.process.pid, signal.SIGKILL)  # the group this test started: supervisor + worker
+        second.process.wait(10)
+        second.process = None
+    finally:
+        second.stop()
+    conn = sqlite3.connect(restored / "kluis.db")
+    rows = conn.execute(
+        "SELECT status FROM audit_log WHERE operation = 'CreateKey' AND object_name = 'survives-sigkill'"
+    ).fetchall()
+    conn.close()
+    assert rows == [(200,)]
