@@ -19,6 +19,7 @@ from kluis.cli.key_args import AzCommand
 from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
 from kluis.cli.secrets import secret_app
+from kluis.cli.seed import export_command, seed_command
 from kluis.config import ServerSettings, StartupError
 
 __all__ = ["app"]
@@ -38,6 +39,8 @@ ad_app.add_typer(sp_app, name="sp")
 app.add_typer(attestation_app, name="attestation")
 app.add_typer(time_app, name="time")
 app.add_typer(db_app, name="db")
+app.command("seed")(seed_command)
+app.command("export")(export_command)
 
 # The serve banner is for people: never wrapped, so a long path stays one line in a log.
 console = Console(stderr=True, soft_wrap=True)
@@ -95,10 +98,14 @@ def serve(
     throttle_limit: Annotated[
         int, typer.Option(envvar="KLUIS_THROTTLE_LIMIT", help="Requests per 10 s per vault before 429 (0: off).")
     ] = 100_000,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach", help="Run in the background (log and pid file in the data dir); return once it answers."
+        ),
+    ] = False,
 ) -> None:
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
-    from kluis.cli.serve import serve as serve_forever
-
     if workers <= 0:
         workers = min(os.cpu_count() or 1, 8)
     settings = ServerSettings(
@@ -113,11 +120,44 @@ def serve(
         key_pool=key_pool,
         throttle_limit=throttle_limit,
     )
+    if detach:
+        from kluis.cli.daemon import detach as start_detached
+
+        started = run(start_detached, data_dir_of(data_dir), settings)
+        print("\n".join(started.lines()))
+        return
+    from kluis.cli.serve import serve as serve_forever
+
     try:
         with contextlib.suppress(KeyboardInterrupt):
             run(serve_forever, data_dir_of(data_dir), settings, console)
     except StartupError as e:  # a missing or wrong root key: one line naming the file and fingerprint
         raise fail(str(e)) from None
+
+
+StopTimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for a clean shutdown before SIGKILL.")
+]
+
+
+@app.command()
+def stop(data_dir: DataDirOpt = None, timeout: StopTimeoutOpt = 15.0) -> None:
+    """Stop the server `kluis serve --detach` started from this data dir (SIGINT to its process group)."""
+    from kluis.cli.daemon import stop as stop_detached
+
+    pid = run(stop_detached, data_dir_of(data_dir), timeout=timeout)
+    print(f"kluis stopped (pid {pid})")
+
+
+@app.command()
+def status(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
+    """Is kluis running from this data dir and answering? Exit code 0 if so, 3 if not (as `systemctl status`)."""
+    from kluis.cli.daemon import status as server_status
+
+    found = run(server_status, data_dir_of(data_dir))
+    emit(found.as_dict(), output)
+    if not found.running:
+        raise typer.Exit(3)
 
 
 @app.command()
