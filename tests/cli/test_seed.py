@@ -116,7 +116,7 @@ def test_seed_file_then_export_through_the_cli(kluis_server: KluisServer, kluis_
         },
         "secrets": {"db-password": {"value": "hunter2", "content_type": "text/plain", "tags": {"env": "test"}}},
     }  # fmt: skip
-    (tmp_path / "seed.yaml").write_text(yaml.safe_dump(seed))
+    (tmp_path / "seed.yaml").write_text(yaml.safe_dump(seed, sort_keys=False))
     env = {**os.environ, "KLUIS_DATA_DIR": str(kluis_server.data_dir)}
 
     def kluis(*args: str) -> str:
