@@ -15,7 +15,7 @@ import pytest
 from kluis.cli.client import CliError
 from kluis.cli.daemon import DetachedServer, pid_path, read_pid, serve_args, status, stop
 from kluis.config import DataDir, ServerSettings
-from kluis.testing import free_port
+from kluis.testing import KluisServer, free_port
 from tests.cli.procfs import alive, children
 
 
@@ -122,3 +122,11 @@ def test_a_detached_server_that_fails_reports_its_log(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert res.stderr.startswith("ERROR: kluis serve exited with code 1 before it answered.")
     assert f"port {port} is already in use" in res.stderr and not (data / "kluis.pid").exists()
+
+
+@pytest.mark.slow
+def test_status_of_a_server_started_in_the_foreground(kluis_server: KluisServer) -> None:
+    """No pid file, but it answers: running, and status says how it was started."""
+    found = status(DataDir(kluis_server.data_dir))
+    assert found.running and found.pid is None and found.url == kluis_server.url
+    assert found.detail == "answers (no pid file: started in the foreground)"

@@ -157,3 +157,17 @@ def test_the_github_actions_job_runs_as_written(tmp_path: Path) -> None:
             pid = int(pid_file.read_text())
             if alive(pid):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def test_the_plain_python_example_runs(tmp_path: Path) -> None:
+    """The README's ``kluis.testing`` example, as a script run beside the seed file."""
+    script = tmp_path / "example.py"
+    script.write_text(_blocks("python")[1])
+    shutil.copy(HERE / "kluis-seed.yaml", tmp_path / "kluis-seed.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
+    res = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    printed = yaml.safe_load(res.stdout.replace("'", '"'))  # a dict's repr with only strings is JSON-like
+    assert printed["HTTPS_PROXY"].startswith("http://127.0.0.1:") and printed["KEY_VAULT_NAME"].startswith("t")
