@@ -71,9 +71,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 @pytest.fixture(scope="session")
 def kluis_server(request: pytest.FixtureRequest) -> Iterator[KluisServer]:
     """One real ``kluis serve`` for the session (free ports, temporary data dir; removed unless a test failed)."""
-    from kluis.testing.server import KluisServer
+    from kluis.testing.server import KluisServer, ServerError
 
-    server = KluisServer().start()
+    server = KluisServer()
+    try:
+        server.start()
+    except ServerError:
+        request.config.stash[_KEPT].append(server.data_dir)  # its log says why
+        raise
     try:
         yield server
     finally:
