@@ -21,6 +21,7 @@ from kluis.cli.key_args import AzCommand
 from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
 from kluis.cli.secrets import secret_app
+from kluis.cli.seed import export_command, seed_command
 from kluis.config import ServerSettings, StartupError
 
 __all__ = ["app"]
@@ -43,6 +44,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.command("backup")(backup)
 app.command("restore")(restore)
+app.command("seed")(seed_command)
+app.command("export")(export_command)
 
 # The serve banner is for people: never wrapped, so a long path stays one line in a log.
 console = Console(stderr=True, soft_wrap=True)
@@ -122,10 +125,14 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log", envvar="KLUIS_ACCESS_LOG", help="Log one line per request.")
     ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach", help="Run in the background (log and pid file in the data dir); return once it answers."
+        ),
+    ] = False,
 ) -> None:
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
-    from kluis.cli.serve import serve as serve_forever
-
     if workers <= 0:
         workers = min(os.cpu_count() or 1, 8)
     settings = ServerSettings(
@@ -150,6 +157,14 @@ def serve(
     )
     if log_format not in ("text", "json"):
         raise fail(f"--log-format must be text or json, not {log_format!r}", 2)
+    if detach:
+        from kluis.cli.daemon import detach as start_detached
+
+        started = run(start_detached, data_dir_of(data_dir), settings)
+        print("\n".join(started.lines()))
+        return
+    from kluis.cli.serve import serve as serve_forever
+
     try:
         with contextlib.suppress(KeyboardInterrupt):
             run(serve_forever, data_dir_of(data_dir), settings, console)
@@ -161,6 +176,31 @@ def _on_off(value: str, flag: str) -> bool:
     if value.lower() not in ("on", "off"):
         raise fail(f"{flag} must be on or off, not {value!r}", 2)
     return value.lower() == "on"
+
+
+StopTimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for a clean shutdown before SIGKILL.")
+]
+
+
+@app.command()
+def stop(data_dir: DataDirOpt = None, timeout: StopTimeoutOpt = 15.0) -> None:
+    """Stop the server `kluis serve --detach` started from this data dir (SIGINT to its process group)."""
+    from kluis.cli.daemon import stop as stop_detached
+
+    pid = run(stop_detached, data_dir_of(data_dir), timeout=timeout)
+    print(f"kluis stopped (pid {pid})")
+
+
+@app.command()
+def status(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
+    """Is kluis running from this data dir and answering? Exit code 0 if so, 3 if not (as `systemctl status`)."""
+    from kluis.cli.daemon import status as server_status
+
+    found = run(server_status, data_dir_of(data_dir))
+    emit(found.as_dict(), output)
+    if not found.running:
+        raise typer.Exit(3)
 
 
 @app.command()

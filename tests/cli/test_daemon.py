@@ -1,0 +1,132 @@
+"""``kluis serve --detach`` / ``kluis stop`` / ``kluis status``: a background server, found through its data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kluis.cli.client import CliError
+from kluis.cli.daemon import DetachedServer, pid_path, read_pid, serve_args, status, stop
+from kluis.config import DataDir, ServerSettings
+from kluis.testing import KluisServer, free_port
+from tests.cli.procfs import alive, children
+
+
+def test_serve_args_name_every_setting(tmp_path: Path) -> None:
+    settings = ServerSettings(
+        host="0.0.0.0", port=1, proxy_port=0, hostnames=["a.example"], domains=["kms.example", "x.example"],
+        workers=3, proxy_passthrough=True, scheduler_interval=2.5, key_pool=4, throttle_limit=9,
+    )  # fmt: skip
+    args = serve_args(DataDir(tmp_path), settings)
+    assert args == [
+        "--data-dir", str(tmp_path), "--host", "0.0.0.0", "--port", "1", "--proxy-port", "0", "--workers", "3",
+        "--scheduler-interval", "2.5", "--key-pool", "4", "--throttle-limit", "9", "--hostname", "a.example",
+        "--domain", "kms.example", "--domain", "x.example", "--proxy-passthrough",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("content", ["", "garbage", "999999999", f"{os.getpid()}"])
+def test_a_pid_file_that_names_no_kluis_is_no_server(tmp_path: Path, content: str) -> None:
+    """Empty, unreadable, a dead pid, or a live process that is not kluis serve (this pytest): not running."""
+    data_dir = DataDir(tmp_path)
+    pid_path(data_dir).write_text(content)
+    assert read_pid(data_dir) is None
+    with pytest.raises(CliError, match=r"not running .*removed a stale pid file"):
+        stop(data_dir)
+    assert not pid_path(data_dir).exists()
+
+
+def test_status_without_a_server(tmp_path: Path) -> None:
+    found = status(DataDir(tmp_path))
+    assert not found.running and found.as_dict()["detail"] == "no kluis server configured in this data dir"
+
+
+def test_detached_server_lines(tmp_path: Path) -> None:
+    info = DetachedServer(7, "https://localhost:1", "http://127.0.0.1:2", tmp_path, tmp_path / "p", tmp_path / "l", "t")
+    assert info.lines() == [
+        "kluis listening on https://localhost:1 (pid 7)",
+        "CONNECT proxy on http://127.0.0.1:2",
+        f"data dir:  {tmp_path}",
+        f"pid file:  {tmp_path / 'p'}",
+        f"log file:  {tmp_path / 'l'}",
+        f"stop it with:  kluis stop --data-dir {tmp_path}",
+    ]
+
+
+def _kluis(data: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "kluis", *args, "--data-dir", str(data)],
+        capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_detach_status_stop(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    port, proxy_port = free_port(), free_port()
+    began = time.monotonic()
+    res = _kluis(data, "serve", "--detach", "--port", str(port), "--proxy-port", str(proxy_port), "--workers", "1")
+    took = time.monotonic() - began
+    pid = read_pid(DataDir(data))
+    try:
+        assert res.returncode == 0, res.stderr
+        assert pid is not None
+        lines = res.stdout.splitlines()
+        assert lines[0] == f"kluis listening on https://localhost:{port} (pid {pid})"
+        assert f"pid file:  {data / 'kluis.pid'}" in lines and f"log file:  {data / 'kluis.log'}" in lines
+        assert os.getsid(pid) == pid and os.getpgid(pid) == pid  # its own session and process group
+        assert len(children(pid)) == 1  # the worker
+        print(f"kluis serve --detach returned after {took:.2f} s")
+
+        st = _kluis(data, "status")
+        assert st.returncode == 0
+        reported = json.loads(st.stdout)
+        assert reported["running"] and reported["pid"] == pid and reported["url"] == f"https://localhost:{port}"
+
+        again = _kluis(data, "serve", "--detach", "--port", str(free_port()), "--proxy-port", "0")
+        assert again.returncode == 1 and f"already running from {data} (pid {pid})" in again.stderr
+
+        workers = children(pid)
+        stopped = _kluis(data, "stop")
+        assert stopped.returncode == 0 and stopped.stdout.strip() == f"kluis stopped (pid {pid})"
+        assert not alive(pid) and not any(alive(w) for w in workers)
+        assert not (data / "kluis.pid").exists()
+        assert "kluis stopped; data kept in" in (data / "kluis.log").read_text()  # a clean shutdown
+
+        st = _kluis(data, "status")
+        assert st.returncode == 3 and json.loads(st.stdout)["detail"] == "not running"
+        gone = _kluis(data, "stop")
+        assert gone.returncode == 1 and gone.stderr.startswith("ERROR: kluis is not running")
+    finally:
+        if pid is not None and alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_detached_server_that_fails_reports_its_log(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with __import__("socket").socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = _kluis(data, "serve", "--detach", "--port", str(port), "--proxy-port", "0")
+    assert res.returncode == 1
+    assert res.stderr.startswith("ERROR: kluis serve exited with code 1 before it answered.")
+    assert f"port {port} is already in use" in res.stderr and not (data / "kluis.pid").exists()
+
+
+@pytest.mark.slow
+def test_status_of_a_server_started_in_the_foreground(kluis_server: KluisServer) -> None:
+    """No pid file, but it answers: running, and status says how it was started."""
+    found = status(DataDir(kluis_server.data_dir))
+    assert found.running and found.pid is None and found.url == kluis_server.url
+    assert found.detail == "answers (no pid file: started in the foreground)"
