@@ -10,6 +10,7 @@ feed the same ``respond``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -97,7 +98,7 @@ class KluisApp:
 
     async def respond(self, request: Request) -> Response:
         started = time.perf_counter()
-        ctx = RequestContext(self.runtime, request, self.hosts.resolve(request.authority), os.urandom(16).hex())
+        ctx = RequestContext(self.runtime, request, self.hosts.resolve(request.authority), _request_id())
         ctx.sign_ins = self.sign_ins
         reads = self.runtime.begin_request()
         try:
@@ -353,6 +354,24 @@ def _refused(refused: BodyRefused) -> Response:
     if refused.status in (408, 413):
         response.headers["connection"] = "close"  # the rest of the body is never read
     return response
+
+
+# Request ids: unique, not secret (they are logged and answered). A random prefix per process and a
+# counter: 32 hex digits like a UUID, without a getrandom() system call per request.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_id_prefix() -> None:  # a forked worker must not repeat its parent's ids
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX, _ID_COUNTER = os.urandom(8).hex(), itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
+def _request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 class _Answer(VaultError):

@@ -121,11 +121,11 @@ class AuditLog:
             r = AuditRecord(
                 self.chain, self._seq, now, event.tenant_id, event.caller_object_id, event.caller_app_id,
                 event.client_address, event.vault, event.operation, event.kind, event.object_name, event.version,
-                event.status, event.request_id, int(event.duration * 1_000_000), self._prev_hash, self._prev_time, "",
+                event.status, event.request_id, int(event.duration * 1_000_000), "", self._prev_time, "",
             )  # fmt: skip
-            r.hash = record_mac(self._key, r)
+            # prev_hash and hash are filled in by flush, in chain order, off the request path
             self._seq += 1
-            self._prev_hash, self._prev_time = r.hash, now
+            self._prev_time = now
             self._buffer.append(r)
             full = len(self._buffer) >= self._batch
             if self._thread is None and not durable:
@@ -153,6 +153,13 @@ class AuditLog:
                 batch, self._buffer = self._buffer, []
             if not batch:
                 return 0
+            prev = self._prev_hash
+            for r in batch:  # link the chain (records kept from a failed flush keep their MACs)
+                if not r.hash:
+                    r.prev_hash = prev
+                    r.hash = record_mac(self._key, r)
+                prev = r.hash
+            self._prev_hash = prev
             try:
                 with self._store.write() as tx:
                     tx.add_audit_records(batch)

@@ -548,6 +548,13 @@ class SqliteStore:
             cache = self._local.cache = _ReadCache()
         return cache
 
+    def _cached_reads(self, conn: sqlite3.Connection, cache: _ReadCache) -> _ReadContext:
+        """This thread's cached-read context: one per thread, reused (it holds no per-read state)."""
+        ctx: _ReadContext | None = getattr(self._local, "reads", None)
+        if ctx is None:
+            ctx = self._local.reads = _ReadContext(CachedReadTransaction(conn, cache))
+        return ctx
+
     def read(self) -> _ReadContext:
         """Autocommit reads: each statement sees a consistent snapshot; no lock is held between them."""
         conn = self._conn()
@@ -563,7 +570,7 @@ class SqliteStore:
                 cache.data_version = version
             if scope is not None:
                 scope.checked = (id(cache), cache.generation)
-        return _ReadContext(CachedReadTransaction(conn, cache))
+        return self._cached_reads(conn, cache)
 
     @staticmethod
     def begin_request() -> Token[_RequestScope | None]:
