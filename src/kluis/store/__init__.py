@@ -1,9 +1,17 @@
-"""Persistence behind one small interface (``Store`` / ``Transaction``); SQLite is the default."""
+"""Persistence behind one small interface (``Store`` / ``Transaction``).
+
+SQLite is the default (one machine); PostgreSQL serves several kluis nodes sharing one database
+(imported only when a ``postgresql://`` URL asks for it, so SQLite users never load psycopg);
+the in-memory store is for unit tests.
+"""
+
+from __future__ import annotations
 
 from kluis.store.base import Store, Transaction
+from kluis.store.factory import is_postgres_url, open_store, redact, schema_version_of
 from kluis.store.records import GroupRecord, ObjectRecord, PolicyRecord, PrincipalRecord, VaultRecord, VersionRecord
 from kluis.store.sqlite import SqliteStore
-from kluis.store.sqlite_schema import SCHEMA_VERSION, schema_version_of
+from kluis.store.sqlite_schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -16,5 +24,8 @@ __all__ = [
     "Transaction",
     "VaultRecord",
     "VersionRecord",
+    "is_postgres_url",
+    "open_store",
+    "redact",
     "schema_version_of",
 ]

@@ -505,6 +505,11 @@ class SqliteStore:
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Always True: one SQLite file is served by one supervisor, whose scheduler is the only one."""
+        yield True
+
     def close(self) -> None:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)

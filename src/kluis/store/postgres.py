@@ -1,0 +1,563 @@
+"""PostgreSQL store: several stateless kluis servers share one database and act as one vault.
+
+The same ``Store`` / ``Transaction`` protocols as SQLite, over psycopg 3 and a ``psycopg_pool``
+connection pool (``kluis serve --database postgresql://...``).
+
+Writes. Every write transaction first takes one transaction-scoped advisory lock
+(``pg_advisory_xact_lock``), so writes are serialized across every node exactly as SQLite
+serializes them on one machine: the domain's read-check-write sequences (a new version after
+reading the current one, a vault created after checking its name) stay correct with no per-query
+locking, and two nodes creating versions of one key get distinct versions whose ``seq`` follows
+commit order. A write holds the lock for a few statements on the server (no key generation:
+material is made and sealed before the transaction starts), so the cost is one round trip.
+
+Reads and other nodes' writes. Point lookups (vault, policy, object, version, setting) go through
+one read cache per process. A write of this process clears it at commit (read-your-writes at
+once). Every write also ``NOTIFY``s the ``kluis_changes`` channel (delivered at commit); each
+process ``LISTEN``s on its own connection in a background thread and clears its cache when
+another process wrote, typically within milliseconds. The fallback bound: an entry is trusted for
+``CACHE_TTL`` seconds after the read that loaded it began, so even with the listener down (a
+dropped connection, a lost notification) a change made anywhere is seen within that time.
+Entries loaded by a read that overlapped a clear are not kept (a generation counter), so a slow
+read can never put back what a commit just invalidated.
+
+The scheduler: ``exclusive("scheduler")`` holds a session advisory lock for one tick, so one
+node at a time runs it and each due object is acted on once, not once per node.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb, set_json_loads
+from psycopg_pool import ConnectionPool
+
+from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
+from kluis.store.records import (
+    GroupRecord,
+    ObjectRecord,
+    PolicyRecord,
+    PrincipalRecord,
+    VaultRecord,
+    VersionRecord,
+)
+
+__all__ = ["CACHE_TTL", "CHANNEL", "PostgresStore", "PostgresTransaction", "ReadCache"]
+
+log = logging.getLogger("kluis.store.postgres")
+
+CHANNEL = "kluis_changes"
+CACHE_TTL = 0.5  # seconds a cached point lookup is trusted without a notification (the fallback bound)
+LISTEN_POLL = 0.25  # seconds the listener waits for notifications before checking whether to stop
+_CACHE_LIMIT = 20_000
+_EXCLUSIVE_LOCKS = {"scheduler": SCHEDULER_LOCK}
+
+_OBJECT_COLS = "vault_id, kind, name, latest_version, created, updated, deleted_at, scheduled_purge_at, policy, due_at"
+_VERSION_COLS = "vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, updated, tags, props, seq"
+_PRINCIPAL_COLS = "object_id, app_id, display_name, secret_hash, is_admin, created"
+_VAULT_SELECT = (
+    "SELECT v.vault_id, v.name, g.name, v.location, v.retention_days, v.purge_protection, v.created, v.sku "
+    "FROM vaults v JOIN groups g ON g.name_ci = v.group_ci"
+)
+_POLICY_COLS = "vault_id, object_id, keys, secrets, certificates"
+
+
+def _json(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _version(r: tuple[Any, ...]) -> VersionRecord:
+    return VersionRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+
+
+def _policy(r: tuple[Any, ...]) -> PolicyRecord:
+    return PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
+
+
+class PostgresTransaction:
+    """All queries. Bound to one connection inside a write transaction; outside one (``conn`` None)
+    each statement borrows a pooled autocommit connection and sees its own consistent snapshot."""
+
+    def __init__(self, conn: psycopg.Connection[Any] | None, pool: ConnectionPool | None = None) -> None:
+        self._conn = conn
+        self._pool = pool
+
+    def _run(self, sql: str, args: tuple[Any, ...] = (), *, many: bool = False) -> Any:
+        if self._conn is not None:
+            cur = self._conn.execute(sql, args)
+            return (cur.fetchall() if many else cur.fetchone()) if cur.description is not None else None
+        assert self._pool is not None
+        with self._pool.connection() as conn:
+            cur = conn.execute(sql, args)
+            return (cur.fetchall() if many else cur.fetchone()) if cur.description is not None else None
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._run(sql, args, many=True)
+        return rows
+
+    # settings ---------------------------------------------------------------------------
+    def get_setting(self, name: str) -> bytes | None:
+        row = self._run("SELECT value FROM settings WHERE name = %s", (name,))
+        return None if row is None else bytes(row[0])
+
+    def put_setting(self, name: str, value: bytes) -> None:
+        self._run(
+            "INSERT INTO settings (name, value) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    # principals -------------------------------------------------------------------------
+    def add_principal(self, p: PrincipalRecord) -> None:
+        self._run(
+            f"INSERT INTO principals ({_PRINCIPAL_COLS}) VALUES (%s, %s, %s, %s, %s, %s)",
+            (p.object_id, p.app_id, p.display_name, p.secret_hash, p.is_admin, p.created),
+        )
+
+    def get_principal_by_app_id(self, app_id: str) -> PrincipalRecord | None:
+        row = self._run(f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE app_id = %s", (app_id,))
+        return None if row is None else PrincipalRecord(*row)
+
+    def get_principal(self, object_id: str) -> PrincipalRecord | None:
+        row = self._run(f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE object_id = %s", (object_id,))
+        return None if row is None else PrincipalRecord(*row)
+
+    def list_principals(self) -> list[PrincipalRecord]:
+        rows = self._rows(f'SELECT {_PRINCIPAL_COLS} FROM principals ORDER BY created, display_name COLLATE "C"')
+        return [PrincipalRecord(*r) for r in rows]
+
+    def delete_principal(self, object_id: str) -> None:
+        self._run("DELETE FROM principals WHERE object_id = %s", (object_id,))
+        self._run("DELETE FROM policies WHERE object_id = %s", (object_id,))
+
+    def set_principal_secret(self, object_id: str, secret_hash: str) -> None:
+        self._run("UPDATE principals SET secret_hash = %s WHERE object_id = %s", (secret_hash, object_id))
+
+    # groups -----------------------------------------------------------------------------
+    def add_group(self, g: GroupRecord) -> None:
+        self._run(
+            "INSERT INTO groups (name_ci, name, location, created) VALUES (%s, %s, %s, %s)",
+            (g.name.lower(), g.name, g.location, g.created),
+        )
+
+    def get_group(self, name: str) -> GroupRecord | None:
+        row = self._run("SELECT name, location, created FROM groups WHERE name_ci = %s", (name.lower(),))
+        return None if row is None else GroupRecord(*row)
+
+    def list_groups(self) -> list[GroupRecord]:
+        return [GroupRecord(*r) for r in self._rows("SELECT name, location, created FROM groups ORDER BY name_ci")]
+
+    def delete_group(self, name: str) -> None:
+        self._run("DELETE FROM groups WHERE name_ci = %s", (name.lower(),))
+
+    # vaults -----------------------------------------------------------------------------
+    def add_vault(self, v: VaultRecord) -> None:
+        self._run(
+            "INSERT INTO vaults (vault_id, name_ci, name, group_ci, location, retention_days, purge_protection, "
+            "created, sku) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                v.vault_id,
+                v.name.lower(),
+                v.name,
+                v.group_name.lower(),
+                v.location,
+                v.retention_days,
+                v.purge_protection,
+                v.created,
+                v.sku,
+            ),
+        )
+
+    def get_vault(self, name: str) -> VaultRecord | None:
+        row = self._run(_VAULT_SELECT + " WHERE v.name_ci = %s", (name.lower(),))
+        return None if row is None else VaultRecord(*row)
+
+    def list_vaults(self, group_name: str | None = None) -> list[VaultRecord]:
+        if group_name is None:
+            rows = self._rows(_VAULT_SELECT + " ORDER BY v.name_ci")
+        else:
+            rows = self._rows(_VAULT_SELECT + " WHERE v.group_ci = %s ORDER BY v.name_ci", (group_name.lower(),))
+        return [VaultRecord(*r) for r in rows]
+
+    def delete_vault(self, vault_id: str) -> None:
+        for table in ("object_versions", "objects", "policies", "vaults"):
+            self._run(f"DELETE FROM {table} WHERE vault_id = %s", (vault_id,))
+
+    # policies ---------------------------------------------------------------------------
+    def put_policy(self, p: PolicyRecord) -> None:
+        self._run(
+            f"INSERT INTO policies ({_POLICY_COLS}) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (vault_id, object_id) DO UPDATE SET "
+            "keys = excluded.keys, secrets = excluded.secrets, certificates = excluded.certificates",
+            (p.vault_id, p.object_id, " ".join(p.keys), " ".join(p.secrets), " ".join(p.certificates)),
+        )
+
+    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
+        row = self._run(
+            f"SELECT {_POLICY_COLS} FROM policies WHERE vault_id = %s AND object_id = %s", (vault_id, object_id)
+        )
+        return None if row is None else _policy(row)
+
+    def list_policies(self, vault_id: str) -> list[PolicyRecord]:
+        rows = self._rows(
+            f'SELECT {_POLICY_COLS} FROM policies WHERE vault_id = %s ORDER BY object_id COLLATE "C"', (vault_id,)
+        )
+        return [_policy(r) for r in rows]
+
+    def delete_policy(self, vault_id: str, object_id: str) -> None:
+        self._run("DELETE FROM policies WHERE vault_id = %s AND object_id = %s", (vault_id, object_id))
+
+    # vault objects ----------------------------------------------------------------------
+    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+        row = self._run(
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = %s AND kind = %s AND name_ci = %s",
+            (vault_id, kind, name.lower()),
+        )
+        return None if row is None else ObjectRecord(*row)
+
+    def put_object(self, o: ObjectRecord) -> None:
+        self._run(
+            "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
+            "scheduled_purge_at, policy, due_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (vault_id, kind, name_ci) DO UPDATE SET name = excluded.name, "
+            "latest_version = excluded.latest_version, updated = excluded.updated, "
+            "deleted_at = excluded.deleted_at, scheduled_purge_at = excluded.scheduled_purge_at, "
+            "policy = excluded.policy, due_at = excluded.due_at",
+            (
+                o.vault_id,
+                o.kind,
+                o.name.lower(),
+                o.name,
+                o.latest_version,
+                o.created,
+                o.updated,
+                o.deleted_at,
+                o.scheduled_purge_at,
+                o.policy,
+                o.due_at,
+            ),
+        )
+
+    def delete_object(self, vault_id: str, kind: str, name: str) -> None:
+        args = (vault_id, kind, name.lower())
+        self._run("DELETE FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s", args)
+        self._run("DELETE FROM objects WHERE vault_id = %s AND kind = %s AND name_ci = %s", args)
+
+    def list_objects(
+        self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
+    ) -> list[ObjectRecord]:
+        state = "deleted_at IS NOT NULL" if deleted else "deleted_at IS NULL"
+        rows = self._rows(
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = %s AND kind = %s AND {state} AND name_ci > %s "
+            "ORDER BY name_ci LIMIT %s",
+            (vault_id, kind, (after or "").lower(), limit),
+        )
+        return [ObjectRecord(*r) for r in rows]
+
+    def objects_due(self, *, now: int, limit: int) -> tuple[list[ObjectRecord], list[ObjectRecord]]:
+        purge = self._rows(
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE scheduled_purge_at <= %s ORDER BY scheduled_purge_at LIMIT %s",
+            (now, limit),
+        )
+        due = self._rows(
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE due_at <= %s AND deleted_at IS NULL ORDER BY due_at LIMIT %s",
+            (now, limit),
+        )
+        return [ObjectRecord(*r) for r in purge], [ObjectRecord(*r) for r in due]
+
+    def add_version(self, v: VersionRecord) -> None:
+        row = self._run(
+            "INSERT INTO object_versions (vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, "
+            "updated, tags, props) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq",
+            (
+                v.vault_id,
+                v.kind,
+                v.name.lower(),
+                v.version,
+                v.sealed,
+                v.enabled,
+                v.nbf,
+                v.exp,
+                v.created,
+                v.updated,
+                _json(v.tags),
+                _json(v.props),
+            ),
+        )
+        v.seq = int(row[0])
+
+    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
+        row = self._run(
+            f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s "
+            "AND version = %s",
+            (vault_id, kind, name.lower(), version.lower()),
+        )
+        return None if row is None else _version(row)
+
+    def update_version(self, v: VersionRecord) -> None:
+        self._run(
+            "UPDATE object_versions SET enabled = %s, nbf = %s, exp = %s, updated = %s, tags = %s, props = %s "
+            "WHERE vault_id = %s AND kind = %s AND name_ci = %s AND version = %s",
+            (
+                v.enabled,
+                v.nbf,
+                v.exp,
+                v.updated,
+                _json(v.tags),
+                _json(v.props),
+                v.vault_id,
+                v.kind,
+                v.name.lower(),
+                v.version,
+            ),
+        )
+
+    def list_versions(
+        self, vault_id: str, kind: str, name: str, *, after_seq: int | None, limit: int
+    ) -> list[VersionRecord]:
+        rows = self._rows(
+            f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s "
+            "AND seq > %s ORDER BY seq LIMIT %s",
+            (vault_id, kind, name.lower(), after_seq or 0, limit),
+        )
+        return [_version(r) for r in rows]
+
+    def count_versions(self, vault_id: str, kind: str, name: str) -> int:
+        row = self._run(
+            "SELECT count(*) FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s",
+            (vault_id, kind, name.lower()),
+        )
+        return int(row[0])
+
+
+_MISSING = object()
+
+
+def _clone(value: Any) -> Any:
+    """A shallow copy of a record; immutable values as they are (callers may edit what they get)."""
+    if value is None or isinstance(value, bytes | str):
+        return value
+    clone = object.__new__(type(value))
+    clone.__dict__.update(value.__dict__)
+    return clone
+
+
+class ReadCache:
+    """The process's cache of point lookups: ``(loaded_at, record)`` by key, trusted for ``ttl`` seconds.
+
+    ``clear()`` starts a new generation; ``put`` keeps a value only if no clear happened since the
+    read that produced it began (``generation`` taken before the read), so nothing stale survives
+    a clear. Safe across threads.
+    """
+
+    def __init__(self, ttl: float = CACHE_TTL) -> None:
+        self.ttl = ttl
+        self.generation = 0
+        self.entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], now: float) -> Any:
+        hit = self.entries.get(key)
+        if hit is None or now - hit[0] >= self.ttl:
+            return _MISSING
+        return hit[1]
+
+    def put(self, key: tuple[Any, ...], value: Any, generation: int, loaded_at: float) -> None:
+        with self._lock:
+            if generation != self.generation:
+                return
+            if len(self.entries) >= _CACHE_LIMIT:
+                self.entries = {}
+            self.entries[key] = (loaded_at, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self.entries = {}
+
+
+class CachedReadTransaction(PostgresTransaction):
+    """Point lookups answered from the process's cache; everything else straight from the pool.
+
+    Records are copied on the way out, so a caller that edits one cannot corrupt the cache.
+    """
+
+    def __init__(self, pool: ConnectionPool, cache: ReadCache) -> None:
+        super().__init__(None, pool)
+        self._cache = cache
+
+    def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(key, now)
+        if hit is _MISSING:
+            generation = self._cache.generation
+            hit = load()
+            self._cache.put(key, hit, generation, now)
+        return _clone(hit)
+
+    def get_setting(self, name: str) -> bytes | None:
+        result: bytes | None = self._memo(
+            ("setting", name), lambda: super(CachedReadTransaction, self).get_setting(name)
+        )
+        return result
+
+    def get_vault(self, name: str) -> VaultRecord | None:
+        result: VaultRecord | None = self._memo(
+            ("vault", name.lower()), lambda: super(CachedReadTransaction, self).get_vault(name)
+        )
+        return result
+
+    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
+        result: PolicyRecord | None = self._memo(
+            ("policy", vault_id, object_id), lambda: super(CachedReadTransaction, self).get_policy(vault_id, object_id)
+        )
+        return result
+
+    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+        result: ObjectRecord | None = self._memo(
+            ("object", vault_id, kind, name.lower()),
+            lambda: super(CachedReadTransaction, self).get_object(vault_id, kind, name),
+        )
+        return result
+
+    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
+        result: VersionRecord | None = self._memo(
+            ("version", vault_id, kind, name.lower(), version.lower()),
+            lambda: super(CachedReadTransaction, self).get_version(vault_id, kind, name, version),
+        )
+        return result
+
+
+class _ReadContext:
+    """``with store.read() as tx``: nothing to release (each statement borrows its own connection)."""
+
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: PostgresTransaction) -> None:
+        self._tx = tx
+
+    def __enter__(self) -> PostgresTransaction:
+        return self._tx
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    set_json_loads(orjson.loads, conn)
+
+
+class PostgresStore:
+    """A connection pool to one PostgreSQL database, its migrations, read cache and change listener.
+
+    ``url`` is a libpq connection URL (``postgresql://user:pass@host:port/db``); ``pool_size`` the
+    most connections this process opens (the listener's own connection comes on top). Raises
+    ``psycopg.OperationalError`` when the server cannot be reached within ``timeout`` seconds.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 8, timeout: float = 10.0, listen: bool = True) -> None:
+        self.url = url
+        self._token = secrets.token_hex(8)  # this process's name in its own notifications
+        self._local = threading.local()
+        self._cache = ReadCache()
+        self._closed = threading.Event()
+        self.listening = threading.Event()
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout))) as conn:
+            self.migrated_from, self.schema_version = migrate(conn)
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            timeout=timeout,
+            name="kluis",
+            open=True,
+        )
+        self._listener: threading.Thread | None = None
+        if listen:
+            self._listener = threading.Thread(target=self._listen, name="kluis-pg-listen", daemon=True)
+            self._listener.start()
+
+    # -- the change listener --------------------------------------------------------------------
+    def _listen(self) -> None:
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._cache.clear()  # anything may have changed while nobody listened
+                    self.listening.set()
+                    while not self._closed.is_set():
+                        for note in conn.notifies(timeout=LISTEN_POLL):
+                            if note.payload != self._token:
+                                self._cache.clear()
+            except psycopg.Error as e:
+                self.listening.clear()
+                if not self._closed.is_set():
+                    log.warning(
+                        "change listener lost its connection (%s); cache entries expire after %ss", e, CACHE_TTL
+                    )
+                    self._closed.wait(CACHE_TTL)
+
+    # -- transactions ---------------------------------------------------------------------------
+    def read(self) -> _ReadContext:
+        """Autocommit reads (each statement its own snapshot); inside this thread's write, that write's view."""
+        current: PostgresTransaction | None = getattr(self._local, "tx", None)
+        if current is not None:
+            return _ReadContext(current)
+        return _ReadContext(CachedReadTransaction(self._pool, self._cache))
+
+    @contextmanager
+    def write(self) -> Iterator[PostgresTransaction]:
+        """One transaction under the cluster-wide write lock; commits on success, rolls back on error."""
+        current: PostgresTransaction | None = getattr(self._local, "tx", None)
+        if current is not None:  # nested use on the same thread joins the outer transaction
+            yield current
+            return
+        with self._pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)", (WRITE_LOCK, CHANNEL, self._token)
+                    )
+                    tx = PostgresTransaction(conn)
+                    self._local.tx = tx
+                    try:
+                        yield tx
+                    finally:
+                        self._local.tx = None
+            finally:
+                self._cache.clear()  # this process's own writes are seen by its next read
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """True for the block if this process holds the cluster-wide lock ``name`` (only "scheduler"),
+        False if another node holds it (the caller skips the work). A session advisory lock: a node
+        that dies releases it with its connection."""
+        lock = _EXCLUSIVE_LOCKS[name]
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock,)).fetchone()
+            held = bool(row and row[0])
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (lock,))
+
+    def close(self) -> None:
+        self._closed.set()
+        self._pool.close()
+        if self._listener is not None:
+            self._listener.join(LISTEN_POLL * 4 + 1)
