@@ -61,6 +61,12 @@ class ServerSettings:
     # hosts); a vault's own answers carry its location. "local" is kluis's default location.
     region: str = "local"
     throttle_limit: int = 100_000  # requests per 10 s per vault on one node (0: off); Azure's are 1,000-4,000
+    # Where the state lives: "" is the SQLite file in the data dir; a postgresql:// URL shares one
+    # PostgreSQL database between several kluis nodes (server.json is 0600: it may hold a password).
+    database: str = ""
+    # Threads per worker that run requests' database work off the event loop (None: the backend's
+    # default, 0 for SQLite, which answers inline in microseconds, 8 for PostgreSQL).
+    db_threads: int | None = None
 
     @property
     def url(self) -> str:

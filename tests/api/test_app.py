@@ -147,3 +147,39 @@ def test_network_info_names_the_client(client: object, peer: str, info: str) -> 
 
     assert _peer(client) == peer and _network_info(peer) == info
     assert len(SERVICE_VERSION.split(".")) == 4
+
+
+def test_with_an_executor_requests_run_off_the_loop_in_the_same_order(tmp_path: object) -> None:
+    """``db_threads`` > 0 (PostgreSQL's default): the same answers, in the same order (401 before any
+    body check, 413 after authorization), with the domain work on the executor's threads."""
+    import threading
+    from pathlib import Path
+
+    from kluis.api.app import KluisApp
+    from kluis.config import DataDir, ServerSettings
+
+    rt = Runtime(DataDir(Path(str(tmp_path)) / "d"), ServerSettings(key_pool=0, db_threads=2), bootstrap=True)
+    try:
+        assert rt.executor is not None
+        seen: list[str] = []
+        original = rt.keys.get_key
+
+        def spy(*args: object, **kwargs: object) -> object:
+            seen.append(threading.current_thread().name)
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+
+        rt.keys.get_key = spy  # type: ignore[method-assign,assignment]
+        client = TestClient(KluisApp(rt), base_url="https://localhost:8443")
+        big = b"x" * (1024 * 1024 + 1)
+        assert client.post("/keys/k/create?api-version=7.6", content=big).status_code == 401
+        h = auth(rt)
+        assert client.post("/keys/k/create?api-version=7.6", content=big, headers=h).status_code == 413
+        made = client.post("/keys/k/create?api-version=7.6", json={"kty": "EC", "crv": "P-256"}, headers=h)
+        assert made.status_code == 200
+        got = client.get("/keys/k?api-version=7.6", headers=h)
+        assert got.status_code == 200 and got.json()["key"]["kid"] == made.json()["key"]["kid"]
+        assert client.get("/keys/nope?api-version=7.6", headers=h).status_code == 404
+        assert client.get("/nothing").status_code == 404
+        assert len(seen) == 2 and all(name.startswith("kluis-db") for name in seen)  # the handlers ran there
+    finally:
+        rt.close()

@@ -95,6 +95,14 @@ def serve(
     throttle_limit: Annotated[
         int, typer.Option(envvar="KLUIS_THROTTLE_LIMIT", help="Requests per 10 s per vault before 429 (0: off).")
     ] = 100_000,
+    database: Annotated[
+        str,
+        typer.Option(
+            envvar="KLUIS_DATABASE",
+            help="postgresql://user:password@host:port/db to share one PostgreSQL database between several "
+            "kluis nodes (each with the same kek.key); default: SQLite in the data dir.",
+        ),
+    ] = "",
 ) -> None:
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
     from kluis.cli.serve import serve as serve_forever
@@ -112,6 +120,7 @@ def serve(
         scheduler_interval=scheduler_interval,
         key_pool=key_pool,
         throttle_limit=throttle_limit,
+        database=database,
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
