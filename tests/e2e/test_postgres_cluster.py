@@ -34,6 +34,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresS
     url = postgres_server.new_database()
     root = tmp_path_factory.mktemp("cluster")
     args = ["--database", url, "--workers", "2", "--key-pool", "0", "--scheduler-interval", "3600"]
+    (root / "n1").mkdir()
     first = KluisServer(root / "n1" / "data", extra_args=args).start()
     nodes = [first]
     try:
