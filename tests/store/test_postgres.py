@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -147,3 +147,49 @@ def test_read_cache_drops_what_a_clear_overtook_and_expires_entries() -> None:
     cache.put(("k",), "fresh", cache.generation, 10.0)
     assert cache.get(("k",), 10.4) == "fresh"
     assert cache.get(("k",), 10.5) != "fresh"  # expired: a miss, so the caller reads the database again
+
+
+def test_writes_to_other_names_pass_a_held_name_while_its_own_and_global_writes_wait(
+    nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = nodes
+    add(a, "x", "1" * 32)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_x() -> None:
+        with a.write() as tx:
+            assert tx.get_object("v1", "key", "x") is not None  # locks name x
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_x)
+    holder.start()
+    assert holding.wait(10)
+    done: dict[str, float] = {}
+
+    def timed(label: str, work: Callable[[], object]) -> threading.Thread:
+        def run() -> None:
+            work()
+            done[label] = time.monotonic()
+
+        t = threading.Thread(target=run)
+        t.start()
+        return t
+
+    def setting() -> None:
+        with b.write() as tx:
+            tx.put_setting("s", b"1")
+
+    others = [timed("y", lambda: add(b, "y", "2" * 32)), timed("x", lambda: add(b, "x", "3" * 32))]
+    deadline = time.monotonic() + 5
+    while "y" not in done:  # another name goes ahead...
+        assert time.monotonic() < deadline, "a write to another name waited for the held one"
+        time.sleep(0.01)
+    others.append(timed("setting", setting))
+    time.sleep(0.3)
+    assert set(done) == {"y"}  # ...while name x and a vault-wide write wait
+    released = time.monotonic()
+    release.set()
+    for t in [holder, *others]:
+        t.join(10)
+    assert set(done) == {"x", "y", "setting"} and done["x"] >= released and done["setting"] >= released

@@ -3,13 +3,14 @@
 The same ``Store`` / ``Transaction`` protocols as SQLite, over psycopg 3 and a ``psycopg_pool``
 connection pool (``kluis serve --database postgresql://...``).
 
-Writes. Every write transaction first takes one transaction-scoped advisory lock
-(``pg_advisory_xact_lock``), so writes are serialized across every node exactly as SQLite
-serializes them on one machine: the domain's read-check-write sequences (a new version after
-reading the current one, a vault created after checking its name) stay correct with no per-query
-locking, and two nodes creating versions of one key get distinct versions whose ``seq`` follows
-commit order. A write holds the lock for a few statements on the server (no key generation:
-material is made and sealed before the transaction starts), so the cost is one round trip.
+Writes. Every write transaction takes transaction-scoped advisory locks before its first
+statement (``_WriteLocks``): one that works on a vault object locks that name (and holds the
+cluster-wide write lock shared), anything else holds the write lock exclusively, as SQLite
+serializes its writes on one machine. So the domain's read-check-write sequences (a new version
+after reading the current one, a vault created after checking its name) stay correct across
+nodes with no locking of their own, two nodes creating versions of one key get distinct versions
+whose ``seq`` follows commit order, and writes to different names commit side by side. A write
+holds its locks for a few statements (material is made and sealed before it starts).
 
 Reads and other nodes' writes. Point lookups (vault, policy, object, version, setting) go through
 one read cache per process. A write of this process clears it at commit (read-your-writes at
@@ -86,13 +87,73 @@ def _policy(r: tuple[Any, ...]) -> PolicyRecord:
     return PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
 
 
+class _WriteLocks:
+    """The advisory locks of one write transaction, taken by its first statement's kind.
+
+    A transaction that starts on a vault object (a name of a kind) holds the cluster-wide write
+    lock *shared* and the name's own lock exclusively: writes to different names run side by side
+    (and share a WAL flush), writes to one name queue in commit order. A transaction that starts
+    anywhere else (settings, principals, vaults, policies, lists) holds the write lock exclusively,
+    as every SQLite write does, so its read-check-write sequences need no locks of their own. In
+    an object transaction, reads of other tables take nothing; a write to them upgrades to the
+    exclusive lock (the domain never does this; PostgreSQL would report a deadlock between two).
+    The first lock statement also queues this process's change notification (sent at commit).
+    """
+
+    __slots__ = ("_conn", "_names", "_token", "mode")
+
+    def __init__(self, conn: psycopg.Connection[Any], token: str) -> None:
+        self._conn = conn
+        self._token = token
+        self._names: set[str] = set()
+        self.mode: str | None = None  # None (nothing yet), "objects" or "all"
+
+    def object(self, vault_id: str, kind: str, name: str) -> None:
+        if self.mode == "all":
+            return
+        key = f"{vault_id}/{kind}/{name.lower()}"
+        if key in self._names:
+            return
+        if self.mode is None:
+            self._conn.execute(
+                "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(hashtextextended(%s, 0)), "
+                "pg_notify(%s, %s)",
+                (WRITE_LOCK, key, CHANNEL, self._token),
+            )
+            self.mode = "objects"
+        else:
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+        self._names.add(key)
+
+    def everything(self, *, write: bool) -> None:
+        if self.mode == "all" or (self.mode == "objects" and not write):
+            return
+        if self.mode is None:
+            statement = "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)"
+            self._conn.execute(statement, (WRITE_LOCK, CHANNEL, self._token))
+        else:
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        self.mode = "all"
+
+
 class PostgresTransaction:
     """All queries. Bound to one connection inside a write transaction; outside one (``conn`` None)
     each statement borrows a pooled autocommit connection and sees its own consistent snapshot."""
 
-    def __init__(self, conn: psycopg.Connection[Any] | None, pool: ConnectionPool | None = None) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any] | None, pool: ConnectionPool | None = None, locks: _WriteLocks | None = None
+    ) -> None:
         self._conn = conn
         self._pool = pool
+        self._locks = locks
+
+    def _lock_object(self, vault_id: str, kind: str, name: str) -> None:
+        if self._locks is not None:
+            self._locks.object(vault_id, kind, name)
+
+    def _lock_all(self, *, write: bool) -> None:
+        if self._locks is not None:
+            self._locks.everything(write=write)
 
     def _run(self, sql: str, args: tuple[Any, ...] = (), *, many: bool = False) -> Any:
         if self._conn is not None:
@@ -109,10 +170,12 @@ class PostgresTransaction:
 
     # settings ---------------------------------------------------------------------------
     def get_setting(self, name: str) -> bytes | None:
+        self._lock_all(write=False)
         row = self._run("SELECT value FROM settings WHERE name = %s", (name,))
         return None if row is None else bytes(row[0])
 
     def put_setting(self, name: str, value: bytes) -> None:
+        self._lock_all(write=True)
         self._run(
             "INSERT INTO settings (name, value) VALUES (%s, %s) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -121,49 +184,60 @@ class PostgresTransaction:
 
     # principals -------------------------------------------------------------------------
     def add_principal(self, p: PrincipalRecord) -> None:
+        self._lock_all(write=True)
         self._run(
             f"INSERT INTO principals ({_PRINCIPAL_COLS}) VALUES (%s, %s, %s, %s, %s, %s)",
             (p.object_id, p.app_id, p.display_name, p.secret_hash, p.is_admin, p.created),
         )
 
     def get_principal_by_app_id(self, app_id: str) -> PrincipalRecord | None:
+        self._lock_all(write=False)
         row = self._run(f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE app_id = %s", (app_id,))
         return None if row is None else PrincipalRecord(*row)
 
     def get_principal(self, object_id: str) -> PrincipalRecord | None:
+        self._lock_all(write=False)
         row = self._run(f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE object_id = %s", (object_id,))
         return None if row is None else PrincipalRecord(*row)
 
     def list_principals(self) -> list[PrincipalRecord]:
+        self._lock_all(write=False)
         rows = self._rows(f'SELECT {_PRINCIPAL_COLS} FROM principals ORDER BY created, display_name COLLATE "C"')
         return [PrincipalRecord(*r) for r in rows]
 
     def delete_principal(self, object_id: str) -> None:
+        self._lock_all(write=True)
         self._run("DELETE FROM principals WHERE object_id = %s", (object_id,))
         self._run("DELETE FROM policies WHERE object_id = %s", (object_id,))
 
     def set_principal_secret(self, object_id: str, secret_hash: str) -> None:
+        self._lock_all(write=True)
         self._run("UPDATE principals SET secret_hash = %s WHERE object_id = %s", (secret_hash, object_id))
 
     # groups -----------------------------------------------------------------------------
     def add_group(self, g: GroupRecord) -> None:
+        self._lock_all(write=True)
         self._run(
             "INSERT INTO groups (name_ci, name, location, created) VALUES (%s, %s, %s, %s)",
             (g.name.lower(), g.name, g.location, g.created),
         )
 
     def get_group(self, name: str) -> GroupRecord | None:
+        self._lock_all(write=False)
         row = self._run("SELECT name, location, created FROM groups WHERE name_ci = %s", (name.lower(),))
         return None if row is None else GroupRecord(*row)
 
     def list_groups(self) -> list[GroupRecord]:
+        self._lock_all(write=False)
         return [GroupRecord(*r) for r in self._rows("SELECT name, location, created FROM groups ORDER BY name_ci")]
 
     def delete_group(self, name: str) -> None:
+        self._lock_all(write=True)
         self._run("DELETE FROM groups WHERE name_ci = %s", (name.lower(),))
 
     # vaults -----------------------------------------------------------------------------
     def add_vault(self, v: VaultRecord) -> None:
+        self._lock_all(write=True)
         self._run(
             "INSERT INTO vaults (vault_id, name_ci, name, group_ci, location, retention_days, purge_protection, "
             "created, sku) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -181,10 +255,12 @@ class PostgresTransaction:
         )
 
     def get_vault(self, name: str) -> VaultRecord | None:
+        self._lock_all(write=False)
         row = self._run(_VAULT_SELECT + " WHERE v.name_ci = %s", (name.lower(),))
         return None if row is None else VaultRecord(*row)
 
     def list_vaults(self, group_name: str | None = None) -> list[VaultRecord]:
+        self._lock_all(write=False)
         if group_name is None:
             rows = self._rows(_VAULT_SELECT + " ORDER BY v.name_ci")
         else:
@@ -192,11 +268,13 @@ class PostgresTransaction:
         return [VaultRecord(*r) for r in rows]
 
     def delete_vault(self, vault_id: str) -> None:
+        self._lock_all(write=True)
         for table in ("object_versions", "objects", "policies", "vaults"):
             self._run(f"DELETE FROM {table} WHERE vault_id = %s", (vault_id,))
 
     # policies ---------------------------------------------------------------------------
     def put_policy(self, p: PolicyRecord) -> None:
+        self._lock_all(write=True)
         self._run(
             f"INSERT INTO policies ({_POLICY_COLS}) VALUES (%s, %s, %s, %s, %s) "
             "ON CONFLICT (vault_id, object_id) DO UPDATE SET "
@@ -205,22 +283,26 @@ class PostgresTransaction:
         )
 
     def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
+        self._lock_all(write=False)
         row = self._run(
             f"SELECT {_POLICY_COLS} FROM policies WHERE vault_id = %s AND object_id = %s", (vault_id, object_id)
         )
         return None if row is None else _policy(row)
 
     def list_policies(self, vault_id: str) -> list[PolicyRecord]:
+        self._lock_all(write=False)
         rows = self._rows(
             f'SELECT {_POLICY_COLS} FROM policies WHERE vault_id = %s ORDER BY object_id COLLATE "C"', (vault_id,)
         )
         return [_policy(r) for r in rows]
 
     def delete_policy(self, vault_id: str, object_id: str) -> None:
+        self._lock_all(write=True)
         self._run("DELETE FROM policies WHERE vault_id = %s AND object_id = %s", (vault_id, object_id))
 
     # vault objects ----------------------------------------------------------------------
     def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+        self._lock_object(vault_id, kind, name)
         row = self._run(
             f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = %s AND kind = %s AND name_ci = %s",
             (vault_id, kind, name.lower()),
@@ -228,6 +310,7 @@ class PostgresTransaction:
         return None if row is None else ObjectRecord(*row)
 
     def put_object(self, o: ObjectRecord) -> None:
+        self._lock_object(o.vault_id, o.kind, o.name)
         self._run(
             "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
             "scheduled_purge_at, policy, due_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -251,6 +334,7 @@ class PostgresTransaction:
         )
 
     def delete_object(self, vault_id: str, kind: str, name: str) -> None:
+        self._lock_object(vault_id, kind, name)
         args = (vault_id, kind, name.lower())
         self._run("DELETE FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s", args)
         self._run("DELETE FROM objects WHERE vault_id = %s AND kind = %s AND name_ci = %s", args)
@@ -258,6 +342,7 @@ class PostgresTransaction:
     def list_objects(
         self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
     ) -> list[ObjectRecord]:
+        self._lock_all(write=False)
         state = "deleted_at IS NOT NULL" if deleted else "deleted_at IS NULL"
         rows = self._rows(
             f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = %s AND kind = %s AND {state} AND name_ci > %s "
@@ -267,6 +352,7 @@ class PostgresTransaction:
         return [ObjectRecord(*r) for r in rows]
 
     def objects_due(self, *, now: int, limit: int) -> tuple[list[ObjectRecord], list[ObjectRecord]]:
+        self._lock_all(write=False)
         purge = self._rows(
             f"SELECT {_OBJECT_COLS} FROM objects WHERE scheduled_purge_at <= %s ORDER BY scheduled_purge_at LIMIT %s",
             (now, limit),
@@ -278,6 +364,7 @@ class PostgresTransaction:
         return [ObjectRecord(*r) for r in purge], [ObjectRecord(*r) for r in due]
 
     def add_version(self, v: VersionRecord) -> None:
+        self._lock_object(v.vault_id, v.kind, v.name)
         row = self._run(
             "INSERT INTO object_versions (vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, "
             "updated, tags, props) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq",
@@ -299,6 +386,7 @@ class PostgresTransaction:
         v.seq = int(row[0])
 
     def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
+        self._lock_object(vault_id, kind, name)
         row = self._run(
             f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s "
             "AND version = %s",
@@ -307,6 +395,7 @@ class PostgresTransaction:
         return None if row is None else _version(row)
 
     def update_version(self, v: VersionRecord) -> None:
+        self._lock_object(v.vault_id, v.kind, v.name)
         self._run(
             "UPDATE object_versions SET enabled = %s, nbf = %s, exp = %s, updated = %s, tags = %s, props = %s "
             "WHERE vault_id = %s AND kind = %s AND name_ci = %s AND version = %s",
@@ -327,6 +416,7 @@ class PostgresTransaction:
     def list_versions(
         self, vault_id: str, kind: str, name: str, *, after_seq: int | None, limit: int
     ) -> list[VersionRecord]:
+        self._lock_object(vault_id, kind, name)
         rows = self._rows(
             f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s "
             "AND seq > %s ORDER BY seq LIMIT %s",
@@ -335,6 +425,7 @@ class PostgresTransaction:
         return [_version(r) for r in rows]
 
     def count_versions(self, vault_id: str, kind: str, name: str) -> int:
+        self._lock_object(vault_id, kind, name)
         row = self._run(
             "SELECT count(*) FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s",
             (vault_id, kind, name.lower()),
@@ -529,10 +620,7 @@ class PostgresStore:
         with self._pool.connection() as conn:
             try:
                 with conn.transaction():
-                    conn.execute(
-                        "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)", (WRITE_LOCK, CHANNEL, self._token)
-                    )
-                    tx = PostgresTransaction(conn)
+                    tx = PostgresTransaction(conn, locks=_WriteLocks(conn, self._token))
                     self._local.tx = tx
                     try:
                         yield tx
