@@ -309,4 +309,19 @@ def test_contract_concurrent_versions_of_one_name_are_distinct_and_ordered(store
     assert current is not None and current.latest_version == versions[-1].version
 
 
+def test_contract_a_write_refused_by_the_database_leaves_nothing(store: Store) -> None:
+    """A duplicate name fails the whole write, even where the database reports it only at commit."""
+    import sqlite3
+
+    import psycopg
+
+    with pytest.raises((ValueError, sqlite3.IntegrityError, psycopg.errors.UniqueViolation)), store.write() as tx:
+        tx.put_setting("z", b"1")
+        tx.add_group(GroupRecord("rg", "elsewhere", 2))
+    with store.read() as tx:
+        assert tx.get_setting("z") is None
+        group = tx.get_group("RG")
+        assert group is not None and group.location == "local"
+
+
 __all__ = [name for name in dict(globals()) if name.startswith("test_contract_")]

@@ -11,8 +11,8 @@ The domain and the store are synchronous. On SQLite they run inline on the event
 point read costs microseconds, less than a hand-off to a thread). When the runtime has an
 executor (PostgreSQL: a network round trip per uncached read or write), authentication and
 authorization run on one of its threads, the body (if any) is then read on the loop, and the
-handler runs on an executor thread again (a small event loop per thread drives the handler
-coroutine), so a slow query or a 500 ms RSA-4096 key generation never stalls the worker's other
+handler runs on an executor thread again (its coroutine, which then waits for nothing, stepped to
+its end there), so a slow query or a 500 ms RSA-4096 key generation never stalls the worker's other
 requests, and the order of answers (401 before any body check) is the same as inline.
 """
 
@@ -21,10 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
@@ -63,20 +62,31 @@ access_log = logging.getLogger("kluis.access")
 SERVICE_VERSION = ".".join([*__version__.split("+")[0].split("."), "0", "0", "0", "0"][:4])
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 T = TypeVar("T")
-_thread_loops = threading.local()
 
 
-def _run_on_thread_loop(coro: Awaitable[T]) -> T:
-    """Run ``coro`` to its end on this (executor) thread's own event loop, made on first use."""
-    loop: asyncio.AbstractEventLoop | None = getattr(_thread_loops, "loop", None)
-    if loop is None:
-        loop = _thread_loops.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(coro)
+def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro``, which must not suspend, to its end on this (executor) thread.
+
+    Off the loop a request's coroutines never wait for anything (its body was read on the loop
+    before), so stepping the coroutine once finishes it: ~25 us cheaper per request than running
+    it on an event loop of the thread's own. One that suspends is a programming error.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise RuntimeError("a request awaited something other than its body off the event loop")
 
 
-async def _off_loop(executor: Executor, coro: Awaitable[T]) -> T:
+async def _handle(route: Route, ctx: RequestContext) -> Response:
+    return await route.handler(ctx)
+
+
+async def _off_loop(executor: Executor, coro: Coroutine[Any, Any, T]) -> T:
     """``coro`` run on one of ``executor``'s threads; this loop serves other requests meanwhile."""
-    return await asyncio.get_running_loop().run_in_executor(executor, _run_on_thread_loop, coro)
+    return await asyncio.get_running_loop().run_in_executor(executor, _run_to_end, coro)
 
 
 def _network_info(client: str) -> str:
@@ -131,7 +141,7 @@ class KluisApp:
                     response = self._no_route(ctx)
                 else:
                     await request.body()
-                    response = await _off_loop(executor, route.handler(ctx))
+                    response = await _off_loop(executor, _handle(route, ctx))
         except _Answer as answer:
             response = answer.response
         except BodyRefused as refused:

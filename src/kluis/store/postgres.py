@@ -10,7 +10,9 @@ serializes its writes on one machine. So the domain's read-check-write sequences
 after reading the current one, a vault created after checking its name) stay correct across
 nodes with no locking of their own, two nodes creating versions of one key get distinct versions
 whose ``seq`` follows commit order, and writes to different names commit side by side. A write
-holds its locks for a few statements (material is made and sealed before it starts).
+holds its locks for a few statements (material is made and sealed before it starts), sent in
+pipeline mode: statements without rows are only queued, so a new version costs three round trips
+(begin + lock + read the object; insert the version; update the object + commit).
 
 Reads and other nodes' writes. Point lookups (vault, policy, object, version, setting) go through
 one read cache per process. A write of this process clears it at commit (read-your-writes at
@@ -156,13 +158,23 @@ class PostgresTransaction:
             self._locks.everything(write=write)
 
     def _run(self, sql: str, args: tuple[Any, ...] = (), *, many: bool = False) -> Any:
+        """A statement's first row (``many``: all rows); inside a write, waits for the pipeline to get there."""
         if self._conn is not None:
             cur = self._conn.execute(sql, args)
-            return (cur.fetchall() if many else cur.fetchone()) if cur.description is not None else None
+            return cur.fetchall() if many else cur.fetchone()
         assert self._pool is not None
         with self._pool.connection() as conn:
             cur = conn.execute(sql, args)
-            return (cur.fetchall() if many else cur.fetchone()) if cur.description is not None else None
+            return cur.fetchall() if many else cur.fetchone()
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        """A statement without rows; inside a write it is only queued (pipeline mode): no round trip."""
+        if self._conn is not None:
+            self._conn.execute(sql, args)
+            return
+        assert self._pool is not None
+        with self._pool.connection() as conn:
+            conn.execute(sql, args)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self._run(sql, args, many=True)
@@ -176,7 +188,7 @@ class PostgresTransaction:
 
     def put_setting(self, name: str, value: bytes) -> None:
         self._lock_all(write=True)
-        self._run(
+        self._exec(
             "INSERT INTO settings (name, value) VALUES (%s, %s) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
@@ -185,7 +197,7 @@ class PostgresTransaction:
     # principals -------------------------------------------------------------------------
     def add_principal(self, p: PrincipalRecord) -> None:
         self._lock_all(write=True)
-        self._run(
+        self._exec(
             f"INSERT INTO principals ({_PRINCIPAL_COLS}) VALUES (%s, %s, %s, %s, %s, %s)",
             (p.object_id, p.app_id, p.display_name, p.secret_hash, p.is_admin, p.created),
         )
@@ -207,17 +219,17 @@ class PostgresTransaction:
 
     def delete_principal(self, object_id: str) -> None:
         self._lock_all(write=True)
-        self._run("DELETE FROM principals WHERE object_id = %s", (object_id,))
-        self._run("DELETE FROM policies WHERE object_id = %s", (object_id,))
+        self._exec("DELETE FROM principals WHERE object_id = %s", (object_id,))
+        self._exec("DELETE FROM policies WHERE object_id = %s", (object_id,))
 
     def set_principal_secret(self, object_id: str, secret_hash: str) -> None:
         self._lock_all(write=True)
-        self._run("UPDATE principals SET secret_hash = %s WHERE object_id = %s", (secret_hash, object_id))
+        self._exec("UPDATE principals SET secret_hash = %s WHERE object_id = %s", (secret_hash, object_id))
 
     # groups -----------------------------------------------------------------------------
     def add_group(self, g: GroupRecord) -> None:
         self._lock_all(write=True)
-        self._run(
+        self._exec(
             "INSERT INTO groups (name_ci, name, location, created) VALUES (%s, %s, %s, %s)",
             (g.name.lower(), g.name, g.location, g.created),
         )
@@ -233,12 +245,12 @@ class PostgresTransaction:
 
     def delete_group(self, name: str) -> None:
         self._lock_all(write=True)
-        self._run("DELETE FROM groups WHERE name_ci = %s", (name.lower(),))
+        self._exec("DELETE FROM groups WHERE name_ci = %s", (name.lower(),))
 
     # vaults -----------------------------------------------------------------------------
     def add_vault(self, v: VaultRecord) -> None:
         self._lock_all(write=True)
-        self._run(
+        self._exec(
             "INSERT INTO vaults (vault_id, name_ci, name, group_ci, location, retention_days, purge_protection, "
             "created, sku) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
@@ -270,12 +282,12 @@ class PostgresTransaction:
     def delete_vault(self, vault_id: str) -> None:
         self._lock_all(write=True)
         for table in ("object_versions", "objects", "policies", "vaults"):
-            self._run(f"DELETE FROM {table} WHERE vault_id = %s", (vault_id,))
+            self._exec(f"DELETE FROM {table} WHERE vault_id = %s", (vault_id,))
 
     # policies ---------------------------------------------------------------------------
     def put_policy(self, p: PolicyRecord) -> None:
         self._lock_all(write=True)
-        self._run(
+        self._exec(
             f"INSERT INTO policies ({_POLICY_COLS}) VALUES (%s, %s, %s, %s, %s) "
             "ON CONFLICT (vault_id, object_id) DO UPDATE SET "
             "keys = excluded.keys, secrets = excluded.secrets, certificates = excluded.certificates",
@@ -298,7 +310,7 @@ class PostgresTransaction:
 
     def delete_policy(self, vault_id: str, object_id: str) -> None:
         self._lock_all(write=True)
-        self._run("DELETE FROM policies WHERE vault_id = %s AND object_id = %s", (vault_id, object_id))
+        self._exec("DELETE FROM policies WHERE vault_id = %s AND object_id = %s", (vault_id, object_id))
 
     # vault objects ----------------------------------------------------------------------
     def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
@@ -311,7 +323,7 @@ class PostgresTransaction:
 
     def put_object(self, o: ObjectRecord) -> None:
         self._lock_object(o.vault_id, o.kind, o.name)
-        self._run(
+        self._exec(
             "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
             "scheduled_purge_at, policy, due_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (vault_id, kind, name_ci) DO UPDATE SET name = excluded.name, "
@@ -336,8 +348,8 @@ class PostgresTransaction:
     def delete_object(self, vault_id: str, kind: str, name: str) -> None:
         self._lock_object(vault_id, kind, name)
         args = (vault_id, kind, name.lower())
-        self._run("DELETE FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s", args)
-        self._run("DELETE FROM objects WHERE vault_id = %s AND kind = %s AND name_ci = %s", args)
+        self._exec("DELETE FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s", args)
+        self._exec("DELETE FROM objects WHERE vault_id = %s AND kind = %s AND name_ci = %s", args)
 
     def list_objects(
         self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
@@ -396,7 +408,7 @@ class PostgresTransaction:
 
     def update_version(self, v: VersionRecord) -> None:
         self._lock_object(v.vault_id, v.kind, v.name)
-        self._run(
+        self._exec(
             "UPDATE object_versions SET enabled = %s, nbf = %s, exp = %s, updated = %s, tags = %s, props = %s "
             "WHERE vault_id = %s AND kind = %s AND name_ci = %s AND version = %s",
             (
@@ -619,7 +631,7 @@ class PostgresStore:
             return
         with self._pool.connection() as conn:
             try:
-                with conn.transaction():
+                with conn.pipeline(), conn.transaction():
                     tx = PostgresTransaction(conn, locks=_WriteLocks(conn, self._token))
                     self._local.tx = tx
                     try:
