@@ -65,7 +65,7 @@ class ServerSettings:
     # PostgreSQL database between several kluis nodes (server.json is 0600: it may hold a password).
     database: str = ""
     # Threads per worker that run requests' database work off the event loop (None: the backend's
-    # default, 0 for SQLite, which answers inline in microseconds, 8 for PostgreSQL).
+    # default, 0 for SQLite, which answers inline in microseconds, 4 for PostgreSQL).
     db_threads: int | None = None
 
     @property
