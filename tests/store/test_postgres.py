@@ -193,3 +193,25 @@ def test_writes_to_other_names_pass_a_held_name_while_its_own_and_global_writes_
     for t in [holder, *others]:
         t.join(10)
     assert set(done) == {"x", "y", "setting"} and done["x"] >= released and done["setting"] >= released
+
+
+def test_a_listener_whose_connection_dies_reconnects_and_the_bound_holds_meanwhile(
+    nodes: tuple[PostgresStore, PostgresStore], postgres_url: str
+) -> None:
+    import psycopg
+
+    a, b = nodes
+    v = add(a, "k", "1" * 32)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE 'LISTEN%%'"
+        ).fetchall()
+    assert len(killed) == 2  # both nodes' listeners
+    assert _seen_after(b, a, v.version, False) < BOUND  # while reconnecting: the fallback
+    deadline = time.monotonic() + 5
+    while not (a.listening.is_set() and b.listening.is_set()):
+        assert time.monotonic() < deadline, "a listener did not reconnect"
+        time.sleep(0.05)
+    time.sleep(0.1)
+    assert _seen_after(b, a, v.version, True) < CACHE_TTL / 2  # notifications again

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ log = logging.getLogger("kluis.store.postgres")
 CHANNEL = "kluis_changes"
 CACHE_TTL = 0.5  # seconds a cached point lookup is trusted without a notification (the fallback bound)
 LISTEN_POLL = 0.25  # seconds the listener waits for notifications before checking whether to stop
+LISTEN_COALESCE = 0.005  # seconds the listener lets notifications gather after a wake-up
 _CACHE_LIMIT = 20_000
 _EXCLUSIVE_LOCKS = {"scheduler": SCHEDULER_LOCK}
 
@@ -596,22 +598,38 @@ class PostgresStore:
 
     # -- the change listener --------------------------------------------------------------------
     def _listen(self) -> None:
+        """The listener thread: clear the cache when another process committed (see the module doc).
+
+        It waits on the connection's socket and drains every queued notification at once (libpq's
+        own calls, no per-notification Python machinery), then pauses ``LISTEN_COALESCE`` s so a
+        burst of commits costs one wake-up: measured, per-notification handling cost a busy writer
+        ~200 us of CPU per commit, mostly for its own notifications, which it ignores.
+        """
+        token = self._token.encode()
         while not self._closed.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._cache.clear()  # anything may have changed while nobody listened
                     self.listening.set()
+                    pgconn = conn.pgconn
                     while not self._closed.is_set():
-                        for note in conn.notifies(timeout=LISTEN_POLL):
-                            if note.payload != self._token:
-                                self._cache.clear()
-            except psycopg.Error as e:
+                        ready, _, _ = select.select([pgconn.socket], [], [], LISTEN_POLL)
+                        if not ready:
+                            continue
+                        pgconn.consume_input()
+                        others = False
+                        while (note := pgconn.notifies()) is not None:
+                            others = others or note.extra != token
+                        if others:
+                            self._cache.clear()
+                        if pgconn.status != psycopg.pq.ConnStatus.OK:
+                            raise psycopg.OperationalError("the listener's connection closed")
+                        time.sleep(LISTEN_COALESCE)
+            except (psycopg.Error, OSError, ValueError) as e:
                 self.listening.clear()
                 if not self._closed.is_set():
-                    log.warning(
-                        "change listener lost its connection (%s); cache entries expire after %ss", e, CACHE_TTL
-                    )
+                    log.warning("change listener lost its connection (%s); cached reads expire after %ss", e, CACHE_TTL)
                     self._closed.wait(CACHE_TTL)
 
     # -- transactions ---------------------------------------------------------------------------
