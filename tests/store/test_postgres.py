@@ -215,3 +215,23 @@ def test_a_listener_whose_connection_dies_reconnects_and_the_bound_holds_meanwhi
         time.sleep(0.05)
     time.sleep(0.1)
     assert _seen_after(b, a, v.version, True) < CACHE_TTL / 2  # notifications again
+
+
+def test_cache_only_answers_from_the_cache_or_raises(store: Store) -> None:
+    from kluis.store import CacheMiss
+
+    assert isinstance(store, PostgresStore)
+    v = add(store, "k", "1" * 32)
+    with store.read() as tx:  # warm
+        assert tx.get_version("v1", "key", "k", v.version) is not None
+    with store.cache_only():
+        with store.read() as tx:
+            assert tx.get_version("v1", "key", "K", v.version) is not None
+            with pytest.raises(CacheMiss):
+                tx.get_object("v1", "key", "other")
+            with pytest.raises(CacheMiss):
+                tx.list_objects("v1", "key", deleted=False, after=None, limit=5)
+        with pytest.raises(CacheMiss), store.write():
+            pass
+    with store.read() as tx:  # and back to normal
+        assert tx.get_object("v1", "key", "other") is None

@@ -9,9 +9,11 @@ feed the same ``respond``.
 
 The domain and the store are synchronous. On SQLite they run inline on the event loop (a cached
 point read costs microseconds, less than a hand-off to a thread). When the runtime has an
-executor (PostgreSQL: a network round trip per uncached read or write), authentication and
-authorization run on one of its threads, the body (if any) is then read on the loop, and the
-handler runs on an executor thread again (its coroutine, which then waits for nothing, stepped to
+executor (PostgreSQL: a network round trip per uncached read or write), a request without a
+body is first tried on the loop with the store in cache-only mode (the hot reads: no hand-off);
+if it needs the database (``CacheMiss``) it runs again on an executor thread. For a request with
+a body, authentication and authorization run on an executor thread, the body is then read on
+the loop, and the handler runs on an executor thread again (its coroutine, which then waits for nothing, stepped to
 its end there), so a slow query or a 500 ms RSA-4096 key generation never stalls the worker's other
 requests, and the order of answers (401 before any body check) is the same as inline.
 """
@@ -35,7 +37,7 @@ from kluis.api.errors import HttpError, error_response
 from kluis.api.hosts import HostInfo, HostResolver
 from kluis.api.http import BodyRefused, ClientGone, Request, Response, asgi_headers
 from kluis.api.routes import Auth, Route
-from kluis.api.runtime import Runtime
+from kluis.api.runtime import CacheMiss, Runtime
 from kluis.api.table import NOT_YET, ROUTER
 from kluis.api.throttle import RateLimitedLog, Shedder, SignInGuard, VaultThrottle, table_path
 from kluis.api.versions import check_api_version
@@ -134,7 +136,11 @@ class KluisApp:
             if executor is None or ROUTER.match(request.method, request.path).auth is Auth.NONE:
                 response = await self._dispatch(ctx)  # token endpoint, health: on the loop (their waits are async)
             elif request.method in _NO_BODY:
-                response = await _off_loop(executor, self._dispatch(ctx))
+                try:  # most reads are answered from the store's cache: on the loop, no hand-off
+                    with self.runtime.cache_only():
+                        response = _run_to_end(self._dispatch(ctx))
+                except CacheMiss:  # it needs the database: again, on an executor thread
+                    response = await _off_loop(executor, self._dispatch(ctx))
             else:  # authenticate and authorize first, read the body on the loop, then run the handler
                 route = await _off_loop(executor, self._route(ctx))
                 if route is None:

@@ -21,6 +21,7 @@ import json
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from kluis.identity.secrets import hash_secret, new_app_id, new_client_secret, n
 from kluis.identity.tokens import TokenIssuer, TokenVerifier, new_signing_key
 from kluis.store import (
     SCHEMA_VERSION,
+    CacheMiss,
     ObjectRecord,
     PrincipalRecord,
     VaultRecord,
@@ -57,6 +59,7 @@ from kluis.store import (
 __all__ = [
     "DEFAULT_GROUP",
     "DEFAULT_VAULT",
+    "CacheMiss",
     "Runtime",
     "database_label",
     "database_of",
@@ -251,6 +254,11 @@ class Runtime:
                 value = make()
                 tx.put_setting(name, value)
         return value
+
+    def cache_only(self) -> AbstractContextManager[None]:
+        """For the block, reads on this thread come from the store's cache or raise ``CacheMiss``
+        (PostgreSQL; a no-op on SQLite): how the dispatcher answers cached reads on the event loop."""
+        return self.store.cache_only()
 
     def clock_offset(self) -> int:
         with self.store.read() as tx:

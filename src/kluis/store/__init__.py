@@ -7,7 +7,7 @@ the in-memory store is for unit tests.
 
 from __future__ import annotations
 
-from kluis.store.base import Store, Transaction
+from kluis.store.base import CacheMiss, Store, Transaction
 from kluis.store.factory import is_postgres_url, open_store, redact, schema_version_of
 from kluis.store.records import GroupRecord, ObjectRecord, PolicyRecord, PrincipalRecord, VaultRecord, VersionRecord
 from kluis.store.sqlite import SqliteStore
@@ -15,6 +15,7 @@ from kluis.store.sqlite_schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CacheMiss",
     "GroupRecord",
     "ObjectRecord",
     "PolicyRecord",

@@ -14,7 +14,13 @@ from typing import Protocol
 
 from kluis.store.records import GroupRecord, ObjectRecord, PolicyRecord, PrincipalRecord, VaultRecord, VersionRecord
 
-__all__ = ["Store", "Transaction"]
+__all__ = ["CacheMiss", "Store", "Transaction"]
+
+
+class CacheMiss(BaseException):
+    """Raised inside ``cache_only()`` when a read would have to reach the database (or a write be made).
+
+    A BaseException so that no ``except Exception`` in between swallows it on its way to the dispatcher."""
 
 
 class Transaction(Protocol):

@@ -44,6 +44,7 @@ import psycopg
 from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool
 
+from kluis.store.base import CacheMiss
 from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
 from kluis.store.records import (
     GroupRecord,
@@ -493,15 +494,36 @@ class ReadCache:
             self.entries = {}
 
 
+class _CacheOnlyTransaction(PostgresTransaction):
+    """Under ``cache_only()``: any statement at all raises ``CacheMiss`` instead of reaching the database."""
+
+    def _run(self, sql: str, args: tuple[Any, ...] = (), *, many: bool = False) -> Any:
+        raise CacheMiss(sql)
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        raise CacheMiss(sql)
+
+
 class CachedReadTransaction(PostgresTransaction):
     """Point lookups answered from the process's cache; everything else straight from the pool.
 
     Records are copied on the way out, so a caller that edits one cannot corrupt the cache.
     """
 
-    def __init__(self, pool: ConnectionPool, cache: ReadCache) -> None:
+    def __init__(self, pool: ConnectionPool, cache: ReadCache, *, cache_only: bool = False) -> None:
         super().__init__(None, pool)
         self._cache = cache
+        self._cache_only = cache_only
+
+    def _run(self, sql: str, args: tuple[Any, ...] = (), *, many: bool = False) -> Any:
+        if self._cache_only:
+            raise CacheMiss(sql)
+        return super()._run(sql, args, many=many)
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        if self._cache_only:
+            raise CacheMiss(sql)
+        super()._exec(sql, args)
 
     def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
         now = time.monotonic()
@@ -545,6 +567,11 @@ class CachedReadTransaction(PostgresTransaction):
         return result
 
 
+class _Local(threading.local):
+    tx: PostgresTransaction | None = None
+    cache_only = False
+
+
 class _ReadContext:
     """``with store.read() as tx``: nothing to release (each statement borrows its own connection)."""
 
@@ -575,7 +602,7 @@ class PostgresStore:
     def __init__(self, url: str, *, pool_size: int = 8, timeout: float = 10.0, listen: bool = True) -> None:
         self.url = url
         self._token = secrets.token_hex(8)  # this process's name in its own notifications
-        self._local = threading.local()
+        self._local = _Local()
         self._cache = ReadCache()
         self._closed = threading.Event()
         self.listening = threading.Event()
@@ -638,7 +665,18 @@ class PostgresStore:
         current: PostgresTransaction | None = getattr(self._local, "tx", None)
         if current is not None:
             return _ReadContext(current)
-        return _ReadContext(CachedReadTransaction(self._pool, self._cache))
+        return _ReadContext(CachedReadTransaction(self._pool, self._cache, cache_only=self._local.cache_only))
+
+    @contextmanager
+    def cache_only(self) -> Iterator[None]:
+        """For the block, this thread's reads come from the cache or raise ``CacheMiss``, and writes
+        raise it at once: the dispatcher runs a request on the event loop this way and, on a miss,
+        runs it again on an executor thread, so the loop never waits for the database."""
+        self._local.cache_only = True
+        try:
+            yield
+        finally:
+            self._local.cache_only = False
 
     @contextmanager
     def write(self) -> Iterator[PostgresTransaction]:
@@ -647,6 +685,8 @@ class PostgresStore:
         if current is not None:  # nested use on the same thread joins the outer transaction
             yield current
             return
+        if self._local.cache_only:
+            raise CacheMiss("write")
         with self._pool.connection() as conn:
             try:
                 with conn.pipeline(), conn.transaction():
