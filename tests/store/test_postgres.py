@@ -235,3 +235,29 @@ def test_cache_only_answers_from_the_cache_or_raises(store: Store) -> None:
             pass
     with store.read() as tx:  # and back to normal
         assert tx.get_object("v1", "key", "other") is None
+
+
+def test_a_write_to_one_name_drops_only_that_names_entries_on_every_node(
+    nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    from kluis.store import CacheMiss
+
+    a, b = nodes
+    x, y = add(a, "x", "1" * 32), add(a, "y", "2" * 32)
+    for node in (a, b):
+        with node.read() as tx:  # warm: the vault, both names
+            assert tx.get_vault("myvault") is not None
+            assert tx.get_version("v1", "key", "x", x.version) and tx.get_version("v1", "key", "y", y.version)
+    x.enabled = False
+    with a.write() as tx:
+        tx.update_version(x)
+    time.sleep(0.1)  # the notification arrives at b
+    for node in (a, b):
+        with node.cache_only(), node.read() as tx:
+            assert tx.get_vault("MyVault") is not None  # still cached
+            assert tx.get_version("v1", "key", "y", y.version) is not None  # still cached
+            with pytest.raises(CacheMiss):  # dropped: read again from the database
+                tx.get_version("v1", "key", "x", x.version)
+        with node.read() as tx:
+            got = tx.get_version("v1", "key", "x", x.version)
+            assert got is not None and got.enabled is False

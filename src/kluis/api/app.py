@@ -12,8 +12,8 @@ point read costs microseconds, less than a hand-off to a thread). When the runti
 executor (PostgreSQL: a network round trip per uncached read or write), a request without a
 body is first tried on the loop with the store in cache-only mode (the hot reads: no hand-off);
 if it needs the database (``CacheMiss``) it runs again on an executor thread. For a request with
-a body, authentication and authorization run on an executor thread, the body is then read on
-the loop, and the handler runs on an executor thread again (its coroutine, which then waits for nothing, stepped to
+a body, authentication and authorization are tried the same way, the body is then read on the
+loop, and the handler (which writes) runs on an executor thread (its coroutine, which then waits for nothing, stepped to
 its end there), so a slow query or a 500 ms RSA-4096 key generation never stalls the worker's other
 requests, and the order of answers (401 before any body check) is the same as inline.
 """
@@ -136,13 +136,9 @@ class KluisApp:
             if executor is None or ROUTER.match(request.method, request.path).auth is Auth.NONE:
                 response = await self._dispatch(ctx)  # token endpoint, health: on the loop (their waits are async)
             elif request.method in _NO_BODY:
-                try:  # most reads are answered from the store's cache: on the loop, no hand-off
-                    with self.runtime.cache_only():
-                        response = _run_to_end(self._dispatch(ctx))
-                except CacheMiss:  # it needs the database: again, on an executor thread
-                    response = await _off_loop(executor, self._dispatch(ctx))
+                response = await self._cached_first(executor, self._dispatch, ctx)
             else:  # authenticate and authorize first, read the body on the loop, then run the handler
-                route = await _off_loop(executor, self._route(ctx))
+                route = await self._cached_first(executor, self._route, ctx)
                 if route is None:
                     response = self._no_route(ctx)
                 else:
@@ -175,6 +171,18 @@ class KluisApp:
         if ctx.route is not None:
             self._emit(ctx, ctx.route, response.status_code, time.perf_counter() - started)
         return response
+
+    async def _cached_first(
+        self, executor: Executor, step: Callable[[RequestContext], Coroutine[Any, Any, T]], ctx: RequestContext
+    ) -> T:
+        """``step(ctx)`` on the loop if the store's cache can answer all it reads (most requests: no
+        hand-off), else again from the start on an executor thread. Steps run this way only read
+        (a throttle token taken before a miss is taken again on the second run)."""
+        try:
+            with self.runtime.cache_only():
+                return _run_to_end(step(ctx))
+        except CacheMiss:
+            return await _off_loop(executor, step(ctx))
 
     async def _dispatch(self, ctx: RequestContext) -> Response:
         route = await self._route(ctx)

@@ -15,14 +15,15 @@ pipeline mode: statements without rows are only queued, so a new version costs t
 (begin + lock + read the object; insert the version; update the object + commit).
 
 Reads and other nodes' writes. Point lookups (vault, policy, object, version, setting) go through
-one read cache per process. A write of this process clears it at commit (read-your-writes at
-once). Every write also ``NOTIFY``s the ``kluis_changes`` channel (delivered at commit); each
-process ``LISTEN``s on its own connection in a background thread and clears its cache when
-another process wrote, typically within milliseconds. The fallback bound: an entry is trusted for
-``CACHE_TTL`` seconds after the read that loaded it began, so even with the listener down (a
-dropped connection, a lost notification) a change made anywhere is seen within that time.
-Entries loaded by a read that overlapped a clear are not kept (a generation counter), so a slow
-read can never put back what a commit just invalidated.
+one read cache per process. A write of this process drops what it changed at commit (the names
+of the objects it wrote; everything after any other write), so this node reads its own writes at
+once. Every write also ``NOTIFY``s the ``kluis_changes`` channel with what it changed (delivered
+at commit); each process ``LISTEN``s on its own connection in a background thread and drops the
+same entries when another process wrote, typically within milliseconds. The fallback bound: an
+entry is trusted for ``CACHE_TTL`` seconds after the read that loaded it began, so even with the
+listener down (a dropped connection, a lost notification) a change made anywhere is seen within
+that time. Entries loaded by a read that overlapped a drop are not kept (a generation counter),
+so a slow read can never put back what a commit just invalidated.
 
 The scheduler: ``exclusive("scheduler")`` holds a session advisory lock for one tick, so one
 node at a time runs it and each due object is acted on once, not once per node.
@@ -60,6 +61,7 @@ __all__ = ["CACHE_TTL", "CHANNEL", "PostgresStore", "PostgresTransaction", "Read
 log = logging.getLogger("kluis.store.postgres")
 
 CHANNEL = "kluis_changes"
+SEP = "\x1f"  # between the parts of a name in locks and notifications (never in ids, kinds or names)
 CACHE_TTL = 0.5  # seconds a cached point lookup is trusted without a notification (the fallback bound)
 LISTEN_POLL = 0.25  # seconds the listener waits for notifications before checking whether to stop
 LISTEN_COALESCE = 0.005  # seconds the listener lets notifications gather after a wake-up
@@ -105,39 +107,35 @@ class _WriteLocks:
     The first lock statement also queues this process's change notification (sent at commit).
     """
 
-    __slots__ = ("_conn", "_names", "_token", "mode")
+    __slots__ = ("_conn", "_token", "mode", "names")
 
     def __init__(self, conn: psycopg.Connection[Any], token: str) -> None:
         self._conn = conn
         self._token = token
-        self._names: set[str] = set()
+        self.names: set[Name] = set()
         self.mode: str | None = None  # None (nothing yet), "objects" or "all"
 
     def object(self, vault_id: str, kind: str, name: str) -> None:
         if self.mode == "all":
             return
-        key = f"{vault_id}/{kind}/{name.lower()}"
-        if key in self._names:
+        ident = (vault_id, kind, name.lower())
+        if ident in self.names:
             return
-        if self.mode is None:
-            self._conn.execute(
-                "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(hashtextextended(%s, 0)), "
-                "pg_notify(%s, %s)",
-                (WRITE_LOCK, key, CHANNEL, self._token),
-            )
-            self.mode = "objects"
-        else:
-            self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
-        self._names.add(key)
+        lock = SEP.join(ident)
+        shared = "pg_advisory_xact_lock_shared(%s), " if self.mode is None else ""
+        args = (WRITE_LOCK,) if self.mode is None else ()
+        self._conn.execute(
+            f"SELECT {shared}pg_advisory_xact_lock(hashtextextended(%s, 0)), pg_notify(%s, %s)",
+            (*args, lock, CHANNEL, notice(self._token, ident)),
+        )
+        self.mode = "objects"
+        self.names.add(ident)
 
     def everything(self, *, write: bool) -> None:
         if self.mode == "all" or (self.mode == "objects" and not write):
             return
-        if self.mode is None:
-            statement = "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)"
-            self._conn.execute(statement, (WRITE_LOCK, CHANNEL, self._token))
-        else:
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        statement = "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)"
+        self._conn.execute(statement, (WRITE_LOCK, CHANNEL, notice(self._token, None)))
         self.mode = "all"
 
 
@@ -460,22 +458,44 @@ def _clone(value: Any) -> Any:
     return clone
 
 
+Name = tuple[str, str, str]  # (vault_id, kind, case-folded name): what an object write changes
+_NAMED = frozenset({"object", "version"})  # cache keys (kind, vault_id, kind, name_ci, ...) of one name
+
+
+def notice(token: str, name: Name | None) -> str:
+    """A change notification's payload: the writing process, and the name it changed (None: anything)."""
+    return f"{token} {SEP.join(name) if name is not None else '*'}"
+
+
+def read_notice(payload: bytes) -> tuple[bytes, Name | None]:
+    """(the writing process's token, the name changed or None for anything) from a payload."""
+    token, _, what = payload.partition(b" ")
+    parts = what.decode(errors="replace").split(SEP)
+    return token, (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
 class ReadCache:
     """The process's cache of point lookups: ``(loaded_at, record)`` by key, trusted for ``ttl`` seconds.
 
-    ``clear()`` starts a new generation; ``put`` keeps a value only if no clear happened since the
-    read that produced it began (``generation`` taken before the read), so nothing stale survives
-    a clear. Safe across threads.
+    Objects and versions are kept by name, so a write to one name drops only that name's entries
+    (``drop``); anything else drops everything (``clear``). Both start a new generation; ``put``
+    keeps a value only if no drop or clear happened since the read that produced it began
+    (``generation`` taken before the read), so nothing stale survives one. Safe across threads.
     """
 
     def __init__(self, ttl: float = CACHE_TTL) -> None:
         self.ttl = ttl
         self.generation = 0
         self.entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self.names: dict[Name, dict[tuple[Any, ...], tuple[float, Any]]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: tuple[Any, ...], now: float) -> Any:
-        hit = self.entries.get(key)
+        if key[0] in _NAMED:
+            slot = self.names.get(key[1:4])
+            hit = slot.get(key) if slot is not None else None
+        else:
+            hit = self.entries.get(key)
         if hit is None or now - hit[0] >= self.ttl:
             return _MISSING
         return hit[1]
@@ -484,24 +504,22 @@ class ReadCache:
         with self._lock:
             if generation != self.generation:
                 return
-            if len(self.entries) >= _CACHE_LIMIT:
-                self.entries = {}
-            self.entries[key] = (loaded_at, value)
+            if len(self.entries) + len(self.names) >= _CACHE_LIMIT:
+                self.entries, self.names = {}, {}
+            if key[0] in _NAMED:
+                self.names.setdefault(key[1:4], {})[key] = (loaded_at, value)
+            else:
+                self.entries[key] = (loaded_at, value)
+
+    def drop(self, name: Name) -> None:
+        with self._lock:
+            self.generation += 1
+            self.names.pop(name, None)
 
     def clear(self) -> None:
         with self._lock:
             self.generation += 1
-            self.entries = {}
-
-
-class _CacheOnlyTransaction(PostgresTransaction):
-    """Under ``cache_only()``: any statement at all raises ``CacheMiss`` instead of reaching the database."""
-
-    def _run(self, sql: str, args: tuple[Any, ...] = (), *, many: bool = False) -> Any:
-        raise CacheMiss(sql)
-
-    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> None:
-        raise CacheMiss(sql)
+            self.entries, self.names = {}, {}
 
 
 class CachedReadTransaction(PostgresTransaction):
@@ -645,11 +663,17 @@ class PostgresStore:
                         if not ready:
                             continue
                         pgconn.consume_input()
-                        others = False
+                        everything, names = False, set()
                         while (note := pgconn.notifies()) is not None:
-                            others = others or note.extra != token
-                        if others:
+                            writer, name = read_notice(note.extra)
+                            if writer != token:
+                                everything = everything or name is None
+                                names.add(name)
+                        if everything:
                             self._cache.clear()
+                        for name in names:
+                            if name is not None:
+                                self._cache.drop(name)
                         if pgconn.status != psycopg.pq.ConnStatus.OK:
                             raise psycopg.OperationalError("the listener's connection closed")
                         time.sleep(LISTEN_COALESCE)
@@ -687,17 +711,23 @@ class PostgresStore:
             return
         if self._local.cache_only:
             raise CacheMiss("write")
+        locks: _WriteLocks | None = None
         with self._pool.connection() as conn:
             try:
                 with conn.pipeline(), conn.transaction():
-                    tx = PostgresTransaction(conn, locks=_WriteLocks(conn, self._token))
+                    locks = _WriteLocks(conn, self._token)
+                    tx = PostgresTransaction(conn, locks=locks)
                     self._local.tx = tx
                     try:
                         yield tx
                     finally:
                         self._local.tx = None
-            finally:
-                self._cache.clear()  # this process's own writes are seen by its next read
+            finally:  # this process's own writes are seen by its next read
+                if locks is not None and locks.mode == "objects":
+                    for name in locks.names:
+                        self._cache.drop(name)
+                else:
+                    self._cache.clear()
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
