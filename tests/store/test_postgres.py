@@ -244,6 +244,7 @@ def test_a_write_to_one_name_drops_only_that_names_entries_on_every_node(
 
     a, b = nodes
     x, y = add(a, "x", "1" * 32), add(a, "y", "2" * 32)
+    time.sleep(0.1)  # let the notifications of these writes arrive before warming the caches
     for node in (a, b):
         with node.read() as tx:  # warm: the vault, both names
             assert tx.get_vault("myvault") is not None
