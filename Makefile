@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # `make run` needs only what running needs: its own stamp, no dev tools.
 RUN_STAMP := $(VENV)/.run-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint unit e2e js-deps go-deps java-deps sdk-deps bench clean
+.PHONY: run test lint unit e2e js-deps go-deps java-deps sdk-deps pg-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint sdk-deps
+test: lint sdk-deps pg-deps
 	$(BIN)/pytest -q
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
 
-e2e: $(STAMP) sdk-deps
+e2e: $(STAMP) sdk-deps pg-deps
 	$(BIN)/pytest -q -m slow
 
 # The SDK journeys' dependencies, pinned in tests/{js,go,java} and downloaded into the clone (gitignored).
@@ -50,6 +50,14 @@ GO_ENV   := GOPATH=$(GO_CACHE)/gopath GOMODCACHE=$(GO_CACHE)/mod GOCACHE=$(GO_CA
 go-deps:
 	@if command -v go >/dev/null 2>&1; then cd tests/go && $(GO_ENV) go mod download && $(GO_ENV) go mod verify >/dev/null; \
 	 else echo "go not found: the Go SDK journey will be skipped (under CI=true it fails)"; fi
+
+# PostgreSQL for the multi-node tests: Debian's package, installed only under CI=true (as root) when
+# initdb/pg_ctl are missing. The tests start their own server (tests/pgserver.py); without one they skip.
+pg-deps:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	 elif [ "$$CI" = "true" ]; then \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	 else echo "PostgreSQL not found: its tests will be skipped (apt-get install postgresql; CI installs it)"; fi
 
 MVN_REPO := $(CURDIR)/tests/java/.m2
 java-deps:

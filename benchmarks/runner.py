@@ -90,6 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scaling-sizes", help="Stored-key counts (default 10,10000,1000000; quick 10,100000).")
     p.add_argument("--no-scaling", action="store_true", help="Skip the scaling run.")
     p.add_argument("--no-peer", action="store_true", help="Skip the moto peer.")
+    p.add_argument(
+        "--database",
+        default="sqlite",
+        help="sqlite (default: the data dir's file), postgresql (a throw-away local PostgreSQL with its default, "
+        "durable settings, started with initdb/pg_ctl and removed after), or a postgresql:// URL to use as it is.",
+    )
     p.add_argument("--only", help=f"Comma-separated operations to run ({','.join(OPERATIONS)}).")
     p.add_argument(
         "--baseline",
@@ -127,6 +133,7 @@ class Bench:
     work: Path
     client: str
     t0: float
+    postgres: Any = None  # the throw-away PostgreSQL of --database postgresql (tests.pgserver.PostgresServer)
 
     def log(self, msg: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
@@ -272,7 +279,8 @@ def _cpu_records(node: Any) -> list[float | None]:
 
 def _run_phases(b: Bench, results: dict[str, Any]) -> None:
     args = b.args
-    server = KluisProcess(b.work / "current" / "data", workers=args.workers, key_pool=args.key_pool)
+    server = KluisProcess(b.work / "current" / "data", workers=args.workers, key_pool=args.key_pool,
+                          database=_database_url(b, results))  # fmt: skip
     baseline = None
     if args.baseline is not None and args.baseline_ops:
         baseline = KluisProcess(b.work / "baseline" / "data", workers=args.workers, key_pool=args.key_pool,
@@ -300,9 +308,30 @@ def _run_phases(b: Bench, results: dict[str, Any]) -> None:
         server.stop()
         if baseline is not None:
             baseline.stop()
+        if b.postgres is not None:
+            b.postgres.stop()
     _peer(b, results, server)
-    if not args.no_scaling and args.sizes:
+    if not args.no_scaling and args.sizes and server.database:
+        b.log("scaling run skipped: it bulk-loads keys straight into the SQLite file (--database sqlite)")
+    elif not args.no_scaling and args.sizes:
         _scaling(b, results)
+
+
+def _database_url(b: Bench, results: dict[str, Any]) -> str:
+    """The ``--database`` kluis serve gets: "" for SQLite; a started throw-away PostgreSQL's URL for
+    "postgresql"; a given URL as it is. Recorded (without password) in the results' meta."""
+    choice = b.args.database
+    url = ""
+    if choice == "postgresql":
+        from tests.pgserver import PostgresServer
+
+        b.postgres = PostgresServer(durable=True).start()
+        url = b.postgres.new_database()
+        b.log(f"PostgreSQL (durable defaults) on port {b.postgres.port} for kluis: {url}")
+    elif choice != "sqlite":
+        url = choice
+    results["meta"]["database"] = "sqlite" if not url else url.split("@")[-1]
+    return url
 
 
 def _settle(b: Bench, server: KluisProcess, ops: list[str]) -> Fixture:

@@ -100,6 +100,7 @@ _ENV = {
     "--proxy-port": "KLUIS_PROXY_PORT",
     "--workers": "KLUIS_WORKERS",
     "--scheduler-interval": "KLUIS_SCHEDULER_INTERVAL",
+    "--database": "KLUIS_DATABASE",
 }
 _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
@@ -157,6 +158,7 @@ class KluisProcess:
     workers: int = 2
     key_pool: int = 16
     src: Path = SRC
+    database: str = ""  # "" (SQLite in the data dir) or a postgresql:// URL
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     kluis_file: str = ""
@@ -198,6 +200,8 @@ class KluisProcess:
             "--data-dir": str(self.data_dir), "--port": str(self.port), "--proxy-port": "0",
             "--workers": str(self.workers), "--key-pool": str(self.key_pool), "--scheduler-interval": "3600",
         }  # fmt: skip
+        if self.database:
+            options["--database"] = self.database
         argv, env, self.dropped = serve_command(options, self._flags)
         try:
             self.process = launch(argv, log_path=self.log_path, ready_url=f"{self.url}/_kluis/health",

@@ -73,6 +73,12 @@ class ServerSettings:
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"  # "text" or "json" (one JSON object per line, with the request id)
     access_log: bool = False  # one kluis.access line per request
+    # Where the state lives: "" is the SQLite file in the data dir; a postgresql:// URL shares one
+    # PostgreSQL database between several kluis nodes (server.json is 0600: it may hold a password).
+    database: str = ""
+    # Threads per worker that run requests' database work off the event loop (None: the backend's
+    # default, 0 for SQLite, which answers inline in microseconds, 4 for PostgreSQL).
+    db_threads: int | None = None
 
     @property
     def url(self) -> str:

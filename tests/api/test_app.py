@@ -147,3 +147,71 @@ def test_network_info_names_the_client(client: object, peer: str, info: str) -> 
 
     assert _peer(client) == peer and _network_info(peer) == info
     assert len(SERVICE_VERSION.split(".")) == 4
+
+
+def _spied(rt: Runtime, *names: str) -> list[tuple[str, str]]:
+    """Record (method, thread name) of every call of the key service's ``names``."""
+    import threading
+
+    seen: list[tuple[str, str]] = []
+    for name in names:
+        original = getattr(rt.keys, name)
+
+        def spy(*args: object, _name: str = name, _original: object = original, **kwargs: object) -> object:
+            seen.append((_name, threading.current_thread().name))
+            return _original(*args, **kwargs)  # type: ignore[operator]
+
+        setattr(rt.keys, name, spy)
+    return seen
+
+
+def test_with_an_executor_requests_run_off_the_loop_in_the_same_order(tmp_path: object) -> None:
+    """``db_threads`` > 0 (PostgreSQL's default): the same answers, in the same order (401 before any
+    body check, 413 after authorization), with the handlers of bodies on the executor's threads."""
+    from pathlib import Path
+
+    from kluis.api.app import KluisApp
+    from kluis.config import DataDir, ServerSettings
+
+    rt = Runtime(DataDir(Path(str(tmp_path)) / "d"), ServerSettings(key_pool=0, db_threads=2), bootstrap=True)
+    try:
+        assert rt.executor is not None
+        seen = _spied(rt, "create_key", "get_key")
+        client = TestClient(KluisApp(rt), base_url="https://localhost:8443")
+        big = b"x" * (1024 * 1024 + 1)
+        assert client.post("/keys/k/create?api-version=7.6", content=big).status_code == 401
+        h = auth(rt)
+        assert client.post("/keys/k/create?api-version=7.6", content=big, headers=h).status_code == 413
+        made = client.post("/keys/k/create?api-version=7.6", json={"kty": "EC", "crv": "P-256"}, headers=h)
+        assert made.status_code == 200
+        got = client.get("/keys/k?api-version=7.6", headers=h)
+        assert got.status_code == 200 and got.json()["key"]["kid"] == made.json()["key"]["kid"]
+        assert client.get("/keys/nope?api-version=7.6", headers=h).status_code == 404
+        assert client.get("/nothing").status_code == 404
+        assert [n for n, _ in seen] == ["create_key", "get_key", "get_key"]
+        assert seen[0][1].startswith("kluis-db")  # a body's handler: on the executor
+        assert not seen[1][1].startswith("kluis-db")  # SQLite never misses in cache-only mode: on the loop
+    finally:
+        rt.close()
+
+
+def test_reads_the_cache_cannot_answer_run_again_on_the_executor(tmp_path: object, postgres_url: str) -> None:
+    """PostgreSQL: a GET is tried on the loop in cache-only mode; a miss runs it on an executor thread."""
+    from pathlib import Path
+
+    from kluis.api.app import KluisApp
+    from kluis.config import DataDir, ServerSettings
+
+    rt = Runtime(DataDir(Path(str(tmp_path)) / "d"), ServerSettings(key_pool=0, database=postgres_url), bootstrap=True)
+    try:
+        seen = _spied(rt, "get_key")
+        client = TestClient(KluisApp(rt), base_url="https://localhost:8443")
+        h = auth(rt)
+        assert client.post("/keys/k/create?api-version=7.6", json={"kty": "EC"}, headers=h).status_code == 200
+        assert client.get("/keys/k?api-version=7.6", headers=h).status_code == 200  # the write emptied the cache
+        assert seen[-1][1].startswith("kluis-db")  # answered on the executor (the miss may come before the handler)
+        seen.clear()
+        assert client.get("/keys/k?api-version=7.6", headers=h).status_code == 200  # now cached
+        assert len(seen) == 1 and not seen[0][1].startswith("kluis-db")
+    finally:
+        rt.close()

@@ -122,3 +122,68 @@ def test_unknown_vault_and_housekeeping(data_dir: DataDir) -> None:
         assert (result.purged, result.acted, result.failed) == (1, 0, 0)
     finally:
         rt.close()
+
+
+# -- a shared (PostgreSQL) database: nodes join what the first node made --------------------------
+
+
+def _node(tmp_path: Path, name: str, url: str, *, kek_from: DataDir | None = None) -> tuple[DataDir, Runtime]:
+    d = DataDir(tmp_path / name).ensure()
+    if kek_from is not None:
+        d.kek.write_bytes(kek_from.kek.read_bytes())
+    return d, Runtime(d, ServerSettings(key_pool=0, database=url), bootstrap=True)
+
+
+def test_a_second_node_joins_the_first_nodes_tenant_administrator_and_ca(tmp_path: Path, postgres_url: str) -> None:
+    d1, first = _node(tmp_path, "n1", postgres_url)
+    d2 = DataDir(tmp_path / "n2").ensure()
+    try:
+        with pytest.raises(StartupError, match=r"copy the first node's kek\.key"):
+            Runtime(d2, ServerSettings(key_pool=0, database=postgres_url), bootstrap=True)
+        d2.kek.write_bytes(d1.kek.read_bytes())
+        second = Runtime(d2, ServerSettings(key_pool=0, database=postgres_url), bootstrap=True)
+        try:
+            assert second.tenant_id == first.tenant_id and second.key_id == first.key_id
+            assert second.signing_key_der == first.signing_key_der  # tokens from either node verify on both
+            assert json.loads(d2.admin.read_text()) == json.loads(d1.admin.read_text())  # one administrator
+            assert len(first.management.list_vaults()) == 1  # one default vault, not one per node
+            (d1.tls).mkdir()
+            (d1.tls / "ca.pem").write_text("CA CERT 1")
+            (d1.tls / "ca-key.pem").write_text("CA KEY 1")
+            assert first.share_ca(d1.tls) is False  # published: the database now keeps node 1's CA
+            (d2.tls).mkdir()
+            (d2.tls / "ca.pem").write_text("a CA node 2 made on its own")
+            (d2.tls / "ca-key.pem").write_text("its key")
+            assert second.share_ca(d2.tls) is True  # replaced by the cluster's CA
+            assert (d2.tls / "ca.pem").read_text() == "CA CERT 1" and (d2.tls / "ca-key.pem").read_text() == "CA KEY 1"
+            assert _mode(d2.tls / "ca-key.pem") == 0o600 and second.share_ca(d2.tls) is False
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
+def test_a_node_with_another_kek_is_refused(tmp_path: Path, postgres_url: str) -> None:
+    _, first = _node(tmp_path, "n1", postgres_url)
+    first.close()
+    d2 = DataDir(tmp_path / "n2").ensure()
+    d2.kek.write_bytes(b"\x07" * 32)
+    with pytest.raises(StartupError, match="not the key of the database"):
+        Runtime(d2, ServerSettings(key_pool=0, database=postgres_url), bootstrap=True)
+
+
+def test_one_scheduler_tick_at_a_time_across_nodes(tmp_path: Path, postgres_url: str) -> None:
+    d1, first = _node(tmp_path, "n1", postgres_url)
+    _, second = _node(tmp_path, "n2", postgres_url, kek_from=d1)
+    try:
+        vault = first.vault(DEFAULT_VAULT)
+        view = first.keys.create_key(vault, "rotating", kty="EC", curve="P-256")
+        first.keys.lifecycle.reschedule(vault.vault_id, "rotating", 1)  # due now
+        with first.store.exclusive("scheduler") as held:  # node 1 is in the middle of a tick...
+            assert held and second.housekeeping().acted == 0  # ...so node 2 skips its own
+        assert second.housekeeping().acted == 1 and first.housekeeping().acted == 0  # rotated once
+        versions = first.keys.lifecycle.list_versions(vault, "rotating", maxresults=None, token=None).items
+        assert len(versions) == 2 and versions[0].version == view.version
+    finally:
+        first.close()
+        second.close()

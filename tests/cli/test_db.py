@@ -35,3 +35,18 @@ def test_no_database_is_one_error_line(tmp_path: Path) -> None:
     assert res.exit_code == 1
     assert res.output.startswith("ERROR: No database at ") and "start `kluis serve` first" in res.output
     assert not (tmp_path / "empty" / "kluis.db").exists()  # nothing created
+
+
+def test_status_and_upgrade_of_the_postgresql_database_a_node_serves(tmp_path: Path, postgres_url: str) -> None:
+    """A node's server.json names its PostgreSQL database; ``kluis db`` works on that (password hidden)."""
+    from kluis.config import DataDir, ServerSettings
+
+    data = DataDir(tmp_path / "node").ensure()
+    with_password = postgres_url.replace("://kluis@", "://kluis:hunter2@")  # trust auth ignores it
+    data.write_server(ServerSettings(database=with_password))
+    code, out = _run("db", "status", "--data-dir", str(data.path))
+    assert code == 0 and json.loads(out) == {"database": postgres_url, "version": 0, "latest": SCHEMA_VERSION}
+    code, out = _run("db", "upgrade", "--data-dir", str(data.path))
+    assert code == 0 and (json.loads(out)["from"], json.loads(out)["to"]) == (0, SCHEMA_VERSION)
+    code, out = _run("db", "status", "--data-dir", str(data.path))
+    assert json.loads(out)["version"] == SCHEMA_VERSION and "hunter2" not in out

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from kluis.store import (
-    GroupRecord,
     ObjectRecord,
     PolicyRecord,
     PrincipalRecord,
     SqliteStore,
-    VaultRecord,
     VersionRecord,
 )
+from tests.store.contract import *  # noqa: F403 - the store contract, run here against SQLite
+from tests.store.contract import seed
 
 
 def _version(vault: str, name: str, version: str, created: int = 1) -> VersionRecord:
@@ -32,9 +32,7 @@ def _object(vault: str, name: str, latest: str, created: int, updated: int, **kw
 @pytest.fixture
 def store(tmp_path: Path) -> SqliteStore:
     s = SqliteStore(tmp_path / "k.db")
-    with s.write() as tx:
-        tx.add_group(GroupRecord("RG", "local", 1))
-        tx.add_vault(VaultRecord("v1", "MyVault", "RG", "local", 90, False, 1))
+    seed(s)  # the contract's vault "MyVault" (v1) in group "RG"
     return s
 
 

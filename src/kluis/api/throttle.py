@@ -29,6 +29,7 @@ import math
 import mmap
 import os
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -83,11 +84,18 @@ class SharedBuckets:
             os.close(fd)
             raise
         self._fd = fd
+        # flock excludes other processes only: threads share the descriptor, so they also take this
+        # lock (requests run on a worker's executor threads when the store is PostgreSQL)
+        self._threads = threading.Lock()
 
     def take(self, key: str, cost: float = 1.0, now: float | None = None, *, force: bool = False) -> float:
         moment = time.monotonic() if now is None else now
         h = _slot_hash(key)
         start = h % _SLOTS
+        with self._threads:
+            return self._take(h, start, moment, cost, force)
+
+    def _take(self, h: int, start: int, moment: float, cost: float, force: bool) -> float:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             index, tokens, last = self._find(h, start, moment)
@@ -109,11 +117,12 @@ class SharedBuckets:
         """Tokens left for ``key`` (``capacity`` for a key never seen), without taking one."""
         moment = time.monotonic() if now is None else now
         h = _slot_hash(key)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            _, tokens, last = self._find(h, h % _SLOTS, moment, claim=False)
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        with self._threads:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                _, tokens, last = self._find(h, h % _SLOTS, moment, claim=False)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         return min(self.capacity, tokens + max(0.0, moment - last) * self.rate)
 
     def _find(self, h: int, start: int, now: float, *, claim: bool = True) -> tuple[int, float, float]:

@@ -6,7 +6,7 @@ it ahead of time (e.g. before rolling out a new release to several nodes) and se
 
 from __future__ import annotations
 
-from kluis.api.runtime import schema_status, upgrade_database
+from kluis.api.runtime import database_label, schema_status, upgrade_database
 from kluis.cli.common import DataDirOpt, KluisTyper, OutputOpt, data_dir_of, run
 from kluis.cli.output import Output, emit
 
@@ -19,11 +19,11 @@ db_app = KluisTyper(help="The database: schema version and migrations.")
 def upgrade(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """Apply every pending schema migration (safe to run while kluis serves: migrations take the write lock)."""
     before, after = run(upgrade_database, data_dir_of(data_dir))
-    emit({"database": str(data_dir_of(data_dir).database), "from": before, "to": after}, output)
+    emit({"database": database_label(data_dir_of(data_dir)), "from": before, "to": after}, output)
 
 
 @db_app.command("status")
 def status(data_dir: DataDirOpt = None, output: OutputOpt = Output.json) -> None:
     """The database's schema version and the version this kluis brings."""
     current, latest = run(schema_status, data_dir_of(data_dir))
-    emit({"database": str(data_dir_of(data_dir).database), "version": current, "latest": latest}, output)
+    emit({"database": database_label(data_dir_of(data_dir)), "version": current, "latest": latest}, output)

@@ -131,6 +131,14 @@ def serve(
             "--detach", help="Run in the background (log and pid file in the data dir); return once it answers."
         ),
     ] = False,
+    database: Annotated[
+        str,
+        typer.Option(
+            envvar="KLUIS_DATABASE",
+            help="postgresql://user:password@host:port/db to share one PostgreSQL database between several "
+            "kluis nodes (each with the same kek.key); default: SQLite in the data dir.",
+        ),
+    ] = "",
 ) -> None:
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
     if workers <= 0:
@@ -154,6 +162,7 @@ def serve(
         metrics_host=metrics_host,
         log_format=log_format,
         access_log=access_log,
+        database=database,
     )
     if log_format not in ("text", "json"):
         raise fail(f"--log-format must be text or json, not {log_format!r}", 2)

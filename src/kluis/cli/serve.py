@@ -121,7 +121,10 @@ def prepare(data_dir: DataDir, settings: ServerSettings) -> tuple[Runtime, TlsFi
     names = default_server_names(settings.hostnames, settings.domains)
     if settings.host not in ("127.0.0.1", "0.0.0.0", "::", "::1", "localhost") and settings.host not in names:
         names.append(settings.host)
+    runtime.share_ca(data_dir.tls)  # a shared database's CA, if it keeps one, before any is made here
     tls = ensure_tls(data_dir.tls, names)
+    if runtime.share_ca(data_dir.tls):  # another node published its CA first: serve a certificate from that one
+        tls = ensure_tls(data_dir.tls, names)
     write_ca_bundle(tls.ca_cert, data_dir.ca_bundle)
     data_dir.write_server(settings)
     return runtime, tls

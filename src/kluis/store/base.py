@@ -1,8 +1,10 @@
 """The storage interface: the only thing the domain knows about persistence.
 
 A ``Store`` hands out transactions; a ``Transaction`` has one method per query the domain
-needs. SQLite is the default; PostgreSQL will implement the same two protocols. Every object
-kind (keys, secrets, ...) goes through the same object/version queries, keyed by ``kind``.
+needs. Three implementations: SQLite (the default, one machine), PostgreSQL (several nodes
+sharing one database) and in-memory (unit tests only); one contract test suite runs against all
+three. Every object kind (keys, secrets, ...) goes through the same object/version queries, keyed
+by ``kind``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from kluis.store.records import (
     VersionRecord,
 )
 
-__all__ = ["Store", "Transaction"]
+__all__ = ["CacheMiss", "Store", "Transaction"]
+
+
+class CacheMiss(BaseException):
+    """Raised inside ``cache_only()`` when a read would have to reach the database (or a write be made).
+
+    A BaseException so that no ``except Exception`` in between swallows it on its way to the dispatcher."""
 
 
 class Transaction(Protocol):
@@ -83,6 +91,11 @@ class Transaction(Protocol):
 class Store(Protocol):
     def read(self) -> AbstractContextManager[Transaction]: ...
     def write(self) -> AbstractContextManager[Transaction]: ...
+    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """True for the block if this node alone may do the work ``name`` ("scheduler") now;
+        False if another node sharing the database is doing it (skip it this time)."""
+        ...
+
     def close(self) -> None: ...
 
     # One request's reads may share one freshness check (a request sees data at least as fresh as

@@ -603,6 +603,16 @@ class SqliteStore:
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    @contextmanager
+    def cache_only(self) -> Iterator[None]:
+        """Nothing to do: SQLite reads run inline anyway (a point read costs microseconds)."""
+        yield
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Always True: one SQLite file is served by one supervisor, whose scheduler is the only one."""
+        yield True
+
     def close(self) -> None:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)

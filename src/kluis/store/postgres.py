@@ -1,0 +1,820 @@
+"""PostgreSQL store: several stateless kluis servers share one database and act as one vault.
+
+The same ``Store`` / ``Transaction`` protocols as SQLite, over psycopg 3 and a ``psycopg_pool``
+connection pool (``kluis serve --database postgresql://...``).
+
+Writes. Every write transaction takes transaction-scoped advisory locks before its first
+statement (``_WriteLocks``): one that works on a vault object locks that name (and holds the
+cluster-wide write lock shared), anything else holds the write lock exclusively, as SQLite
+serializes its writes on one machine. So the domain's read-check-write sequences (a new version
+after reading the current one, a vault created after checking its name) stay correct across
+nodes with no locking of their own, two nodes creating versions of one key get distinct versions
+whose ``seq`` follows commit order, and writes to different names commit side by side. A write
+holds its locks for a few statements (material is made and sealed before it starts), sent in
+pipeline mode: statements without rows are only queued, so a new version costs three round trips
+(begin + lock + read the object; insert the version; update the object + commit).
+
+Reads and other nodes' writes. Point lookups (vault, policy, object, version, setting) go through
+one read cache per process. A write of this process drops what it changed at commit (the names
+of the objects it wrote; everything after any other write), so this node reads its own writes at
+once. Every write also ``NOTIFY``s the ``kluis_changes`` channel with what it changed (delivered
+at commit); each process ``LISTEN``s on its own connection in a background thread and drops the
+same entries when another process wrote, typically within milliseconds. The fallback bound: an
+entry is trusted for ``CACHE_TTL`` seconds after the read that loaded it began, so even with the
+listener down (a dropped connection, a lost notification) a change made anywhere is seen within
+that time. Entries loaded by a read that overlapped a drop are not kept (a generation counter),
+so a slow read can never put back what a commit just invalidated.
+
+The scheduler: ``exclusive("scheduler")`` holds a session advisory lock for one tick, so one
+node at a time runs it and each due object is acted on once, not once per node.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import select
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb, set_json_loads
+from psycopg_pool import ConnectionPool
+
+from kluis.store.base import CacheMiss
+from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
+from kluis.store.records import (
+    AuditQuery,
+    AuditRecord,
+    GroupRecord,
+    ObjectRecord,
+    PolicyRecord,
+    PrincipalRecord,
+    VaultRecord,
+    VersionRecord,
+)
+
+__all__ = ["CACHE_TTL", "CHANNEL", "PostgresStore", "PostgresTransaction", "ReadCache"]
+
+log = logging.getLogger("kluis.store.postgres")
+
+CHANNEL = "kluis_changes"
+SEP = "\x1f"  # between the parts of a name in locks and notifications (never in ids, kinds or names)
+CACHE_TTL = 0.5  # seconds a cached point lookup is trusted without a notification (the fallback bound)
+LISTEN_POLL = 0.25  # seconds the listener waits for notifications before checking whether to stop
+LISTEN_COALESCE = 0.005  # seconds the listener lets notifications gather after a wake-up
+_CACHE_LIMIT = 20_000
+_EXCLUSIVE_LOCKS = {"scheduler": SCHEDULER_LOCK}
+
+_OBJECT_COLS = "vault_id, kind, name, latest_version, created, updated, deleted_at, scheduled_purge_at, policy, due_at"
+_VERSION_COLS = "vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, updated, tags, props, seq"
+_PRINCIPAL_COLS = "object_id, app_id, display_name, secret_hash, is_admin, created"
+_VAULT_SELECT = (
+    "SELECT v.vault_id, v.name, g.name, v.location, v.retention_days, v.purge_protection, v.created, v.sku "
+    "FROM vaults v JOIN groups g ON g.name_ci = v.group_ci"
+)
+_POLICY_COLS = "vault_id, object_id, keys, secrets, certificates"
+
+
+def _json(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _version(r: tuple[Any, ...]) -> VersionRecord:
+    return VersionRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+
+
+def _policy(r: tuple[Any, ...]) -> PolicyRecord:
+    return PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
+
+
+_AUDIT_COLS = (
+    "chain, seq, time_ms, tenant_id, caller_object_id, caller_app_id, client_address, vault, operation, kind, "
+    "object_name, version, status, request_id, duration_us, prev_hash, prev_time_ms, hash"
+)
+_AUDIT_FIELDS = _AUDIT_COLS.count(",") + 1
+
+
+def _audit_filter(query: AuditQuery, after_id: int) -> tuple[str, list[object]]:
+    """The WHERE clause and its arguments for ``list_audit_records`` (vault, operation: any case)."""
+    where: list[str] = ["id > %s"]
+    args: list[object] = [after_id]
+    if query.since_ms is not None:
+        where.append("time_ms >= %s")
+        args.append(query.since_ms)
+    if query.until_ms is not None:
+        where.append("time_ms < %s")
+        args.append(query.until_ms)
+    if query.vault:
+        where.append("lower(vault) = lower(%s)")
+        args.append(query.vault)
+    if query.caller:
+        where.append("(caller_object_id = %s OR caller_app_id = %s)")
+        args += [query.caller, query.caller]
+    if query.operation:
+        where.append("lower(operation) = lower(%s)")
+        args.append(query.operation)
+    if query.status is not None:
+        where.append("status = %s")
+        args.append(query.status)
+    return " AND ".join(where), args
+
+
+class _WriteLocks:
+    """The advisory locks of one write transaction, taken by its first statement's kind.
+
+    A transaction that starts on a vault object (a name of a kind) holds the cluster-wide write
+    lock *shared* and the name's own lock exclusively: writes to different names run side by side
+    (and share a WAL flush), writes to one name queue in commit order. A transaction that starts
+    anywhere else (settings, principals, vaults, policies, lists) holds the write lock exclusively,
+    as every SQLite write does, so its read-check-write sequences need no locks of their own. In
+    an object transaction, reads of other tables take nothing; a write to them upgrades to the
+    exclusive lock (the domain never does this; PostgreSQL would report a deadlock between two).
+    The first lock statement also queues this process's change notification (sent at commit).
+    """
+
+    __slots__ = ("_conn", "_token", "mode", "names")
+
+    def __init__(self, conn: psycopg.Connection[Any], token: str) -> None:
+        self._conn = conn
+        self._token = token
+        self.names: set[Name] = set()
+        self.mode: str | None = None  # None (nothing yet), "objects" or "all"
+
+    def object(self, vault_id: str, kind: str, name: str) -> None:
+        if self.mode == "all":
+            return
+        ident = (vault_id, kind, name.lower())
+        if ident in self.names:
+            return
+        lock = SEP.join(ident)
+        shared = "pg_advisory_xact_lock_shared(%s), " if self.mode is None else ""
+        args = (WRITE_LOCK,) if self.mode is None else ()
+        self._conn.execute(
+            f"SELECT {shared}pg_advisory_xact_lock(hashtextextended(%s, 0)), pg_notify(%s, %s)",
+            (*args, lock, CHANNEL, notice(self._token, ident)),
+        )
+        self.mode = "objects"
+        self.names.add(ident)
+
+    def everything(self, *, write: bool) -> None:
+        if self.mode == "all" or (self.mode == "objects" and not write):
+            return
+        statement = "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)"
+        self._conn.execute(statement, (WRITE_LOCK, CHANNEL, notice(self._token, None)))
+        self.mode = "all"
+
+
+class PostgresTransaction:
+    """All queries. Bound to one connection inside a write transaction; outside one (``conn`` None)
+    each statement borrows a pooled autocommit connection and sees its own consistent snapshot."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any] | None, pool: ConnectionPool | None = None, locks: _WriteLocks | None = None
+    ) -> None:
+        self._conn = conn
+        self._pool = pool
+        self._locks = locks
+
+    def _lock_object(self, vault_id: str, kind: str, name: str) -> None:
+        if self._locks is not None:
+            self._locks.object(vault_id, kind, name)
+
+    def _lock_all(self, *, write: bool) -> None:
+        if self._locks is not None:
+            self._locks.everything(write=write)
+
+    def _run(self, sql: str, args: tuple[Any, ...] = (), *, many: bool = False) -> Any:
+        """A statement's first row (``many``: all rows); inside a write, waits for the pipeline to get there."""
+        if self._conn is not None:
+            cur = self._conn.execute(sql, args)
+            return cur.fetchall() if many else cur.fetchone()
+        assert self._pool is not None
+        with self._pool.connection() as conn:
+            cur = conn.execute(sql, args)
+            return cur.fetchall() if many else cur.fetchone()
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        """A statement without rows; inside a write it is only queued (pipeline mode): no round trip."""
+        if self._conn is not None:
+            self._conn.execute(sql, args)
+            return
+        assert self._pool is not None
+        with self._pool.connection() as conn:
+            conn.execute(sql, args)
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._run(sql, args, many=True)
+        return rows
+
+    # settings ---------------------------------------------------------------------------
+    def get_setting(self, name: str) -> bytes | None:
+        self._lock_all(write=False)
+        row = self._run("SELECT value FROM settings WHERE name = %s", (name,))
+        return None if row is None else bytes(row[0])
+
+    def put_setting(self, name: str, value: bytes) -> None:
+        self._lock_all(write=True)
+        self._exec(
+            "INSERT INTO settings (name, value) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    # principals -------------------------------------------------------------------------
+    def add_principal(self, p: PrincipalRecord) -> None:
+        self._lock_all(write=True)
+        self._exec(
+            f"INSERT INTO principals ({_PRINCIPAL_COLS}) VALUES (%s, %s, %s, %s, %s, %s)",
+            (p.object_id, p.app_id, p.display_name, p.secret_hash, p.is_admin, p.created),
+        )
+
+    def get_principal_by_app_id(self, app_id: str) -> PrincipalRecord | None:
+        self._lock_all(write=False)
+        row = self._run(f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE app_id = %s", (app_id,))
+        return None if row is None else PrincipalRecord(*row)
+
+    def get_principal(self, object_id: str) -> PrincipalRecord | None:
+        self._lock_all(write=False)
+        row = self._run(f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE object_id = %s", (object_id,))
+        return None if row is None else PrincipalRecord(*row)
+
+    def list_principals(self) -> list[PrincipalRecord]:
+        self._lock_all(write=False)
+        rows = self._rows(f'SELECT {_PRINCIPAL_COLS} FROM principals ORDER BY created, display_name COLLATE "C"')
+        return [PrincipalRecord(*r) for r in rows]
+
+    def delete_principal(self, object_id: str) -> None:
+        self._lock_all(write=True)
+        self._exec("DELETE FROM principals WHERE object_id = %s", (object_id,))
+        self._exec("DELETE FROM policies WHERE object_id = %s", (object_id,))
+
+    def set_principal_secret(self, object_id: str, secret_hash: str) -> None:
+        self._lock_all(write=True)
+        self._exec("UPDATE principals SET secret_hash = %s WHERE object_id = %s", (secret_hash, object_id))
+
+    # groups -----------------------------------------------------------------------------
+    def add_group(self, g: GroupRecord) -> None:
+        self._lock_all(write=True)
+        self._exec(
+            "INSERT INTO groups (name_ci, name, location, created) VALUES (%s, %s, %s, %s)",
+            (g.name.lower(), g.name, g.location, g.created),
+        )
+
+    def get_group(self, name: str) -> GroupRecord | None:
+        self._lock_all(write=False)
+        row = self._run("SELECT name, location, created FROM groups WHERE name_ci = %s", (name.lower(),))
+        return None if row is None else GroupRecord(*row)
+
+    def list_groups(self) -> list[GroupRecord]:
+        self._lock_all(write=False)
+        return [GroupRecord(*r) for r in self._rows("SELECT name, location, created FROM groups ORDER BY name_ci")]
+
+    def delete_group(self, name: str) -> None:
+        self._lock_all(write=True)
+        self._exec("DELETE FROM groups WHERE name_ci = %s", (name.lower(),))
+
+    # vaults -----------------------------------------------------------------------------
+    def add_vault(self, v: VaultRecord) -> None:
+        self._lock_all(write=True)
+        self._exec(
+            "INSERT INTO vaults (vault_id, name_ci, name, group_ci, location, retention_days, purge_protection, "
+            "created, sku) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                v.vault_id,
+                v.name.lower(),
+                v.name,
+                v.group_name.lower(),
+                v.location,
+                v.retention_days,
+                v.purge_protection,
+                v.created,
+                v.sku,
+            ),
+        )
+
+    def get_vault(self, name: str) -> VaultRecord | None:
+        self._lock_all(write=False)
+        row = self._run(_VAULT_SELECT + " WHERE v.name_ci = %s", (name.lower(),))
+        return None if row is None else VaultRecord(*row)
+
+    def list_vaults(self, group_name: str | None = None) -> list[VaultRecord]:
+        self._lock_all(write=False)
+        if group_name is None:
+            rows = self._rows(_VAULT_SELECT + " ORDER BY v.name_ci")
+        else:
+            rows = self._rows(_VAULT_SELECT + " WHERE v.group_ci = %s ORDER BY v.name_ci", (group_name.lower(),))
+        return [VaultRecord(*r) for r in rows]
+
+    def delete_vault(self, vault_id: str) -> None:
+        self._lock_all(write=True)
+        for table in ("object_versions", "objects", "policies", "vaults"):
+            self._exec(f"DELETE FROM {table} WHERE vault_id = %s", (vault_id,))
+
+    # policies ---------------------------------------------------------------------------
+    def put_policy(self, p: PolicyRecord) -> None:
+        self._lock_all(write=True)
+        self._exec(
+            f"INSERT INTO policies ({_POLICY_COLS}) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (vault_id, object_id) DO UPDATE SET "
+            "keys = excluded.keys, secrets = excluded.secrets, certificates = excluded.certificates",
+            (p.vault_id, p.object_id, " ".join(p.keys), " ".join(p.secrets), " ".join(p.certificates)),
+        )
+
+    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
+        self._lock_all(write=False)
+        row = self._run(
+            f"SELECT {_POLICY_COLS} FROM policies WHERE vault_id = %s AND object_id = %s", (vault_id, object_id)
+        )
+        return None if row is None else _policy(row)
+
+    def list_policies(self, vault_id: str) -> list[PolicyRecord]:
+        self._lock_all(write=False)
+        rows = self._rows(
+            f'SELECT {_POLICY_COLS} FROM policies WHERE vault_id = %s ORDER BY object_id COLLATE "C"', (vault_id,)
+        )
+        return [_policy(r) for r in rows]
+
+    def delete_policy(self, vault_id: str, object_id: str) -> None:
+        self._lock_all(write=True)
+        self._exec("DELETE FROM policies WHERE vault_id = %s AND object_id = %s", (vault_id, object_id))
+
+    # vault objects ----------------------------------------------------------------------
+    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+        self._lock_object(vault_id, kind, name)
+        row = self._run(
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = %s AND kind = %s AND name_ci = %s",
+            (vault_id, kind, name.lower()),
+        )
+        return None if row is None else ObjectRecord(*row)
+
+    def put_object(self, o: ObjectRecord) -> None:
+        self._lock_object(o.vault_id, o.kind, o.name)
+        self._exec(
+            "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
+            "scheduled_purge_at, policy, due_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (vault_id, kind, name_ci) DO UPDATE SET name = excluded.name, "
+            "latest_version = excluded.latest_version, updated = excluded.updated, "
+            "deleted_at = excluded.deleted_at, scheduled_purge_at = excluded.scheduled_purge_at, "
+            "policy = excluded.policy, due_at = excluded.due_at",
+            (
+                o.vault_id,
+                o.kind,
+                o.name.lower(),
+                o.name,
+                o.latest_version,
+                o.created,
+                o.updated,
+                o.deleted_at,
+                o.scheduled_purge_at,
+                o.policy,
+                o.due_at,
+            ),
+        )
+
+    def delete_object(self, vault_id: str, kind: str, name: str) -> None:
+        self._lock_object(vault_id, kind, name)
+        args = (vault_id, kind, name.lower())
+        self._exec("DELETE FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s", args)
+        self._exec("DELETE FROM objects WHERE vault_id = %s AND kind = %s AND name_ci = %s", args)
+
+    def list_objects(
+        self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
+    ) -> list[ObjectRecord]:
+        self._lock_all(write=False)
+        state = "deleted_at IS NOT NULL" if deleted else "deleted_at IS NULL"
+        rows = self._rows(
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = %s AND kind = %s AND {state} AND name_ci > %s "
+            "ORDER BY name_ci LIMIT %s",
+            (vault_id, kind, (after or "").lower(), limit),
+        )
+        return [ObjectRecord(*r) for r in rows]
+
+    def objects_due(self, *, now: int, limit: int) -> tuple[list[ObjectRecord], list[ObjectRecord]]:
+        self._lock_all(write=False)
+        purge = self._rows(
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE scheduled_purge_at <= %s ORDER BY scheduled_purge_at LIMIT %s",
+            (now, limit),
+        )
+        due = self._rows(
+            f"SELECT {_OBJECT_COLS} FROM objects WHERE due_at <= %s AND deleted_at IS NULL ORDER BY due_at LIMIT %s",
+            (now, limit),
+        )
+        return [ObjectRecord(*r) for r in purge], [ObjectRecord(*r) for r in due]
+
+    def add_version(self, v: VersionRecord) -> None:
+        self._lock_object(v.vault_id, v.kind, v.name)
+        row = self._run(
+            "INSERT INTO object_versions (vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, "
+            "updated, tags, props) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq",
+            (
+                v.vault_id,
+                v.kind,
+                v.name.lower(),
+                v.version,
+                v.sealed,
+                v.enabled,
+                v.nbf,
+                v.exp,
+                v.created,
+                v.updated,
+                _json(v.tags),
+                _json(v.props),
+            ),
+        )
+        v.seq = int(row[0])
+
+    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
+        self._lock_object(vault_id, kind, name)
+        row = self._run(
+            f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s "
+            "AND version = %s",
+            (vault_id, kind, name.lower(), version.lower()),
+        )
+        return None if row is None else _version(row)
+
+    def update_version(self, v: VersionRecord) -> None:
+        self._lock_object(v.vault_id, v.kind, v.name)
+        self._exec(
+            "UPDATE object_versions SET enabled = %s, nbf = %s, exp = %s, updated = %s, tags = %s, props = %s "
+            "WHERE vault_id = %s AND kind = %s AND name_ci = %s AND version = %s",
+            (
+                v.enabled,
+                v.nbf,
+                v.exp,
+                v.updated,
+                _json(v.tags),
+                _json(v.props),
+                v.vault_id,
+                v.kind,
+                v.name.lower(),
+                v.version,
+            ),
+        )
+
+    def list_versions(
+        self, vault_id: str, kind: str, name: str, *, after_seq: int | None, limit: int
+    ) -> list[VersionRecord]:
+        self._lock_object(vault_id, kind, name)
+        rows = self._rows(
+            f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s "
+            "AND seq > %s ORDER BY seq LIMIT %s",
+            (vault_id, kind, name.lower(), after_seq or 0, limit),
+        )
+        return [_version(r) for r in rows]
+
+    # audit log (append-only: no write lock; chains order themselves) -------------------------
+    def add_audit_records(self, records: Sequence[AuditRecord]) -> None:
+        for r in records:
+            self._exec(
+                f"INSERT INTO audit_log ({_AUDIT_COLS}) VALUES ({', '.join(['%s'] * _AUDIT_FIELDS)})",
+                (
+                    r.chain, r.seq, r.time_ms, r.tenant_id, r.caller_object_id, r.caller_app_id, r.client_address,
+                    r.vault, r.operation, r.kind, r.object_name, r.version, r.status, r.request_id, r.duration_us,
+                    r.prev_hash, r.prev_time_ms, r.hash,
+                ),
+            )  # fmt: skip
+
+    def list_audit_records(self, query: AuditQuery, *, after_id: int, limit: int) -> list[AuditRecord]:
+        where, args = _audit_filter(query, after_id)
+        rows = self._rows(f"SELECT {_AUDIT_COLS}, id FROM audit_log WHERE {where} ORDER BY id LIMIT %s", (*args, limit))
+        return [AuditRecord(*r) for r in rows]
+
+    def audit_time_from_newest(self, offset: int) -> int | None:
+        row = self._run("SELECT time_ms FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET %s", (offset,))
+        return None if row is None else int(row[0])
+
+    def delete_audit_records(self, *, before_ms: int) -> int:
+        row = self._run(
+            "WITH gone AS (DELETE FROM audit_log WHERE time_ms < %s RETURNING 1) SELECT count(*) FROM gone",
+            (before_ms,),
+        )
+        return int(row[0])
+
+    def count_versions(self, vault_id: str, kind: str, name: str) -> int:
+        self._lock_object(vault_id, kind, name)
+        row = self._run(
+            "SELECT count(*) FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s",
+            (vault_id, kind, name.lower()),
+        )
+        return int(row[0])
+
+
+_MISSING = object()
+
+
+def _clone(value: Any) -> Any:
+    """A shallow copy of a record; immutable values as they are (callers may edit what they get)."""
+    if value is None or isinstance(value, bytes | str):
+        return value
+    clone = object.__new__(type(value))
+    clone.__dict__.update(value.__dict__)
+    return clone
+
+
+Name = tuple[str, str, str]  # (vault_id, kind, case-folded name): what an object write changes
+_NAMED = frozenset({"object", "version"})  # cache keys (kind, vault_id, kind, name_ci, ...) of one name
+
+
+def notice(token: str, name: Name | None) -> str:
+    """A change notification's payload: the writing process, and the name it changed (None: anything)."""
+    return f"{token} {SEP.join(name) if name is not None else '*'}"
+
+
+def read_notice(payload: bytes) -> tuple[bytes, Name | None]:
+    """(the writing process's token, the name changed or None for anything) from a payload."""
+    token, _, what = payload.partition(b" ")
+    parts = what.decode(errors="replace").split(SEP)
+    return token, (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+class ReadCache:
+    """The process's cache of point lookups: ``(loaded_at, record)`` by key, trusted for ``ttl`` seconds.
+
+    Objects and versions are kept by name, so a write to one name drops only that name's entries
+    (``drop``); anything else drops everything (``clear``). Both start a new generation; ``put``
+    keeps a value only if no drop or clear happened since the read that produced it began
+    (``generation`` taken before the read), so nothing stale survives one. Safe across threads.
+    """
+
+    def __init__(self, ttl: float = CACHE_TTL) -> None:
+        self.ttl = ttl
+        self.generation = 0
+        self.entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self.names: dict[Name, dict[tuple[Any, ...], tuple[float, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], now: float) -> Any:
+        if key[0] in _NAMED:
+            slot = self.names.get(key[1:4])
+            hit = slot.get(key) if slot is not None else None
+        else:
+            hit = self.entries.get(key)
+        if hit is None or now - hit[0] >= self.ttl:
+            return _MISSING
+        return hit[1]
+
+    def put(self, key: tuple[Any, ...], value: Any, generation: int, loaded_at: float) -> None:
+        with self._lock:
+            if generation != self.generation:
+                return
+            if len(self.entries) + len(self.names) >= _CACHE_LIMIT:
+                self.entries, self.names = {}, {}
+            if key[0] in _NAMED:
+                self.names.setdefault(key[1:4], {})[key] = (loaded_at, value)
+            else:
+                self.entries[key] = (loaded_at, value)
+
+    def drop(self, name: Name) -> None:
+        with self._lock:
+            self.generation += 1
+            self.names.pop(name, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self.entries, self.names = {}, {}
+
+
+class CachedReadTransaction(PostgresTransaction):
+    """Point lookups answered from the process's cache; everything else straight from the pool.
+
+    Records are copied on the way out, so a caller that edits one cannot corrupt the cache.
+    """
+
+    def __init__(self, pool: ConnectionPool, cache: ReadCache, *, cache_only: bool = False) -> None:
+        super().__init__(None, pool)
+        self._cache = cache
+        self._cache_only = cache_only
+
+    def _run(self, sql: str, args: tuple[Any, ...] = (), *, many: bool = False) -> Any:
+        if self._cache_only:
+            raise CacheMiss(sql)
+        return super()._run(sql, args, many=many)
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        if self._cache_only:
+            raise CacheMiss(sql)
+        super()._exec(sql, args)
+
+    def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(key, now)
+        if hit is _MISSING:
+            generation = self._cache.generation
+            hit = load()
+            self._cache.put(key, hit, generation, now)
+        return _clone(hit)
+
+    def get_setting(self, name: str) -> bytes | None:
+        result: bytes | None = self._memo(
+            ("setting", name), lambda: super(CachedReadTransaction, self).get_setting(name)
+        )
+        return result
+
+    def get_vault(self, name: str) -> VaultRecord | None:
+        result: VaultRecord | None = self._memo(
+            ("vault", name.lower()), lambda: super(CachedReadTransaction, self).get_vault(name)
+        )
+        return result
+
+    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
+        result: PolicyRecord | None = self._memo(
+            ("policy", vault_id, object_id), lambda: super(CachedReadTransaction, self).get_policy(vault_id, object_id)
+        )
+        return result
+
+    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+        result: ObjectRecord | None = self._memo(
+            ("object", vault_id, kind, name.lower()),
+            lambda: super(CachedReadTransaction, self).get_object(vault_id, kind, name),
+        )
+        return result
+
+    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
+        result: VersionRecord | None = self._memo(
+            ("version", vault_id, kind, name.lower(), version.lower()),
+            lambda: super(CachedReadTransaction, self).get_version(vault_id, kind, name, version),
+        )
+        return result
+
+
+class _Local(threading.local):
+    tx: PostgresTransaction | None = None
+    cache_only = False
+
+
+class _ReadContext:
+    """``with store.read() as tx``: nothing to release (each statement borrows its own connection)."""
+
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: PostgresTransaction) -> None:
+        self._tx = tx
+
+    def __enter__(self) -> PostgresTransaction:
+        return self._tx
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    set_json_loads(orjson.loads, conn)
+
+
+class PostgresStore:
+    """A connection pool to one PostgreSQL database, its migrations, read cache and change listener.
+
+    ``url`` is a libpq connection URL (``postgresql://user:pass@host:port/db``); ``pool_size`` the
+    most connections this process opens (the listener's own connection comes on top). Raises
+    ``psycopg.OperationalError`` when the server cannot be reached within ``timeout`` seconds.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 8, timeout: float = 10.0, listen: bool = True) -> None:
+        self.url = url
+        self._token = secrets.token_hex(8)  # this process's name in its own notifications
+        self._local = _Local()
+        self._cache = ReadCache()
+        self._closed = threading.Event()
+        self.listening = threading.Event()
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout))) as conn:
+            self.migrated_from, self.schema_version = migrate(conn)
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            timeout=timeout,
+            name="kluis",
+            open=True,
+        )
+        self._listener: threading.Thread | None = None
+        if listen:
+            self._listener = threading.Thread(target=self._listen, name="kluis-pg-listen", daemon=True)
+            self._listener.start()
+
+    # -- the change listener --------------------------------------------------------------------
+    def _listen(self) -> None:
+        """The listener thread: clear the cache when another process committed (see the module doc).
+
+        It waits on the connection's socket and drains every queued notification at once (libpq's
+        own calls, no per-notification Python machinery), then pauses ``LISTEN_COALESCE`` s so a
+        burst of commits costs one wake-up: measured, per-notification handling cost a busy writer
+        ~200 us of CPU per commit, mostly for its own notifications, which it ignores.
+        """
+        token = self._token.encode()
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._cache.clear()  # anything may have changed while nobody listened
+                    self.listening.set()
+                    pgconn = conn.pgconn
+                    while not self._closed.is_set():
+                        ready, _, _ = select.select([pgconn.socket], [], [], LISTEN_POLL)
+                        if not ready:
+                            continue
+                        pgconn.consume_input()
+                        everything, names = False, set()
+                        while (note := pgconn.notifies()) is not None:
+                            writer, name = read_notice(note.extra)
+                            if writer != token:
+                                everything = everything or name is None
+                                names.add(name)
+                        if everything:
+                            self._cache.clear()
+                        for name in names:
+                            if name is not None:
+                                self._cache.drop(name)
+                        if pgconn.status != psycopg.pq.ConnStatus.OK:
+                            raise psycopg.OperationalError("the listener's connection closed")
+                        time.sleep(LISTEN_COALESCE)
+            except (psycopg.Error, OSError, ValueError) as e:
+                self.listening.clear()
+                if not self._closed.is_set():
+                    log.warning("change listener lost its connection (%s); cached reads expire after %ss", e, CACHE_TTL)
+                    self._closed.wait(CACHE_TTL)
+
+    # -- transactions ---------------------------------------------------------------------------
+    def read(self) -> _ReadContext:
+        """Autocommit reads (each statement its own snapshot); inside this thread's write, that write's view."""
+        current: PostgresTransaction | None = getattr(self._local, "tx", None)
+        if current is not None:
+            return _ReadContext(current)
+        return _ReadContext(CachedReadTransaction(self._pool, self._cache, cache_only=self._local.cache_only))
+
+    @contextmanager
+    def cache_only(self) -> Iterator[None]:
+        """For the block, this thread's reads come from the cache or raise ``CacheMiss``, and writes
+        raise it at once: the dispatcher runs a request on the event loop this way and, on a miss,
+        runs it again on an executor thread, so the loop never waits for the database."""
+        self._local.cache_only = True
+        try:
+            yield
+        finally:
+            self._local.cache_only = False
+
+    @contextmanager
+    def write(self) -> Iterator[PostgresTransaction]:
+        """One transaction under the cluster-wide write lock; commits on success, rolls back on error."""
+        current: PostgresTransaction | None = getattr(self._local, "tx", None)
+        if current is not None:  # nested use on the same thread joins the outer transaction
+            yield current
+            return
+        if self._local.cache_only:
+            raise CacheMiss("write")
+        locks: _WriteLocks | None = None
+        with self._pool.connection() as conn:
+            try:
+                with conn.pipeline(), conn.transaction():
+                    locks = _WriteLocks(conn, self._token)
+                    tx = PostgresTransaction(conn, locks=locks)
+                    self._local.tx = tx
+                    try:
+                        yield tx
+                    finally:
+                        self._local.tx = None
+            finally:  # this process's own writes are seen by its next read
+                if locks is not None and locks.mode == "objects":
+                    for name in locks.names:
+                        self._cache.drop(name)
+                elif locks is None or locks.mode is not None:  # None: append-only (audit), nothing cached changed
+                    self._cache.clear()
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """True for the block if this process holds the cluster-wide lock ``name`` (only "scheduler"),
+        False if another node holds it (the caller skips the work). A session advisory lock: a node
+        that dies releases it with its connection."""
+        lock = _EXCLUSIVE_LOCKS[name]
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock,)).fetchone()
+            held = bool(row and row[0])
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (lock,))
+
+    def begin_request(self) -> None:
+        """Reads are kept fresh by notifications (and the cache's age bound), not per request."""
+        return None
+
+    def end_request(self, token: object) -> None:
+        return None
+
+    def close(self) -> None:
+        self._closed.set()
+        self._pool.close()
+        if self._listener is not None:
+            self._listener.join(LISTEN_POLL * 4 + 1)
