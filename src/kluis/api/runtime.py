@@ -128,8 +128,13 @@ def backup_database(data_dir: DataDir, out: Path) -> dict[str, Any]:
     copy restarts past their commits). Sealed material stays sealed: the snapshot is as useless
     without the same ``kek.key`` as the database itself. Returns the file, its size in bytes, its
     schema version and the fingerprint of the KEK it needs. FileNotFoundError when there is no
-    database; FileExistsError when ``out`` exists.
+    database; FileExistsError when ``out`` exists; ValueError for a node on PostgreSQL (use pg_dump).
     """
+    if is_postgres_url(database_of(data_dir)):
+        raise ValueError(
+            f"This node's database is PostgreSQL ({database_label(data_dir)}): back it up with pg_dump, "
+            "and keep kek.key with it (`kluis backup` snapshots SQLite)."
+        )
     if not data_dir.database.exists():
         raise FileNotFoundError(f"No database at {data_dir.database}; start `kluis serve` first.")
     if out.exists():
