@@ -73,6 +73,8 @@ def _kluis(data: Path, *args: str, timeout: float = 90) -> subprocess.CompletedP
 def test_detach_status_stop(tmp_path: Path) -> None:
     data = tmp_path / "data"
     port, proxy_port = free_port(), free_port()
+    while proxy_port == port:  # two free_port() calls may name the same port
+        proxy_port = free_port()
     began = time.monotonic()
     res = _kluis(data, "serve", "--detach", "--port", str(port), "--proxy-port", str(proxy_port), "--workers", "1")
     took = time.monotonic() - began

@@ -33,6 +33,10 @@ class KluisServer:
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
+    def __post_init__(self) -> None:
+        while self.proxy_port == self.port:  # two free_port() calls may name the same port
+            self.proxy_port = free_port()
+
     @property
     def url(self) -> str:
         return f"https://localhost:{self.port}"

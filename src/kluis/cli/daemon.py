@@ -168,9 +168,12 @@ def wait_healthy(
 def _log_tail(data_dir: DataDir) -> str:
     path = log_path(data_dir)
     try:
-        lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        every = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
+    # kluis's own one-line errors first (a busy port, a wrong kek.key), then the end of the log
+    errors = [line for line in every if line.startswith("ERROR:")]
+    lines = errors + [line for line in every[-LOG_TAIL_LINES:] if line not in errors]
     return f" Log {path}:\n" + "\n".join(lines) if lines else f" Log {path} is empty."
 
 
