@@ -1,7 +1,6 @@
 import os
-
-from azure.identity import DefaultAzureCredential
 from azure.keyvault.keys import KeyClient
+from azure.identity import DefaultAzureCredential
 
 keyVaultName = os.environ["KEY_VAULT_NAME"]
 KVUri = "https://" + keyVaultName + ".vault.azure.net"

@@ -279,3 +279,13 @@ def test_restart_keeps_everything(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert b"PRIVATE KEY" not in raw_db
+
+
+def test_the_quickstart_copy_is_the_readmes_byte_for_byte() -> None:
+    """tests/e2e/kv_keys.py is the program the README shows (excluded from the formatter to stay so)."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    readme = (root / "README.md").read_text()
+    start = readme.index("```python\n", readme.index("Save Microsoft's quickstart program as `kv_keys.py`")) + 10
+    assert readme[start : readme.index("```\n", start)] == (root / "tests" / "e2e" / "kv_keys.py").read_text()
