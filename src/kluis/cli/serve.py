@@ -18,6 +18,7 @@ import fcntl
 import logging
 import multiprocessing
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -32,7 +33,7 @@ from kluis.api.metrics import prepare_directory, scheduler_run, serve_metrics
 from kluis.api.proxy import ProxyConfig, run_proxy_in_thread
 from kluis.api.runtime import Runtime
 from kluis.cli.client import CliError
-from kluis.config import DataDir, ServerSettings, granian_limits, raise_open_files_limit
+from kluis.config import DataDir, ServerSettings, default_data_dir, granian_limits, raise_open_files_limit
 from kluis.identity.pki import TlsFiles, ca_fingerprint, default_server_names, ensure_tls, write_ca_bundle
 
 __all__ = ["check_port", "prepare", "serve", "tie_to_parent"]
@@ -240,4 +241,7 @@ def _banner(console: Console, data_dir: DataDir, settings: ServerSettings, tls: 
     console.print(f"tenant:    {tenant}")
     if settings.metrics_port:
         console.print(f"metrics:   http://{settings.metrics_host}:{settings.metrics_port}/metrics")
-    console.print('Point an SDK at it:  eval "$(kluis env --vault-name NAME)"   or   kluis exec -- python app.py')
+    where = "" if data_dir.path == default_data_dir() else f" --data-dir {shlex.quote(str(data_dir.path))}"
+    console.print(
+        f'Point an SDK at it:  eval "$(kluis env{where} --vault-name NAME)"   or   kluis exec{where} -- python app.py'
+    )
