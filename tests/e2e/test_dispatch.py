@@ -114,3 +114,27 @@ def test_crypto_operations_without_a_version_segment_use_the_latest(
         body = {"alg": "ES256", "digest": digest, "value": signed.json()["value"]}
         assert c.post("/keys/gokey/verify?api-version=7.6", json=body, headers=h).json() == {"value": True}
         assert c.get("/keys/gokey/sign?api-version=7.6", headers=h).status_code == 404  # GET: version "sign"
+
+
+def test_only_published_api_versions_are_served(kluis: KluisServer, admin: Principal) -> None:
+    """Azure's published set, not a pattern: 7.9 or an impossible date is 400 in Azure's words."""
+    from azure.keyvault.keys import KeyClient
+
+    from tests.e2e.conftest import credential
+
+    h = {"authorization": f"Bearer {_token(kluis, admin)}"}
+    with httpx.Client(verify=_ca(kluis)) as c:
+        for version in ("7.9", "2031-02-30", "7.6-preview.9"):
+            r = c.get(f"{kluis.url}/keys?api-version={version}", headers=h)
+            assert r.status_code == 400 and r.json()["error"]["code"] == "BadParameter", version
+            assert f"The specified version ({version}) is not recognized." in r.json()["error"]["message"]
+        for version in ("7.4", "7.6-preview.2", "2025-07-01", "2026-04-01"):
+            assert c.get(f"{kluis.url}/keys?api-version={version}", headers=h).status_code == 200, version
+    client = KeyClient(
+        kluis.url,
+        credential(kluis, admin),
+        api_version="7.4",
+        verify_challenge_resource=False,
+        connection_verify=kluis.ca,
+    )
+    assert client.create_ec_key(unique("av")).key_type == "EC"  # an older SDK api-version az uses
