@@ -46,6 +46,7 @@ from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from kluis.store.base import CacheMiss
+from kluis.store.cached import MISSING, CachedLookups, clone
 from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
 from kluis.store.records import (
     AuditQuery,
@@ -508,18 +509,6 @@ class PostgresTransaction:
         return int(row[0])
 
 
-_MISSING = object()
-
-
-def _clone(value: Any) -> Any:
-    """A shallow copy of a record; immutable values as they are (callers may edit what they get)."""
-    if value is None or isinstance(value, bytes | str):
-        return value
-    clone = object.__new__(type(value))
-    clone.__dict__.update(value.__dict__)
-    return clone
-
-
 Name = tuple[str, str, str]  # (vault_id, kind, case-folded name): what an object write changes
 _NAMED = frozenset({"object", "version"})  # cache keys (kind, vault_id, kind, name_ci, ...) of one name
 
@@ -559,7 +548,7 @@ class ReadCache:
         else:
             hit = self.entries.get(key)
         if hit is None or now - hit[0] >= self.ttl:
-            return _MISSING
+            return MISSING
         return hit[1]
 
     def put(self, key: tuple[Any, ...], value: Any, generation: int, loaded_at: float) -> None:
@@ -584,7 +573,7 @@ class ReadCache:
             self.entries, self.names = {}, {}
 
 
-class CachedReadTransaction(PostgresTransaction):
+class CachedReadTransaction(CachedLookups, PostgresTransaction):
     """Point lookups answered from the process's cache; everything else straight from the pool.
 
     Records are copied on the way out, so a caller that edits one cannot corrupt the cache.
@@ -608,43 +597,11 @@ class CachedReadTransaction(PostgresTransaction):
     def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
         now = time.monotonic()
         hit = self._cache.get(key, now)
-        if hit is _MISSING:
+        if hit is MISSING:
             generation = self._cache.generation
             hit = load()
             self._cache.put(key, hit, generation, now)
-        return _clone(hit)
-
-    def get_setting(self, name: str) -> bytes | None:
-        result: bytes | None = self._memo(
-            ("setting", name), lambda: super(CachedReadTransaction, self).get_setting(name)
-        )
-        return result
-
-    def get_vault(self, name: str) -> VaultRecord | None:
-        result: VaultRecord | None = self._memo(
-            ("vault", name.lower()), lambda: super(CachedReadTransaction, self).get_vault(name)
-        )
-        return result
-
-    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
-        result: PolicyRecord | None = self._memo(
-            ("policy", vault_id, object_id), lambda: super(CachedReadTransaction, self).get_policy(vault_id, object_id)
-        )
-        return result
-
-    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
-        result: ObjectRecord | None = self._memo(
-            ("object", vault_id, kind, name.lower()),
-            lambda: super(CachedReadTransaction, self).get_object(vault_id, kind, name),
-        )
-        return result
-
-    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
-        result: VersionRecord | None = self._memo(
-            ("version", vault_id, kind, name.lower(), version.lower()),
-            lambda: super(CachedReadTransaction, self).get_version(vault_id, kind, name, version),
-        )
-        return result
+        return clone(hit)
 
 
 class _Local(threading.local):

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from kluis.store.cached import MISSING, CachedLookups, clone
 from kluis.store.records import (
     AuditQuery,
     AuditRecord,
@@ -394,17 +395,6 @@ _AUDIT_COLS = (
 )
 _AUDIT_FIELDS = _AUDIT_COLS.count(",") + 1
 
-_MISSING = object()
-
-
-def _clone(value: Any) -> Any:
-    """A shallow copy of a record (~10x cheaper than ``copy.copy``); immutable values as they are."""
-    if value is None or isinstance(value, bytes | str):
-        return value
-    clone = object.__new__(type(value))
-    clone.__dict__.update(value.__dict__)
-    return clone
-
 
 _CACHE_LIMIT = 20_000
 
@@ -434,7 +424,7 @@ class _RequestScope:
 _scope: ContextVar[_RequestScope | None] = ContextVar("kluis_sqlite_request_scope", default=None)
 
 
-class CachedReadTransaction(SqliteTransaction):
+class CachedReadTransaction(CachedLookups, SqliteTransaction):
     """Point lookups answered from the connection's cache while the database is unchanged.
 
     Records are copied on the way out, so a caller that edits one cannot corrupt the cache.
@@ -445,45 +435,13 @@ class CachedReadTransaction(SqliteTransaction):
         self._cache = cache
 
     def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
-        hit = self._cache.entries.get(key, _MISSING)
-        if hit is _MISSING:
+        hit = self._cache.entries.get(key, MISSING)
+        if hit is MISSING:
             hit = load()
             if len(self._cache.entries) >= _CACHE_LIMIT:
                 self._cache.drop()
             self._cache.entries[key] = hit
-        return _clone(hit)
-
-    def get_setting(self, name: str) -> bytes | None:
-        result: bytes | None = self._memo(
-            ("setting", name), lambda: super(CachedReadTransaction, self).get_setting(name)
-        )
-        return result
-
-    def get_vault(self, name: str) -> VaultRecord | None:
-        result: VaultRecord | None = self._memo(
-            ("vault", name.lower()), lambda: super(CachedReadTransaction, self).get_vault(name)
-        )
-        return result
-
-    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
-        result: PolicyRecord | None = self._memo(
-            ("policy", vault_id, object_id), lambda: super(CachedReadTransaction, self).get_policy(vault_id, object_id)
-        )
-        return result
-
-    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
-        result: ObjectRecord | None = self._memo(
-            ("object", vault_id, kind, name.lower()),
-            lambda: super(CachedReadTransaction, self).get_object(vault_id, kind, name),
-        )
-        return result
-
-    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
-        result: VersionRecord | None = self._memo(
-            ("version", vault_id, kind, name.lower(), version.lower()),
-            lambda: super(CachedReadTransaction, self).get_version(vault_id, kind, name, version),
-        )
-        return result
+        return clone(hit)
 
 
 class _ReadContext:
