@@ -358,3 +358,39 @@ def test_client_side_reads_are_acked_at_once(echo: EchoServer, monkeypatch: pyte
         assert sock.recv(16) == b"head"
         me = sock.getsockname()
     assert acked and all(peer == me for peer in acked)
+
+
+def test_a_tunnel_tells_the_listener_its_real_client(tmp_path: Path) -> None:
+    """The listener sees the proxy (127.0.0.1:P); the tunnel table maps P to the client (here bound to
+    127.0.0.2, another loopback address) while the tunnel is open, and forgets it when it closes."""
+    from kluis.api.tunnels import TunnelTable
+
+    upstream = socket.create_server(("127.0.0.1", 0))
+    peers: list[tuple[str, int]] = []
+    accepted = threading.Event()
+
+    def accept() -> None:
+        conn, peer = upstream.accept()
+        peers.append(peer)
+        accepted.set()
+        with conn:
+            while conn.recv(65536):
+                pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    path = tmp_path / "tunnels.bin"
+    with running(proxy_config(upstream.getsockname()[1], tunnels=path)) as proxy:
+        table = TunnelTable(path)
+        client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10, source_address=("127.0.0.2", 0))
+        client.sendall(b"CONNECT myvault.vault.azure.net:443 HTTP/1.1\r\nHost: myvault.vault.azure.net:443\r\n\r\n")
+        assert read_head(client)[0] == 200 and accepted.wait(10)
+        tunnel_ip, tunnel_port = peers[0]
+        assert tunnel_ip == "127.0.0.1"
+        assert table.client_of(tunnel_ip, tunnel_port) == "127.0.0.2"
+        client.close()
+        for _ in range(100):  # the proxy releases the slot when the tunnel ends
+            if table.client_of(tunnel_ip, tunnel_port) is None:
+                break
+            threading.Event().wait(0.05)
+        assert table.client_of(tunnel_ip, tunnel_port) is None
+    upstream.close()

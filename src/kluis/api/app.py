@@ -42,6 +42,7 @@ from kluis.api.routes import Auth, Route
 from kluis.api.runtime import CacheMiss, Runtime
 from kluis.api.table import NOT_YET, ROUTER
 from kluis.api.throttle import RateLimitedLog, Shedder, SignInGuard, VaultThrottle, table_path
+from kluis.api.tunnels import TunnelTable, split_peer, tunnel_table_path
 from kluis.api.versions import check_api_version
 from kluis.config import REQUESTS_PER_WORKER, DataDir, ServerSettings, default_data_dir
 from kluis.domain.authorization import AdminPermission
@@ -101,11 +102,7 @@ def _network_info(client: str) -> str:
 
 def _peer(client: Any) -> str:
     """The IP of RSGI's ``scope.client`` ("ip:port", "[v6]:port") or ASGI's ``(host, port)``."""
-    if not client:
-        return ""
-    if isinstance(client, str):
-        return client.rsplit(":", 1)[0].strip("[]") if ":" in client else client
-    return str(client[0])
+    return split_peer(client)[0]
 
 
 class KluisApp:
@@ -116,6 +113,8 @@ class KluisApp:
         where, port = runtime.data_dir.path, runtime.settings.port
         self.throttle = VaultThrottle(table_path(where, port, "vaults"), runtime.settings.throttle_limit)
         self.sign_ins = SignInGuard(table_path(where, port, "sign-ins"))
+        # The CONNECT proxy's tunnels: their real clients (api/tunnels.py); only when a proxy runs.
+        self.tunnels = TunnelTable(tunnel_table_path(where, port)) if runtime.settings.proxy_port else None
         self.shedder = Shedder(SHED_AT)
         self.warnings = RateLimitedLog(log)
         if runtime.settings.metrics_port and os.environ.get(METRICS_ENV):  # kluis serve --metrics-port
@@ -302,6 +301,13 @@ class KluisApp:
         if self.runtime.pool is not None:
             self.runtime.pool.start()
 
+    def _client(self, peer: Any) -> str:
+        """The client's IP: the peer's, or for a tunnel of kluis's CONNECT proxy the one it carries."""
+        ip, port = split_peer(peer)
+        if self.tunnels is not None:
+            return self.tunnels.client_of(ip, port) or ip
+        return ip
+
     def __rsgi_del__(self, loop: Any) -> None:
         self.runtime.close()
 
@@ -318,7 +324,7 @@ class KluisApp:
             headers,
             _rsgi_chunks(protocol, headers),
             authority,
-            _peer(scope.client),
+            self._client(scope.client),
         )
         response = await self.serve(request)
         protocol.response_bytes(response.status_code, response.header_list(), response.body)
@@ -344,7 +350,7 @@ class KluisApp:
                 headers,
                 chunks,
                 headers.get("host", ""),  # ASGI servers map HTTP/2 :authority to a host header
-                _peer(scope.get("client")),
+                self._client(scope.get("client")),
             )
             response = await self.serve(request)
             await send(

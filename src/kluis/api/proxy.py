@@ -22,9 +22,11 @@ import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from kluis.addressing import KLUIS_HOSTS, vault_suffixes
+from kluis.api.tunnels import TunnelTable
 
 __all__ = [
     "ProxyConfig",
@@ -58,6 +60,8 @@ class ProxyConfig:
     intercept_suffixes: tuple[str, ...] = vault_suffixes()
     intercept_hosts: tuple[str, ...] = KLUIS_HOSTS
     passthrough: bool = False
+    # Where to tell the listener's workers the real client of each tunnel (api/tunnels.py); None: nowhere.
+    tunnels: Path | None = None
     domains: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -175,6 +179,7 @@ class _Proxy:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
+        self._tunnels: TunnelTable | None = None
 
     @property
     def port(self) -> int:
@@ -183,6 +188,8 @@ class _Proxy:
         return port
 
     async def start(self) -> None:
+        if self.config.tunnels is not None:
+            self._tunnels = TunnelTable.create(self.config.tunnels)
         self._server = await asyncio.start_server(self._on_connection, self.config.listen_host, self.config.listen_port)
         log.info("kluis proxy listening on %s:%d", self.config.listen_host, self.port)
 
@@ -201,6 +208,9 @@ class _Proxy:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        if self._tunnels is not None:
+            self._tunnels.close()
+            self._tunnels = None
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -249,7 +259,8 @@ class _Proxy:
         except (asyncio.IncompleteReadError, ConnectionError):
             return
 
-        if should_intercept(self.config, host):
+        intercepted = should_intercept(self.config, host)
+        if intercepted:
             dest_host, dest_port = self.config.upstream_host, self.config.upstream_port
         elif self.config.passthrough:
             dest_host, dest_port = host, port
@@ -273,6 +284,7 @@ class _Proxy:
             await _respond(writer, 502, "Bad Gateway", f"kluis proxy: cannot reach {dest_host}:{dest_port}: {exc}")
             return
         log.debug("tunnel %s:%d -> %s:%d", host, port, dest_host, dest_port)
+        tunnel = self._register(writer, up_writer) if intercepted else None
         try:
             writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             if rest:  # bytes the client sent right after the head (e.g. an eager ClientHello)
@@ -281,7 +293,21 @@ class _Proxy:
             await up_writer.drain()
             await _pipe(reader, writer, up_reader, up_writer)
         finally:
+            if tunnel is not None and self._tunnels is not None:
+                self._tunnels.release(tunnel)  # before the close: the port may be reused after it
             await _close(up_writer)
+
+    def _register(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> int | None:
+        """Tell the listener's workers who the client of this tunnel is; the tunnel's local port
+        (to release it) or None when there is no table or an address is unknown."""
+        if self._tunnels is None:
+            return None
+        peer, local = client.get_extra_info("peername"), upstream.get_extra_info("sockname")
+        if not peer or not local:
+            return None
+        if self._tunnels.register((str(local[0]), int(local[1])), (str(peer[0]), int(peer[1]))):
+            return int(local[1])
+        return None
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:

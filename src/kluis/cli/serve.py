@@ -32,6 +32,7 @@ from kluis.api.logs import logging_config
 from kluis.api.metrics import prepare_directory, scheduler_run, serve_metrics
 from kluis.api.proxy import ProxyConfig, run_proxy_in_thread
 from kluis.api.runtime import Runtime
+from kluis.api.tunnels import tunnel_table_path
 from kluis.cli.client import CliError
 from kluis.config import DataDir, ServerSettings, default_data_dir, granian_limits, raise_open_files_limit
 from kluis.identity.pki import TlsFiles, ca_fingerprint, default_server_names, ensure_tls, write_ca_bundle
@@ -165,6 +166,7 @@ def serve(data_dir: DataDir, settings: ServerSettings, console: Console) -> None
             upstream_port=settings.port,
             passthrough=settings.proxy_passthrough,
             domains=tuple(settings.domains),
+            tunnels=tunnel_table_path(data_dir.path, settings.port),
         )
     check_port(settings.host, settings.port, "--port", "KLUIS_PORT")
     if proxy_config is not None:
