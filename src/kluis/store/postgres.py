@@ -46,7 +46,7 @@ from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from kluis.store.base import CacheMiss
-from kluis.store.cached import MISSING, CachedLookups, clone
+from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
 from kluis.store.records import (
     AuditQuery,
@@ -609,21 +609,6 @@ class _Local(threading.local):
     cache_only = False
 
 
-class _ReadContext:
-    """``with store.read() as tx``: nothing to release (each statement borrows its own connection)."""
-
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: PostgresTransaction) -> None:
-        self._tx = tx
-
-    def __enter__(self) -> PostgresTransaction:
-        return self._tx
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _configure(conn: psycopg.Connection[Any]) -> None:
     set_json_loads(orjson.loads, conn)
 
@@ -703,12 +688,12 @@ class PostgresStore:
                     self._closed.wait(CACHE_TTL)
 
     # -- transactions ---------------------------------------------------------------------------
-    def read(self) -> _ReadContext:
+    def read(self) -> ReadContext[PostgresTransaction]:
         """Autocommit reads (each statement its own snapshot); inside this thread's write, that write's view."""
         current: PostgresTransaction | None = getattr(self._local, "tx", None)
         if current is not None:
-            return _ReadContext(current)
-        return _ReadContext(CachedReadTransaction(self._pool, self._cache, cache_only=self._local.cache_only))
+            return ReadContext(current)
+        return ReadContext(CachedReadTransaction(self._pool, self._cache, cache_only=self._local.cache_only))
 
     @contextmanager
     def cache_only(self) -> Iterator[None]:
