@@ -14,6 +14,7 @@ from kluis.domain.lifecycle import (
     MAX_PAGE,
     Lifecycle,
     ObjectKind,
+    UnsealedCache,
     check_tags,
     page_size,
     recovery_level,
@@ -316,3 +317,43 @@ def test_schedule_is_asked_when_the_current_version_or_policy_changes(world: Wor
     assert due() is None  # a deleted object is not acted on
     life.recover(world.vault, "t")
     assert due() == world.clock.t + 30
+
+
+def _record(name: str, version: str, vault_id: str = "v1") -> VersionRecord:
+    return VersionRecord(vault_id, "thing", name, version, b"", True, None, None, 0, 0, {}, {})
+
+
+def test_unsealed_cache_loads_once_and_keeps_the_recently_used_within_its_budget() -> None:
+    loads: list[str] = []
+
+    def load(v: VersionRecord) -> str:
+        loads.append(v.version)
+        return v.version * 2  # costs 2 characters
+
+    cache: UnsealedCache[str] = UnsealedCache(4, len)
+    assert cache.get(_record("A", "a"), load) == "aa"
+    assert cache.get(_record("a", "a"), load) == "aa"  # names are case-insensitive: a hit
+    assert cache.get(_record("B", "b"), load) == "bb"
+    assert loads == ["a", "b"]
+    cache.get(_record("A", "a"), load)  # now "a" is the most recently used
+    cache.get(_record("C", "c"), load)  # 6 characters > 4: the least recently used ("b") goes
+    assert loads == ["a", "b", "c"]
+    cache.get(_record("A", "a"), load)
+    cache.get(_record("B", "b"), load)
+    assert loads == ["a", "b", "c", "b"]
+
+
+def test_unsealed_cache_forgets_every_version_of_one_name_in_one_vault() -> None:
+    loads: list[str] = []
+
+    def load(v: VersionRecord) -> str:
+        loads.append(f"{v.vault_id}/{v.name}/{v.version}")
+        return "x"
+
+    cache: UnsealedCache[str] = UnsealedCache(10, lambda _: 1)
+    for v in (_record("n", "1"), _record("n", "2"), _record("other", "1"), _record("n", "1", "v2")):
+        cache.get(v, load)
+    cache.forget("v1", "N")
+    for v in (_record("n", "1"), _record("n", "2"), _record("other", "1"), _record("n", "1", "v2")):
+        cache.get(v, load)
+    assert loads[4:] == ["v1/n/1", "v1/n/2"]

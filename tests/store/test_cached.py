@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kluis.store.cached import MISSING, CachedLookups, clone
+from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.records import VaultRecord
 
 
@@ -46,3 +46,16 @@ def test_lookups_load_once_per_key_and_hand_out_copies() -> None:
 
 def test_clone_keeps_immutable_values() -> None:
     assert clone(None) is None and clone(b"x") == b"x" and clone("s") == "s"
+
+
+def test_read_context_hands_out_its_transaction_and_lets_errors_through() -> None:
+    tx = _Cached()
+    with ReadContext(tx) as got:
+        assert got is tx
+    try:
+        with ReadContext(tx):
+            raise KeyError("inside")
+    except KeyError as e:
+        assert e.args == ("inside",)
+    else:
+        raise AssertionError("the error inside the block was swallowed")

@@ -127,7 +127,6 @@ class Request:
         self.path = path
         self.query_string = query_string
         self.headers = headers
-        self.client = client
         self.budget = budget
         self.body_limit = DEFAULT_BODY_LIMIT
         self.body_timeout = DEFAULT_BODY_TIMEOUT

@@ -54,6 +54,7 @@ def _parse(enum: type[_EnumT], value: str, what: str, exc: type[Exception]) -> _
     raise exc(f"Unknown {what} {value!r} (allowed: {allowed})")
 
 
+# `duplicates` pairs these enums by shape: each spells out Azure's own names, which is the point of them.
 class KeyFamily(StrEnum):
     """What the key *is*, independent of where it is protected (software or "HSM")."""
 

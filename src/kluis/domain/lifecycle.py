@@ -14,10 +14,12 @@ these methods runs.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from kluis.crypto import Sealer
 from kluis.domain.clock import Clock
@@ -31,6 +33,7 @@ __all__ = [
     "MAX_TAGS",
     "Lifecycle",
     "ObjectKind",
+    "UnsealedCache",
     "check_tags",
     "page_size",
     "recovery_level",
@@ -42,6 +45,7 @@ _NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_PAGE = 25  # Azure's largest maxresults for list operations
 MAX_TAGS = 15  # Azure: "A maximum of 15 tags can be specified"
 MAX_TAG_LENGTH = 256  # Azure's limit on tag names and values, in characters
+T = TypeVar("T")
 
 
 def validate_name(name: str) -> str:
@@ -118,6 +122,48 @@ class ObjectKind:
 
 
 Scheduler = Callable[[ObjectRecord, VersionRecord], int | None]
+
+
+class UnsealedCache(Generic[T]):
+    """A bounded per-process LRU of what versions unseal to (a key's material, a secret's value),
+    keyed by (vault id, lower-case name, version); safe to share between threads.
+
+    A version's sealed material never changes, so caching it is safe; callers still read the
+    version's attributes from the store on every use, so a disabled, expired or deleted object is
+    refused even while its material sits here. Each entry costs ``cost(item)`` of ``budget``
+    (``lambda _: 1``: a number of entries; ``len``: characters); the least recently used go first.
+    """
+
+    def __init__(self, budget: int, cost: Callable[[T], int]) -> None:
+        self._budget = budget
+        self._cost = cost
+        self._items: OrderedDict[tuple[str, str, str], T] = OrderedDict()
+        self._spent = 0
+        self._lock = threading.Lock()
+
+    def get(self, v: VersionRecord, load: Callable[[VersionRecord], T]) -> T:
+        """The cached item of version ``v``, or ``load(v)`` (called outside the lock), kept for next time."""
+        ident = (v.vault_id, v.name.lower(), v.version)
+        with self._lock:
+            hit = self._items.get(ident)
+            if hit is not None:
+                self._items.move_to_end(ident)
+                return hit
+        item = load(v)
+        with self._lock:
+            if ident not in self._items:
+                self._items[ident] = item
+                self._spent += self._cost(item)
+            while self._spent > self._budget and self._items:
+                _, old = self._items.popitem(last=False)
+                self._spent -= self._cost(old)
+        return item
+
+    def forget(self, vault_id: str, name: str) -> None:
+        """Drop every cached version of one object (a ``Lifecycle``'s ``on_forget``: its versions changed)."""
+        with self._lock:
+            for k in [k for k in self._items if k[0] == vault_id and k[1] == name.lower()]:
+                self._spent -= self._cost(self._items.pop(k))
 
 
 class Lifecycle:

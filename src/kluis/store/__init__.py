@@ -7,35 +7,19 @@ the in-memory store is for unit tests.
 
 from __future__ import annotations
 
+from kluis.store import records
 from kluis.store.base import CacheMiss, Store, Transaction
 from kluis.store.factory import is_postgres_url, open_store, redact, schema_version_of
-from kluis.store.records import (
-    AuditQuery,
-    AuditRecord,
-    GroupRecord,
-    ObjectRecord,
-    PolicyRecord,
-    PrincipalRecord,
-    VaultRecord,
-    VersionRecord,
-)
+from kluis.store.records import *  # noqa: F403 - every record type, as kluis.store.records exports them
 from kluis.store.sqlite import SqliteStore, copy_database, read_setting
 from kluis.store.sqlite_schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
-    "AuditQuery",
-    "AuditRecord",
     "CacheMiss",
-    "GroupRecord",
-    "ObjectRecord",
-    "PolicyRecord",
-    "PrincipalRecord",
     "SqliteStore",
     "Store",
     "Transaction",
-    "VaultRecord",
-    "VersionRecord",
     "copy_database",
     "is_postgres_url",
     "open_store",
@@ -43,3 +27,4 @@ __all__ = [
     "redact",
     "schema_version_of",
 ]
+__all__ += records.__all__  # the record types: the list is the records module's own

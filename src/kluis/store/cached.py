@@ -4,18 +4,19 @@
 SqliteTransaction)``); the store supplies ``_memo(key, load)``: its own freshness rule (SQLite: exact,
 by ``PRAGMA data_version``; PostgreSQL: notifications plus an age bound). Keys name what they cache, so
 a store can drop exactly what a write changed. Records are handed out as copies (``clone``), so a
-caller that edits one cannot corrupt the cache.
+caller that edits one cannot corrupt the cache. ``ReadContext`` is what both stores' ``read()`` hands out.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from kluis.store.records import ObjectRecord, PolicyRecord, VaultRecord, VersionRecord
 
-__all__ = ["MISSING", "CachedLookups", "clone"]
+__all__ = ["MISSING", "CachedLookups", "ReadContext", "clone"]
 
 MISSING = object()  # "not cached" (None is a cacheable answer: the row does not exist)
+T_co = TypeVar("T_co", covariant=True)
 
 
 def clone(value: Any) -> Any:
@@ -25,6 +26,22 @@ def clone(value: Any) -> Any:
     copy = object.__new__(type(value))
     copy.__dict__.update(value.__dict__)
     return copy
+
+
+class ReadContext(Generic[T_co]):
+    """``with store.read() as tx``: hands out ``tx`` and has nothing to release, so a plain object
+    beats a ``@contextmanager`` generator on the hot read path."""
+
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: T_co) -> None:
+        self._tx = tx
+
+    def __enter__(self) -> T_co:
+        return self._tx
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 class CachedLookups:

@@ -46,7 +46,7 @@ from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from kluis.store.base import CacheMiss
-from kluis.store.cached import MISSING, CachedLookups, clone
+from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
 from kluis.store.records import (
     AuditQuery,
@@ -71,6 +71,7 @@ LISTEN_COALESCE = 0.005  # seconds the listener lets notifications gather after 
 _CACHE_LIMIT = 20_000
 _EXCLUSIVE_LOCKS = {"scheduler": SCHEDULER_LOCK}
 
+# `duplicates` pairs this file with sqlite.py on purpose: the same queries, each in its own dialect.
 _OBJECT_COLS = "vault_id, kind, name, latest_version, created, updated, deleted_at, scheduled_purge_at, policy, due_at"
 _VERSION_COLS = "vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, updated, tags, props, seq"
 _PRINCIPAL_COLS = "object_id, app_id, display_name, secret_hash, is_admin, created"
@@ -609,21 +610,6 @@ class _Local(threading.local):
     cache_only = False
 
 
-class _ReadContext:
-    """``with store.read() as tx``: nothing to release (each statement borrows its own connection)."""
-
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: PostgresTransaction) -> None:
-        self._tx = tx
-
-    def __enter__(self) -> PostgresTransaction:
-        return self._tx
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _configure(conn: psycopg.Connection[Any]) -> None:
     set_json_loads(orjson.loads, conn)
 
@@ -703,12 +689,12 @@ class PostgresStore:
                     self._closed.wait(CACHE_TTL)
 
     # -- transactions ---------------------------------------------------------------------------
-    def read(self) -> _ReadContext:
+    def read(self) -> ReadContext[PostgresTransaction]:
         """Autocommit reads (each statement its own snapshot); inside this thread's write, that write's view."""
         current: PostgresTransaction | None = getattr(self._local, "tx", None)
         if current is not None:
-            return _ReadContext(current)
-        return _ReadContext(CachedReadTransaction(self._pool, self._cache, cache_only=self._local.cache_only))
+            return ReadContext(current)
+        return ReadContext(CachedReadTransaction(self._pool, self._cache, cache_only=self._local.cache_only))
 
     @contextmanager
     def cache_only(self) -> Iterator[None]:

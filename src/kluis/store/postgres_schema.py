@@ -18,6 +18,7 @@ MIGRATION_LOCK = 0x6B6C756973_01
 WRITE_LOCK = 0x6B6C756973_02
 SCHEDULER_LOCK = 0x6B6C756973_03
 
+# `duplicates` pairs these with sqlite_schema.py on purpose: the same migrations in each dialect, never edited.
 # Case-folded names use the "C" collation: lists and paging order them by code point, as SQLite does.
 _V1 = """
 CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);

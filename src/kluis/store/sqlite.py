@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from kluis.store.cached import MISSING, CachedLookups, clone
+from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.records import (
     AuditQuery,
     AuditRecord,
@@ -444,21 +444,6 @@ class CachedReadTransaction(CachedLookups, SqliteTransaction):
         return clone(hit)
 
 
-class _ReadContext:
-    """``with store.read() as tx``: nothing to release, so a plain object beats a generator."""
-
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: SqliteTransaction) -> None:
-        self._tx = tx
-
-    def __enter__(self) -> SqliteTransaction:
-        return self._tx
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _private_files(path: str) -> None:
     """Create the database file 0600 before SQLite opens it (SQLite gives its -wal and -shm files
     the database file's mode), and tighten files an older kluis left readable by others."""
@@ -506,18 +491,18 @@ class SqliteStore:
             cache = self._local.cache = _ReadCache()
         return cache
 
-    def _cached_reads(self, conn: sqlite3.Connection, cache: _ReadCache) -> _ReadContext:
+    def _cached_reads(self, conn: sqlite3.Connection, cache: _ReadCache) -> ReadContext[SqliteTransaction]:
         """This thread's cached-read context: one per thread, reused (it holds no per-read state)."""
-        ctx: _ReadContext | None = getattr(self._local, "reads", None)
+        ctx: ReadContext[SqliteTransaction] | None = getattr(self._local, "reads", None)
         if ctx is None:
-            ctx = self._local.reads = _ReadContext(CachedReadTransaction(conn, cache))
+            ctx = self._local.reads = ReadContext(CachedReadTransaction(conn, cache))
         return ctx
 
-    def read(self) -> _ReadContext:
+    def read(self) -> ReadContext[SqliteTransaction]:
         """Autocommit reads: each statement sees a consistent snapshot; no lock is held between them."""
         conn = self._conn()
         if conn.in_transaction:  # inside this thread's write: read what it wrote, uncached
-            return _ReadContext(SqliteTransaction(conn))
+            return ReadContext(SqliteTransaction(conn))
         cache = self._read_cache()
         scope = _scope.get()
         mark = (id(cache), cache.generation)

@@ -34,7 +34,7 @@ def test_empty_unicode_and_longest_values(sworld: SecretWorld) -> None:
     assert s.get_secret(sworld.vault, "empty").value == ""
     text = "wachtwoord: ĳs ☃ 日本語 🙂\n\ttab"
     s.set_secret(sworld.vault, "unicode", text)
-    s._forget(sworld.vault.vault_id, "unicode")  # read back through unsealing, not the cache
+    s._values.forget(sworld.vault.vault_id, "unicode")  # read back through unsealing, not the cache
     assert s.get_secret(sworld.vault, "unicode").value == text
     longest = "x" * MAX_VALUE_LENGTH
     assert s.set_secret(sworld.vault, "longest", longest).value == longest

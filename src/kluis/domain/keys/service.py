@@ -10,8 +10,6 @@ are made before any of this runs (the API's route table + ``kluis.domain.authori
 from __future__ import annotations
 
 import copy
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -21,7 +19,7 @@ from kluis.crypto.algorithms import Curve
 from kluis.domain.clock import Clock
 from kluis.domain.errors import BadParameter, Forbidden
 from kluis.domain.keys.rotation import DEFAULT_POLICY, RotationPolicy, parse_policy
-from kluis.domain.lifecycle import Lifecycle, ObjectKind, check_tags
+from kluis.domain.lifecycle import Lifecycle, ObjectKind, UnsealedCache, check_tags
 from kluis.domain.views import UNSET, KeyChanges, ObjectView, Page, is_set
 from kluis.store import ObjectRecord, Store, VaultRecord, VersionRecord
 
@@ -71,7 +69,7 @@ SUPPORTED_KEY_OPS: dict[str, tuple[str, ...]] = {
 }
 # KeyReleasePolicy.contentType when the caller names none (the spec's default).
 RELEASE_POLICY_CONTENT_TYPE = "application/json; charset=utf-8"
-_CACHE_SIZE = 4096
+_CACHE_SIZE = 4096  # unsealed key versions kept per process
 
 
 def check_key_tags(tags: Any) -> dict[str, str]:
@@ -170,15 +168,10 @@ class KeyService:
         self._store = store
         self._clock = clock
         self._pool = pool
-        self._cache: OrderedDict[tuple[str, str, str], KeyMaterial] = OrderedDict()
-        self._cache_lock = threading.Lock()
-        self.lifecycle = Lifecycle(KEY, store, clock, sealer, schedule=_next_rotation, on_forget=self._forget)
+        self._materials: UnsealedCache[KeyMaterial] = UnsealedCache(_CACHE_SIZE, lambda _: 1)
+        self.lifecycle = Lifecycle(KEY, store, clock, sealer, schedule=_next_rotation, on_forget=self._materials.forget)
 
     # -- material -----------------------------------------------------------------------------
-    def _forget(self, vault_id: str, name: str) -> None:
-        with self._cache_lock:
-            for k in [k for k in self._cache if k[0] == vault_id and k[1] == name.lower()]:
-                del self._cache[k]
 
     def material(self, v: VersionRecord) -> KeyMaterial:
         """The unsealed key of one version, from a bounded per-process cache.
@@ -187,20 +180,12 @@ class KeyService:
         version's attributes from the store, so a disabled, expired or deleted key is refused
         even while its material sits in the cache.
         """
-        ident = (v.vault_id, v.name.lower(), v.version)
-        with self._cache_lock:
-            hit = self._cache.get(ident)
-            if hit is not None:
-                self._cache.move_to_end(ident)
-                return hit
+        return self._materials.get(v, self._load)
+
+    def _load(self, v: VersionRecord) -> KeyMaterial:
         family = KeyType(v.props["kty"]).family
         curve = Curve(v.props["jwk"]["crv"]) if family == "EC" else None
-        mat = KeyMaterial.load(family, self.lifecycle.unseal(v), curve=curve)
-        with self._cache_lock:
-            self._cache[ident] = mat
-            while len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return mat
+        return KeyMaterial.load(family, self.lifecycle.unseal(v), curve=curve)
 
     def usable(
         self, vault: VaultRecord, name: str, version: str | None, operation: str

@@ -11,15 +11,13 @@ versions, as the keys' material cache does. Permission checks are made before an
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from kluis.crypto import Sealer
 from kluis.domain.clock import Clock
 from kluis.domain.errors import BadParameter
-from kluis.domain.lifecycle import Lifecycle, ObjectKind, check_tags
+from kluis.domain.lifecycle import Lifecycle, ObjectKind, UnsealedCache, check_tags
 from kluis.domain.views import ObjectView, SecretChanges
 from kluis.store import Store, VaultRecord, VersionRecord
 
@@ -105,17 +103,10 @@ class SecretService:
 
     def __init__(self, store: Store, sealer: Sealer, clock: Clock) -> None:
         self._clock = clock
-        self._cache: OrderedDict[tuple[str, str, str], str] = OrderedDict()
-        self._cached_chars = 0
-        self._cache_lock = threading.Lock()
-        self.lifecycle = Lifecycle(SECRET, store, clock, sealer, on_forget=self._forget)
+        self._values: UnsealedCache[str] = UnsealedCache(_CACHE_BUDGET, len)
+        self.lifecycle = Lifecycle(SECRET, store, clock, sealer, on_forget=self._values.forget)
 
     # -- values -------------------------------------------------------------------------------
-    def _forget(self, vault_id: str, name: str) -> None:
-        with self._cache_lock:
-            for k in [k for k in self._cache if k[0] == vault_id and k[1] == name.lower()]:
-                self._cached_chars -= len(self._cache.pop(k))
-
     def value(self, v: VersionRecord) -> str:
         """The unsealed value of one version, from a bounded per-process cache.
 
@@ -123,21 +114,7 @@ class SecretService:
         version's attributes from the store, so a disabled or deleted secret is refused even
         while its value sits in the cache.
         """
-        ident = (v.vault_id, v.name.lower(), v.version)
-        with self._cache_lock:
-            hit = self._cache.get(ident)
-            if hit is not None:
-                self._cache.move_to_end(ident)
-                return hit
-        value = self.lifecycle.unseal(v).decode("utf-8")
-        with self._cache_lock:
-            if ident not in self._cache:
-                self._cache[ident] = value
-                self._cached_chars += len(value)
-            while self._cached_chars > _CACHE_BUDGET and self._cache:
-                _, old = self._cache.popitem(last=False)
-                self._cached_chars -= len(old)
-        return value
+        return self._values.get(v, lambda v: self.lifecycle.unseal(v).decode("utf-8"))
 
     # -- operations ---------------------------------------------------------------------------
     def set_secret(
