@@ -18,6 +18,7 @@ from kluis.store.records import (
     PrincipalRecord,
     VaultRecord,
     VersionRecord,
+    WrappedKeyRecord,
 )
 from kluis.store.sqlite import SqliteStore, copy_database, read_setting
 from kluis.store.sqlite_schema import SCHEMA_VERSION
@@ -36,6 +37,7 @@ __all__ = [
     "Transaction",
     "VaultRecord",
     "VersionRecord",
+    "WrappedKeyRecord",
     "copy_database",
     "is_postgres_url",
     "open_store",
