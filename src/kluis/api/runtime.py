@@ -40,6 +40,7 @@ from kluis.crypto.kek import (
     fingerprint_of,
     open_kek,
 )
+from kluis.crypto.kek import init_pkcs11_kek as make_pkcs11_kek
 from kluis.domain.audit import AuditLog, AuditService
 from kluis.domain.authorization import AccessPolicyAuthorizer, Authorizer
 from kluis.domain.backup import BackupEnvelope, ObjectBackup
@@ -79,6 +80,7 @@ __all__ = [
     "backup_database",
     "database_label",
     "database_of",
+    "init_pkcs11_kek",
     "kek_fingerprint",
     "open_node_kek",
     "restore_database",
@@ -241,11 +243,25 @@ def open_node_kek(data_dir: DataDir, store: Any, source: str, *, create: bool, d
         raise StartupError(f"{e}{wanted}") from None
 
 
-def rotate_database_kek(data_dir: DataDir, new_source: str | None, *, old_source: str | None = None) -> dict[str, Any]:
+def init_pkcs11_kek(uri: str) -> dict[str, str]:
+    """``kluis kek init-pkcs11``: generate the AES-256 KEK a ``pkcs11:`` URI names on its token
+    (never extractable; wrap/unwrap only). StartupError (one line) when the token, PIN or module
+    is not usable or the label is taken. Returns the source and the new KEK's fingerprint."""
+    try:
+        kek = make_pkcs11_kek(uri)
+    except KekUnavailable as e:
+        raise StartupError(str(e)) from None
+    return {"source": kek.source, "kek": kek.label, "fingerprint": kek.fingerprint}
+
+
+def rotate_database_kek(
+    data_dir: DataDir, new_source: str | None, *, old_source: str | None = None, database: str | None = None
+) -> dict[str, Any]:
     """``kluis kek rotate``: re-wrap every data key of the node's database under a new KEK, in one
     transaction, while servers keep serving (they hold the unwrapped keys).
 
-    ``old_source``: the database's KEK (default: server.json's source, else ``kek.key``).
+    ``old_source``: the database's KEK (default: server.json's source, else ``kek.key``); ``database``:
+    a ``postgresql://`` URL or SQLite file (default: server.json's, else the data dir's).
     ``new_source``: the new KEK (``env:``/``pkcs11:`` hold it already; a ``file:`` path that does not
     exist gets a new random key). None, or the old key file itself: a new random key replaces that
     file, the old one kept beside it as ``NAME.YYYYmmddTHHMMSSZ.bak`` (0600). server.json is updated to
@@ -255,7 +271,7 @@ def rotate_database_kek(data_dir: DataDir, new_source: str | None, *, old_source
     settings = data_dir.read_server()
     if old_source is None:
         old_source = settings.kek if settings is not None else ""
-    database = database_of(data_dir, settings)
+    database = database or database_of(data_dir, settings)
     if not is_postgres_url(database) and not Path(database).exists():
         raise FileNotFoundError(f"No database at {database}; start `kluis serve` first.")
     store = open_store(database, pool_size=1)
