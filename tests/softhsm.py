@@ -63,8 +63,7 @@ class SoftHsm:
     def uri(self, token: str, key: str, pin_env: str = PIN_ENV) -> str:
         """A ``pkcs11:`` KEK source for the key labelled ``key`` on ``token``."""
         return (
-            f"pkcs11:token={quote(token)};object={quote(key)}"
-            f"?module-path={quote(self.module)}&pin-source=env:{pin_env}"
+            f"pkcs11:token={quote(token)};object={quote(key)}?module-path={quote(self.module)}&pin-source=env:{pin_env}"
         )
 
     def remove(self) -> None:

@@ -38,7 +38,7 @@ def test_fingerprint_is_the_published_check_value() -> None:
 
 def test_file_kek_round_trip_and_errors(tmp_path: Path) -> None:
     path = tmp_path / "kek.key"
-    with pytest.raises(KekMissing, match="kek.key is missing") as missing:
+    with pytest.raises(KekMissing, match=r"kek.key is missing") as missing:
         open_kek("", default_file=path)
     assert missing.value.path == path
     create_kek_file(path)
@@ -56,7 +56,7 @@ def test_file_kek_round_trip_and_errors(tmp_path: Path) -> None:
     assert wrapped[0] == aes_key_wrap(path.read_bytes(), deks[0])  # RFC 3394 AES Key Wrap
     assert kek.unwrap(wrapped) == deks
     other = SoftwareKek(new_kek(), source="x", label="the other key")
-    with pytest.raises(KekUnavailable, match="the other key .* cannot unwrap the data keys"):
+    with pytest.raises(KekUnavailable, match=r"the other key .* cannot unwrap the data keys"):
         other.unwrap(wrapped)
     assert kek.current_fingerprint() == kek.fingerprint
     path.write_bytes(os.urandom(32))  # replaced on disk: the re-read sees it
@@ -119,7 +119,7 @@ def test_pkcs11_kek_wraps_inside_the_token(softhsm: SoftHsm) -> None:
         init_pkcs11_kek(uri)
     other = init_pkcs11_kek(softhsm.uri(SOFTHSM_TOKEN, "kek-other"))
     assert other.fingerprint != kek.fingerprint
-    with pytest.raises(KekUnavailable, match="kek-other.* cannot unwrap the data keys"):
+    with pytest.raises(KekUnavailable, match=r"kek-other.* cannot unwrap the data keys"):
         other.unwrap(wrapped)
     # the KEK never leaves the token: sensitive, not extractable
     import pkcs11
@@ -175,5 +175,5 @@ def test_pkcs11_errors_name_the_token_and_key(softhsm: SoftHsm, monkeypatch: pyt
         open_kek(softhsm.uri(SOFTHSM_TOKEN, "kek-errors", pin_env="KLUIS_TEST_NO_PIN"), default_file=nowhere)
     bad_module = softhsm.uri(SOFTHSM_TOKEN, "kek-errors").replace(softhsm.module.replace("/", "%2F"), "/no/such.so")
     bad_module = bad_module.replace(f"module-path={softhsm.module}", "module-path=/no/such.so")
-    with pytest.raises(KekUnavailable, match="Cannot load the PKCS#11 module /no/such.so"):
+    with pytest.raises(KekUnavailable, match=r"Cannot load the PKCS#11 module /no/such.so"):
         open_kek(bad_module, default_file=nowhere)

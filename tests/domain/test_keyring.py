@@ -116,10 +116,10 @@ def test_adopting_needs_the_software_kek_that_sealed(store: Store) -> None:
     # the first release kept no check value: only the sealed signing key says which KEK sealed
     with store.write() as tx:
         tx.put_setting("token_signing_key", Sealer(new_kek()).seal(b"k", context=b"kluis/token-signing-key"))
-    with pytest.raises(KeyringError, match="start kluis once with that key file .* `kluis kek rotate --to pkcs11"):
+    with pytest.raises(KeyringError, match=r"start kluis once with that key file .* `kluis kek rotate --to pkcs11"):
         open_keyring(store, TokenLike(), create=True)
     wrong = _kek("the key file /x/kek.key")
-    with pytest.raises(KeyringError, match="The key file /x/kek.key .* cannot open the data sealed in this database"):
+    with pytest.raises(KeyringError, match=r"The key file /x/kek.key .* cannot open the data sealed in this database"):
         open_keyring(store, wrong, create=True)
     with store.read() as tx:
         assert tx.list_wrapped_keys() == [] and tx.get_setting(KEK_CHECK_SETTING) is None
