@@ -323,3 +323,17 @@ def test_readiness_names_a_kek_source_that_is_not_the_databases(data_dir: DataDi
         assert rt.readiness()["kek"].startswith("unusable: Cannot read the key-encryption key file")
     finally:
         rt.close()
+
+
+def test_rotating_to_a_new_key_file_creates_it_private(data_dir: DataDir, tmp_path: Path) -> None:
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    Runtime(data_dir, SETTINGS, bootstrap=True).close()
+    data_dir.write_server(SETTINGS)
+    target = tmp_path / "elsewhere" / "new.key"
+    target.parent.mkdir()
+    result = rotate_database_kek(data_dir, f"file:{target}")
+    assert _mode(target) == 0o600 and result["to"] == kek_fingerprint(target.read_bytes())
+    saved = data_dir.read_server()
+    assert saved is not None and saved.kek == f"file:{target}"
+    Runtime(data_dir, saved).close()  # the next start opens the database with the new file

@@ -8,9 +8,10 @@ and its credential file, and the default vault for bare ``localhost`` / IP addre
 The store is SQLite in the data dir unless ``settings.database`` is a ``postgresql://`` URL. On a
 shared (PostgreSQL) database several nodes act as one vault: the first node to start creates the
 tenant, token-signing key, administrator and CA in the database; a node that joins later finds
-them there. Each node needs the same ``kek.key`` in its data dir (copied by the operator or
-mounted from a secret store: the KEK never enters the database, which only keeps its
-fingerprint). The administrator's credential and the CA's certificate and key are kept in the
+them there. Each node needs the same key-encryption key (``kek.key`` in its data dir, copied by
+the operator, or the same ``--kek`` source: an environment variable or a PKCS#11 token); the KEK
+never enters the database, which keeps only the data keys it wraps and its fingerprint
+(:mod:`kluis.domain.keyring`). The administrator's credential and the CA's certificate and key are kept in the
 database sealed under the KEK, so a joining node writes the same ``admin.json`` and CA files and
 issues its own server certificate from that one CA, which clients already trust.
 """
@@ -294,6 +295,7 @@ def rotate_database_kek(
             path = _file_of(target, data_dir) if not target.startswith(("env:", "pkcs11:")) else None
             if path is not None and not path.exists():
                 create_kek_file(path)
+                staged = path  # a new key file: removed again if the rotation does not happen
             try:
                 new = open_kek(target, default_file=data_dir.kek)
             except KekUnavailable as e:
@@ -315,7 +317,7 @@ def rotate_database_kek(
             raise StartupError(str(e)) from None
         if final is not None and staged is not None:
             os.replace(staged, final)  # committed: the new key takes the old one's name
-            staged = None
+        staged = None
         if settings is not None and settings.kek != target:
             settings.kek = target
             data_dir.write_server(settings)
