@@ -337,3 +337,29 @@ def test_rotating_to_a_new_key_file_creates_it_private(data_dir: DataDir, tmp_pa
     saved = data_dir.read_server()
     assert saved is not None and saved.kek == f"file:{target}"
     Runtime(data_dir, saved).close()  # the next start opens the database with the new file
+
+
+def test_rotating_the_kek_of_a_shared_postgresql_database(tmp_path: Path, postgres_url: str) -> None:
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    d1, first = _node(tmp_path, "n1", postgres_url)
+    try:
+        jwk, blob = _key_and_backup(first)
+        result = rotate_database_kek(d1, None, database=postgres_url)
+        assert result["to"] == kek_fingerprint(d1.kek.read_bytes()) and result["database"] == postgres_url
+        assert first.keys.get_key(first.vault(DEFAULT_VAULT), "rooted").jwk == jwk  # still serving
+    finally:
+        first.close()
+    stale = DataDir(tmp_path / "n2").ensure()
+    stale.kek.write_bytes(Path(str(result["oldKeyBackup"])).read_bytes())  # a node still on the old KEK
+    with pytest.raises(StartupError, match=f"expects {result['to']}"):
+        Runtime(stale, ServerSettings(key_pool=0, database=postgres_url))
+    _, second = _node(tmp_path, "n3", postgres_url, kek_from=d1)
+    try:
+        vault = second.vault(DEFAULT_VAULT)
+        assert second.keys.get_key(vault, "rooted").jwk == jwk
+        second.keys.lifecycle.delete(vault, "rooted")
+        second.keys.lifecycle.purge(vault, "rooted")
+        assert second.key_backup.restore(vault, blob).jwk == jwk
+    finally:
+        second.close()
