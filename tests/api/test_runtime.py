@@ -363,3 +363,49 @@ def test_rotating_the_kek_of_a_shared_postgresql_database(tmp_path: Path, postgr
         assert second.key_backup.restore(vault, blob).jwk == jwk
     finally:
         second.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_no_secret_value_private_key_data_key_or_kek_is_in_the_database_files(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Scan every file of the database (SQLite: the db, its WAL and shm; PostgreSQL: the whole cluster
+    directory after a CHECKPOINT) for what must never be at rest in the clear."""
+    import uuid
+
+    url, root = "", tmp_path / "d"
+    if backend == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        url, root = server.new_database(), server.data
+    data = DataDir(tmp_path / "d")
+    rt = Runtime(data, ServerSettings(key_pool=0, database=url), bootstrap=True)
+    try:
+        vault = rt.vault(DEFAULT_VAULT)
+        marker = f"secret-value-{uuid.uuid4().hex}"
+        rt.secrets.set_secret(vault, "scanned-secret", marker)
+        forbidden = {"secret value": marker.encode()}
+        for name, kty in (("scanned-oct", "oct-HSM"), ("scanned-ec", "EC")):
+            view = rt.keys.create_key(vault, name, kty=kty)
+            with rt.store.read() as tx:
+                record = tx.get_version(vault.vault_id, "key", name, view.version)
+            assert record is not None
+            forbidden[f"{kty} private key"] = rt.keys.lifecycle.unseal(record)
+        with rt.store.read() as tx:
+            wrapped = tx.list_wrapped_keys()
+        for row, key in zip(wrapped, rt.kek.unwrap([r.wrapped for r in wrapped]), strict=True):
+            forbidden[f"data key {row.key_id} ({row.purpose})"] = key
+        forbidden["KEK"] = data.kek.read_bytes()
+    finally:
+        rt.close()
+    if backend == "postgresql":
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        files = [p for p in root.rglob("*") if p.is_file()]
+    else:
+        files = [p for p in root.iterdir() if p.name.startswith("kluis.db")]
+    blobs = [p.read_bytes() for p in files]
+    assert any(b"scanned-secret" in b for b in blobs), "the scan does not see what is stored in the clear"
+    found = [(what, str(p)) for what, value in forbidden.items() for p, b in zip(files, blobs, strict=True) if value in b]
+    assert not found, found
