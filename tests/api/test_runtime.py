@@ -407,5 +407,35 @@ def test_no_secret_value_private_key_data_key_or_kek_is_in_the_database_files(
         files = [p for p in root.iterdir() if p.name.startswith("kluis.db")]
     blobs = [p.read_bytes() for p in files]
     assert any(b"scanned-secret" in b for b in blobs), "the scan does not see what is stored in the clear"
-    found = [(what, str(p)) for what, value in forbidden.items() for p, b in zip(files, blobs, strict=True) if value in b]
+    found = [
+        (what, str(p)) for what, value in forbidden.items() for p, b in zip(files, blobs, strict=True) if value in b
+    ]
     assert not found, found
+
+
+def test_restore_checks_the_kek_source_the_data_dir_uses(
+    data_dir: DataDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import os
+
+    from kluis.api.runtime import backup_database, restore_database
+
+    key = os.urandom(32)
+    monkeypatch.setenv("KLUIS_TEST_RESTORE_KEK", base64.b64encode(key).decode())
+    settings = ServerSettings(key_pool=0, kek="env:KLUIS_TEST_RESTORE_KEK")
+    Runtime(data_dir, settings, bootstrap=True).close()
+    snapshot = tmp_path / "snap.db"
+    backup_database(data_dir, snapshot)
+    target = DataDir(tmp_path / "target").ensure()
+    target.write_server(settings)
+    assert restore_database(target, snapshot)["kekPresent"] is True  # the variable holds the snapshot's KEK
+    Runtime(target, settings).close()
+    monkeypatch.setenv("KLUIS_TEST_RESTORE_KEK", base64.b64encode(os.urandom(32)).decode())
+    with pytest.raises(
+        RuntimeError, match=r"environment variable KLUIS_TEST_RESTORE_KEK .* is not the key the snapshot"
+    ):
+        restore_database(target, snapshot, force=True)
+    monkeypatch.delenv("KLUIS_TEST_RESTORE_KEK")
+    with pytest.raises(RuntimeError, match=r"KLUIS_TEST_RESTORE_KEK is not set .*the snapshot needs"):
+        restore_database(target, snapshot, force=True)

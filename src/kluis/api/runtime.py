@@ -170,10 +170,11 @@ def restore_database(data_dir: DataDir, snapshot: Path, *, force: bool = False) 
 
     Refuses (RuntimeError) while any ``kluis serve`` runs on the data dir (it holds ``serve.lock``),
     when a database exists and ``force`` is false, when the snapshot is not a kluis database, and
-    when the data dir has a ``kek.key`` other than the one the snapshot was sealed with. Without a
-    ``kek.key`` the database is restored and the answer says which KEK (by fingerprint) to put
-    there before ``kluis serve``; kluis never creates a new KEK for it. Pending migrations run on the
-    next start (or ``kluis db upgrade``). Returns what was restored and ``kekPresent``.
+    when the data dir's KEK (server.json's ``--kek`` source, else ``kek.key``) is not the one that
+    wraps the snapshot's data keys, or cannot be read. Without a ``kek.key`` the database is
+    restored and the answer says which KEK (by fingerprint) to put there before ``kluis serve``;
+    kluis never creates a new KEK for it. Pending migrations run on the next start (or ``kluis db
+    upgrade``). Returns what was restored and ``kekPresent``.
     """
     if not snapshot.is_file():
         raise FileNotFoundError(f"No snapshot at {snapshot}.")
@@ -193,14 +194,21 @@ def restore_database(data_dir: DataDir, snapshot: Path, *, force: bool = False) 
             ) from None
         if data_dir.database.exists() and not force:
             raise RuntimeError(f"{data_dir.database} exists; pass --force to replace it with the snapshot.")
-        kek_present = data_dir.kek.exists()
-        if kek_present:
-            found = kek_fingerprint(data_dir.kek.read_bytes())
-            if found != info["kekFingerprint"]:
-                raise RuntimeError(
-                    f"The key-encryption key {data_dir.kek} (fingerprint {found}) is not the key the snapshot was "
-                    f"sealed with ({info['kekFingerprint']}); put that kek.key there, or restore into another data dir."
-                )
+        settings = data_dir.read_server()
+        try:  # the KEK this data dir's server uses (server.json's --kek, else kek.key)
+            kek: KeyEncryptionKey | None = open_kek(settings.kek if settings else "", default_file=data_dir.kek)
+        except KekMissing:
+            kek = None
+        except KekUnavailable as e:
+            raise RuntimeError(f"{e} (the snapshot needs the key-encryption key {info['kekFingerprint']}).") from None
+        kek_present = kek is not None
+        if kek is not None and kek.fingerprint != info["kekFingerprint"]:
+            where = str(kek.path) if isinstance(kek, FileKek) else kek.label
+            raise RuntimeError(
+                f"The key-encryption key {where} (fingerprint {kek.fingerprint}) is not the key the snapshot was "
+                f"sealed with ({info['kekFingerprint']}); put that KEK there (after a `kluis kek rotate`: the "
+                "dated kek.key.*.bak), or restore into another data dir."
+            )
         staged = data_dir.database.with_name(data_dir.database.name + ".restore")
         staged.unlink(missing_ok=True)
         copy_database(snapshot, staged)
