@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # `make run` needs only what running needs: its own stamp, no dev tools.
 RUN_STAMP := $(VENV)/.run-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint unit e2e js-deps go-deps java-deps sdk-deps pg-deps bench clean
+.PHONY: run test lint unit e2e js-deps go-deps java-deps sdk-deps pg-deps softhsm-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint sdk-deps pg-deps
+test: lint sdk-deps pg-deps softhsm-deps
 	$(BIN)/pytest -q
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
 
-e2e: $(STAMP) sdk-deps pg-deps
+e2e: $(STAMP) sdk-deps pg-deps softhsm-deps
 	$(BIN)/pytest -q -m slow
 
 # The SDK journeys' dependencies, pinned in tests/{js,go,java} and downloaded into the clone (gitignored).
@@ -58,6 +58,15 @@ pg-deps:
 	 elif [ "$$CI" = "true" ]; then \
 	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	 else echo "PostgreSQL not found: its tests will be skipped (apt-get install postgresql; CI installs it)"; fi
+
+# SoftHSM2 for the PKCS#11 key-encryption-key tests: Debian's package, installed only under CI=true (as
+# root) when softhsm2-util is missing. The tests make their own token in a temporary SOFTHSM2_CONF;
+# without SoftHSM2 they skip (under CI=true they fail).
+softhsm-deps:
+	@if command -v softhsm2-util >/dev/null 2>&1; then :; \
+	 elif [ "$$CI" = "true" ]; then \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null; \
+	 else echo "SoftHSM2 not found: the PKCS#11 KEK tests will be skipped (apt-get install softhsm2; CI installs it)"; fi
 
 MVN_REPO := $(CURDIR)/tests/java/.m2
 java-deps:

@@ -79,6 +79,9 @@ class ServerSettings:
     # Threads per worker that run requests' database work off the event loop (None: the backend's
     # default, 0 for SQLite, which answers inline in microseconds, 4 for PostgreSQL).
     db_threads: int | None = None
+    # The key-encryption key's source (kluis.crypto.kek): "" is kek.key in the data dir; "file:PATH",
+    # "env:VAR" (base64 key in that variable) or a "pkcs11:" URI (an AES key on a PKCS#11 token).
+    kek: str = ""
 
     @property
     def url(self) -> str:

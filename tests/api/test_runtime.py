@@ -6,6 +6,7 @@ import json
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,3 +188,254 @@ def test_one_scheduler_tick_at_a_time_across_nodes(tmp_path: Path, postgres_url:
     finally:
         first.close()
         second.close()
+
+
+# -- the key-encryption key: sources and rotation --------------------------------------------------
+
+
+def _key_and_backup(rt: Runtime) -> tuple[dict[str, object], bytes]:
+    vault = rt.vault(DEFAULT_VAULT)
+    key = rt.keys.create_key(vault, "rooted", kty="EC", curve="P-256")
+    return key.jwk, rt.key_backup.backup(vault, "rooted")
+
+
+def test_an_env_kek_is_used_and_its_absence_named(data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import os
+
+    monkeypatch.setenv("KLUIS_TEST_RT_KEK", base64.b64encode(os.urandom(32)).decode())
+    settings = ServerSettings(key_pool=0, kek="env:KLUIS_TEST_RT_KEK")
+    rt = Runtime(data_dir, settings, bootstrap=True)
+    try:
+        jwk, _ = _key_and_backup(rt)
+        fingerprint = rt.kek.fingerprint
+    finally:
+        rt.close()
+    assert not data_dir.kek.exists()  # the key lives in the variable only
+    again = Runtime(data_dir, settings)
+    try:
+        assert again.keys.get_key(again.vault(DEFAULT_VAULT), "rooted").jwk == jwk
+    finally:
+        again.close()
+    monkeypatch.delenv("KLUIS_TEST_RT_KEK")
+    with pytest.raises(StartupError) as err:
+        Runtime(data_dir, settings, bootstrap=True)
+    assert "KLUIS_TEST_RT_KEK is not set" in str(err.value) and f"fingerprint {fingerprint}" in str(err.value)
+    assert not data_dir.kek.exists()  # no key file made up instead
+
+
+def test_a_pkcs11_kek_serves_and_a_wrong_pin_is_one_line(data_dir: DataDir, softhsm: Any) -> None:
+    from kluis.api.runtime import init_pkcs11_kek
+    from tests.conftest import SOFTHSM_TOKEN
+
+    uri = softhsm.uri(SOFTHSM_TOKEN, "kek-runtime")
+    made = init_pkcs11_kek(uri)
+    settings = ServerSettings(key_pool=0, kek=uri)
+    rt = Runtime(data_dir, settings, bootstrap=True)
+    try:
+        jwk, _ = _key_and_backup(rt)
+        assert rt.kek.fingerprint == made["fingerprint"] and rt.readiness() == {"database": "ok", "kek": "ok"}
+    finally:
+        rt.close()
+    assert not data_dir.kek.exists()
+    again = Runtime(data_dir, settings)
+    try:
+        assert again.keys.get_key(again.vault(DEFAULT_VAULT), "rooted").jwk == jwk
+    finally:
+        again.close()
+    wrong_pin = ServerSettings(key_pool=0, kek=softhsm.uri(SOFTHSM_TOKEN, "kek-runtime", pin_env="KLUIS_NO_SUCH_PIN"))
+    with pytest.raises(StartupError, match=f"KLUIS_NO_SUCH_PIN is not set.*expects .*{made['fingerprint']}"):
+        Runtime(data_dir, wrong_pin)
+
+
+def test_rotating_the_key_file_in_place_keeps_everything(data_dir: DataDir) -> None:
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    rt = Runtime(data_dir, SETTINGS, bootstrap=True)
+    data_dir.write_server(SETTINGS)
+    try:
+        jwk, blob = _key_and_backup(rt)
+        old_key = data_dir.kek.read_bytes()
+        result = rotate_database_kek(data_dir, None)
+        assert result["from"] == kek_fingerprint(old_key) and result["dataKeys"] == 3
+        new_key = data_dir.kek.read_bytes()
+        assert new_key != old_key and result["to"] == kek_fingerprint(new_key) and _mode(data_dir.kek) == 0o600
+        backup = Path(str(result["oldKeyBackup"]))
+        assert backup.parent == data_dir.path and backup.name.startswith("kek.key.") and backup.name.endswith(".bak")
+        assert backup.read_bytes() == old_key and _mode(backup) == 0o600
+        assert not Path(str(data_dir.kek) + ".new").exists()
+        # the running runtime keeps serving on its unwrapped keys, and is still ready
+        vault = rt.vault(DEFAULT_VAULT)
+        assert rt.keys.get_key(vault, "rooted").jwk == jwk and rt.readiness()["kek"] == "ok"
+    finally:
+        rt.close()
+    after = Runtime(data_dir, SETTINGS)  # a start after the rotation: the new key file
+    try:
+        vault = after.vault(DEFAULT_VAULT)
+        after.keys.lifecycle.delete(vault, "rooted")
+        after.keys.lifecycle.purge(vault, "rooted")
+        assert after.key_backup.restore(vault, blob).jwk == jwk  # a backup from before the rotation
+    finally:
+        after.close()
+    data_dir.kek.write_bytes(backup.read_bytes())  # the old key no longer opens the database
+    with pytest.raises(StartupError, match="is not the key of the database"):
+        Runtime(data_dir, SETTINGS)
+
+
+def test_rotating_to_another_source_updates_server_json(data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import os
+
+    from kluis.api.runtime import rotate_database_kek
+
+    rt = Runtime(data_dir, SETTINGS, bootstrap=True)
+    data_dir.write_server(SETTINGS)
+    try:
+        jwk, _ = _key_and_backup(rt)
+    finally:
+        rt.close()
+    monkeypatch.delenv("KLUIS_TEST_NEW_KEK", raising=False)
+    with pytest.raises(StartupError, match=r"The new key-encryption key: .*KLUIS_TEST_NEW_KEK is not set"):
+        rotate_database_kek(data_dir, "env:KLUIS_TEST_NEW_KEK")
+    copy = data_dir.path / "copy-of-kek.key"
+    copy.write_bytes(data_dir.kek.read_bytes())
+    with pytest.raises(StartupError, match="is the database's key-encryption key already"):
+        rotate_database_kek(data_dir, f"file:{copy}")
+    monkeypatch.setenv("KLUIS_TEST_NEW_KEK", base64.b64encode(os.urandom(32)).decode())
+    result = rotate_database_kek(data_dir, "env:KLUIS_TEST_NEW_KEK")
+    assert result["source"] == "env:KLUIS_TEST_NEW_KEK" and result["oldKeyBackup"] is None
+    saved = data_dir.read_server()
+    assert saved is not None and saved.kek == "env:KLUIS_TEST_NEW_KEK"
+    with pytest.raises(StartupError, match="is not the key of the database"):
+        Runtime(data_dir, SETTINGS)  # the key file is the old KEK now
+    after = Runtime(data_dir, saved)
+    try:
+        assert after.keys.get_key(after.vault(DEFAULT_VAULT), "rooted").jwk == jwk
+    finally:
+        after.close()
+
+
+def test_readiness_names_a_kek_source_that_is_not_the_databases(data_dir: DataDir) -> None:
+    rt = Runtime(data_dir, SETTINGS, bootstrap=True)
+    try:
+        assert rt.readiness() == {"database": "ok", "kek": "ok"}
+        data_dir.kek.unlink()
+        assert rt.readiness()["kek"].startswith("unusable: Cannot read the key-encryption key file")
+    finally:
+        rt.close()
+
+
+def test_rotating_to_a_new_key_file_creates_it_private(data_dir: DataDir, tmp_path: Path) -> None:
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    Runtime(data_dir, SETTINGS, bootstrap=True).close()
+    data_dir.write_server(SETTINGS)
+    target = tmp_path / "elsewhere" / "new.key"
+    target.parent.mkdir()
+    result = rotate_database_kek(data_dir, f"file:{target}")
+    assert _mode(target) == 0o600 and result["to"] == kek_fingerprint(target.read_bytes())
+    saved = data_dir.read_server()
+    assert saved is not None and saved.kek == f"file:{target}"
+    Runtime(data_dir, saved).close()  # the next start opens the database with the new file
+
+
+def test_rotating_the_kek_of_a_shared_postgresql_database(tmp_path: Path, postgres_url: str) -> None:
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    d1, first = _node(tmp_path, "n1", postgres_url)
+    try:
+        jwk, blob = _key_and_backup(first)
+        result = rotate_database_kek(d1, None, database=postgres_url)
+        assert result["to"] == kek_fingerprint(d1.kek.read_bytes()) and result["database"] == postgres_url
+        assert first.keys.get_key(first.vault(DEFAULT_VAULT), "rooted").jwk == jwk  # still serving
+    finally:
+        first.close()
+    stale = DataDir(tmp_path / "n2").ensure()
+    stale.kek.write_bytes(Path(str(result["oldKeyBackup"])).read_bytes())  # a node still on the old KEK
+    with pytest.raises(StartupError, match=f"expects {result['to']}"):
+        Runtime(stale, ServerSettings(key_pool=0, database=postgres_url))
+    _, second = _node(tmp_path, "n3", postgres_url, kek_from=d1)
+    try:
+        vault = second.vault(DEFAULT_VAULT)
+        assert second.keys.get_key(vault, "rooted").jwk == jwk
+        second.keys.lifecycle.delete(vault, "rooted")
+        second.keys.lifecycle.purge(vault, "rooted")
+        assert second.key_backup.restore(vault, blob).jwk == jwk
+    finally:
+        second.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_no_secret_value_private_key_data_key_or_kek_is_in_the_database_files(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Scan every file of the database (SQLite: the db, its WAL and shm; PostgreSQL: the whole cluster
+    directory after a CHECKPOINT) for what must never be at rest in the clear."""
+    import uuid
+
+    url, root = "", tmp_path / "d"
+    if backend == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        url, root = server.new_database(), server.data
+    data = DataDir(tmp_path / "d")
+    rt = Runtime(data, ServerSettings(key_pool=0, database=url), bootstrap=True)
+    try:
+        vault = rt.vault(DEFAULT_VAULT)
+        marker = f"secret-value-{uuid.uuid4().hex}"
+        rt.secrets.set_secret(vault, "scanned-secret", marker)
+        forbidden = {"secret value": marker.encode()}
+        for name, kty in (("scanned-oct", "oct-HSM"), ("scanned-ec", "EC")):
+            view = rt.keys.create_key(vault, name, kty=kty)
+            with rt.store.read() as tx:
+                record = tx.get_version(vault.vault_id, "key", name, view.version)
+            assert record is not None
+            forbidden[f"{kty} private key"] = rt.keys.lifecycle.unseal(record)
+        with rt.store.read() as tx:
+            wrapped = tx.list_wrapped_keys()
+        for row, key in zip(wrapped, rt.kek.unwrap([r.wrapped for r in wrapped]), strict=True):
+            forbidden[f"data key {row.key_id} ({row.purpose})"] = key
+        forbidden["KEK"] = data.kek.read_bytes()
+    finally:
+        rt.close()
+    if backend == "postgresql":
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        files = [p for p in root.rglob("*") if p.is_file()]
+    else:
+        files = [p for p in root.iterdir() if p.name.startswith("kluis.db")]
+    blobs = [p.read_bytes() for p in files]
+    assert any(b"scanned-secret" in b for b in blobs), "the scan does not see what is stored in the clear"
+    found = [
+        (what, str(p)) for what, value in forbidden.items() for p, b in zip(files, blobs, strict=True) if value in b
+    ]
+    assert not found, found
+
+
+def test_restore_checks_the_kek_source_the_data_dir_uses(
+    data_dir: DataDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import os
+
+    from kluis.api.runtime import backup_database, restore_database
+
+    key = os.urandom(32)
+    monkeypatch.setenv("KLUIS_TEST_RESTORE_KEK", base64.b64encode(key).decode())
+    settings = ServerSettings(key_pool=0, kek="env:KLUIS_TEST_RESTORE_KEK")
+    Runtime(data_dir, settings, bootstrap=True).close()
+    snapshot = tmp_path / "snap.db"
+    backup_database(data_dir, snapshot)
+    target = DataDir(tmp_path / "target").ensure()
+    target.write_server(settings)
+    assert restore_database(target, snapshot)["kekPresent"] is True  # the variable holds the snapshot's KEK
+    Runtime(target, settings).close()
+    monkeypatch.setenv("KLUIS_TEST_RESTORE_KEK", base64.b64encode(os.urandom(32)).decode())
+    with pytest.raises(
+        RuntimeError, match=r"environment variable KLUIS_TEST_RESTORE_KEK .* is not the key the snapshot"
+    ):
+        restore_database(target, snapshot, force=True)
+    monkeypatch.delenv("KLUIS_TEST_RESTORE_KEK")
+    with pytest.raises(RuntimeError, match=r"KLUIS_TEST_RESTORE_KEK is not set .*the snapshot needs"):
+        restore_database(target, snapshot, force=True)

@@ -21,6 +21,7 @@ from kluis.store import (
     Store,
     VaultRecord,
     VersionRecord,
+    WrappedKeyRecord,
 )
 
 
@@ -83,6 +84,30 @@ def test_contract_settings_roundtrip_and_overwrite(store: Store) -> None:
     with store.read() as tx:
         assert tx.get_setting("a") == b"\x00\xff2"
         assert tx.get_setting("missing") is None
+
+
+def test_contract_wrapped_keys_add_list_rewrap(store: Store) -> None:
+    with store.read() as tx:
+        assert tx.list_wrapped_keys() == []
+    with store.write() as tx:
+        tx.add_wrapped_key(WrappedKeyRecord(2, "backup", b"\x00wrapped-2\xff", "fp:old", 5))
+        tx.add_wrapped_key(WrappedKeyRecord(1, "seal", b"wrapped-1", "fp:old", 4))
+    with store.read() as tx:
+        assert tx.list_wrapped_keys() == [
+            WrappedKeyRecord(1, "seal", b"wrapped-1", "fp:old", 4),
+            WrappedKeyRecord(2, "backup", b"\x00wrapped-2\xff", "fp:old", 5),
+        ]
+    with store.write() as tx:
+        tx.rewrap_key(2, b"new-2", "fp:new")
+        with pytest.raises(KeyError):
+            tx.rewrap_key(9, b"x", "fp:new")
+    with store.read() as tx:
+        assert [(k.key_id, k.wrapped, k.kek_fingerprint) for k in tx.list_wrapped_keys()] == [
+            (1, b"wrapped-1", "fp:old"),
+            (2, b"new-2", "fp:new"),
+        ]
+    with pytest.raises(Exception), store.write() as tx:  # noqa: B017 - each backend's own duplicate-key error
+        tx.add_wrapped_key(WrappedKeyRecord(1, "seal", b"again", "fp:new", 6))
 
 
 def test_contract_principals_and_their_policies(store: Store) -> None:

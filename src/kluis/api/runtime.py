@@ -8,9 +8,10 @@ and its credential file, and the default vault for bare ``localhost`` / IP addre
 The store is SQLite in the data dir unless ``settings.database`` is a ``postgresql://`` URL. On a
 shared (PostgreSQL) database several nodes act as one vault: the first node to start creates the
 tenant, token-signing key, administrator and CA in the database; a node that joins later finds
-them there. Each node needs the same ``kek.key`` in its data dir (copied by the operator or
-mounted from a secret store: the KEK never enters the database, which only keeps its
-fingerprint). The administrator's credential and the CA's certificate and key are kept in the
+them there. Each node needs the same key-encryption key (``kek.key`` in its data dir, copied by
+the operator, or the same ``--kek`` source: an environment variable or a PKCS#11 token); the KEK
+never enters the database, which keeps only the data keys it wraps and its fingerprint
+(:mod:`kluis.domain.keyring`). The administrator's credential and the CA's certificate and key are kept in the
 database sealed under the KEK, so a joining node writes the same ``admin.json`` and CA files and
 issues its own server certificate from that one CA, which clients already trust.
 """
@@ -30,8 +31,17 @@ from typing import Any
 
 from kluis.addressing import DEFAULT_VAULT
 from kluis.config import DataDir, ServerSettings, StartupError, write_private
-from kluis.crypto import CryptoError, KeyPool, Sealer, new_kek
-from kluis.crypto.seal import KEK_SIZE
+from kluis.crypto import CryptoError, KeyPool, Sealer
+from kluis.crypto.kek import (
+    FileKek,
+    KekMissing,
+    KekUnavailable,
+    KeyEncryptionKey,
+    create_kek_file,
+    fingerprint_of,
+    open_kek,
+)
+from kluis.crypto.kek import init_pkcs11_kek as make_pkcs11_kek
 from kluis.domain.audit import AuditLog, AuditService
 from kluis.domain.authorization import AccessPolicyAuthorizer, Authorizer
 from kluis.domain.backup import BackupEnvelope, ObjectBackup
@@ -39,6 +49,7 @@ from kluis.domain.clock import Clock
 from kluis.domain.errors import Conflict, NotFound
 from kluis.domain.events import EventBus, access_log
 from kluis.domain.housekeeping import Housekeeping, TickResult
+from kluis.domain.keyring import KEK_CHECK_SETTING, KeyringError, open_keyring, rotate_kek
 from kluis.domain.keys.backup import open_legacy_key_backup
 from kluis.domain.keys.operations import KeyOperations
 from kluis.domain.keys.release import KeyRelease
@@ -70,7 +81,11 @@ __all__ = [
     "backup_database",
     "database_label",
     "database_of",
+    "init_pkcs11_kek",
+    "kek_fingerprint",
+    "open_node_kek",
     "restore_database",
+    "rotate_database_kek",
     "schema_status",
     "upgrade_database",
 ]
@@ -118,9 +133,6 @@ def schema_status(data_dir: DataDir) -> tuple[int, int]:
     return schema_version_of(database), SCHEMA_VERSION
 
 
-KEK_CHECK_SETTING = "kek_fingerprint"  # the database's record of which KEK sealed it
-
-
 def backup_database(data_dir: DataDir, out: Path) -> dict[str, Any]:
     """A consistent snapshot of the whole database at ``out`` (mode 0600), safe while kluis serves.
 
@@ -158,10 +170,11 @@ def restore_database(data_dir: DataDir, snapshot: Path, *, force: bool = False) 
 
     Refuses (RuntimeError) while any ``kluis serve`` runs on the data dir (it holds ``serve.lock``),
     when a database exists and ``force`` is false, when the snapshot is not a kluis database, and
-    when the data dir has a ``kek.key`` other than the one the snapshot was sealed with. Without a
-    ``kek.key`` the database is restored and the answer says which KEK (by fingerprint) to put
-    there before ``kluis serve``; kluis never creates a new KEK for it. Pending migrations run on the
-    next start (or ``kluis db upgrade``). Returns what was restored and ``kekPresent``.
+    when the data dir's KEK (server.json's ``--kek`` source, else ``kek.key``) is not the one that
+    wraps the snapshot's data keys, or cannot be read. Without a ``kek.key`` the database is
+    restored and the answer says which KEK (by fingerprint) to put there before ``kluis serve``;
+    kluis never creates a new KEK for it. Pending migrations run on the next start (or ``kluis db
+    upgrade``). Returns what was restored and ``kekPresent``.
     """
     if not snapshot.is_file():
         raise FileNotFoundError(f"No snapshot at {snapshot}.")
@@ -181,14 +194,21 @@ def restore_database(data_dir: DataDir, snapshot: Path, *, force: bool = False) 
             ) from None
         if data_dir.database.exists() and not force:
             raise RuntimeError(f"{data_dir.database} exists; pass --force to replace it with the snapshot.")
-        kek_present = data_dir.kek.exists()
-        if kek_present:
-            found = kek_fingerprint(data_dir.kek.read_bytes())
-            if found != info["kekFingerprint"]:
-                raise RuntimeError(
-                    f"The key-encryption key {data_dir.kek} (fingerprint {found}) is not the key the snapshot was "
-                    f"sealed with ({info['kekFingerprint']}); put that kek.key there, or restore into another data dir."
-                )
+        settings = data_dir.read_server()
+        try:  # the KEK this data dir's server uses (server.json's --kek, else kek.key)
+            kek: KeyEncryptionKey | None = open_kek(settings.kek if settings else "", default_file=data_dir.kek)
+        except KekMissing:
+            kek = None
+        except KekUnavailable as e:
+            raise RuntimeError(f"{e} (the snapshot needs the key-encryption key {info['kekFingerprint']}).") from None
+        kek_present = kek is not None
+        if kek is not None and kek.fingerprint != info["kekFingerprint"]:
+            where = str(kek.path) if isinstance(kek, FileKek) else kek.label
+            raise RuntimeError(
+                f"The key-encryption key {where} (fingerprint {kek.fingerprint}) is not the key the snapshot was "
+                f"sealed with ({info['kekFingerprint']}); put that KEK there (after a `kluis kek rotate`: the "
+                "dated kek.key.*.bak), or restore into another data dir."
+            )
         staged = data_dir.database.with_name(data_dir.database.name + ".restore")
         staged.unlink(missing_ok=True)
         copy_database(snapshot, staged)
@@ -199,13 +219,132 @@ def restore_database(data_dir: DataDir, snapshot: Path, *, force: bool = False) 
 
 
 def kek_fingerprint(kek: bytes) -> str:
-    """A public check value of a KEK: 16 bytes of an HKDF sub-key, hex in colon-separated pairs.
+    """A public check value of a file or env KEK: 16 bytes of an HKDF sub-key, hex in colon-separated
+    groups (:func:`kluis.crypto.kek.fingerprint_of`): what the database records and errors name."""
+    return fingerprint_of(kek)
 
-    It identifies the key without revealing it (HKDF is one-way) and is what kluis stores in the
-    database and names in its start-up errors.
+
+def open_node_kek(data_dir: DataDir, store: Any, source: str, *, create: bool, database: str) -> KeyEncryptionKey:
+    """The KEK ``source`` names ("" for the data dir's ``kek.key``), as a :class:`StartupError` with
+    one line naming the source and the fingerprint the database expects when it is missing or not
+    usable. A key file is created (mode 0600) only with ``create`` and for a database holding
+    nothing sealed: kluis never makes a new KEK for sealed data."""
+    with store.read() as tx:
+        expected = tx.get_setting(KEK_CHECK_SETTING)
+        sealed = tx.get_setting("token_signing_key")
+    known = f" with fingerprint {expected.decode()}" if expected is not None else ""
+    try:
+        return open_kek(source, default_file=data_dir.kek)
+    except KekMissing as e:
+        if expected is not None or sealed is not None:
+            raise StartupError(
+                f"The key-encryption key file {e.path} is missing, but the database {redact(database)} "
+                f"holds data sealed under a key{known}. Restore kek.key from your backup (a node joining a "
+                "shared database: copy the first node's kek.key); kluis never creates a new one for a "
+                "database that has sealed data."
+            ) from None
+        if not create:
+            raise StartupError(f"No key-encryption key at {e.path}; start `kluis serve` first.") from None
+        create_kek_file(e.path)
+        return open_kek(source, default_file=data_dir.kek)
+    except KekUnavailable as e:
+        wanted = f" The database {redact(database)} expects the key-encryption key{known}." if known else ""
+        raise StartupError(f"{e}{wanted}") from None
+
+
+def init_pkcs11_kek(uri: str) -> dict[str, str]:
+    """``kluis kek init-pkcs11``: generate the AES-256 KEK a ``pkcs11:`` URI names on its token
+    (never extractable; wrap/unwrap only). StartupError (one line) when the token, PIN or module
+    is not usable or the label is taken. Returns the source and the new KEK's fingerprint."""
+    try:
+        kek = make_pkcs11_kek(uri)
+    except KekUnavailable as e:
+        raise StartupError(str(e)) from None
+    return {"source": kek.source, "kek": kek.label, "fingerprint": kek.fingerprint}
+
+
+def rotate_database_kek(
+    data_dir: DataDir, new_source: str | None, *, old_source: str | None = None, database: str | None = None
+) -> dict[str, Any]:
+    """``kluis kek rotate``: re-wrap every data key of the node's database under a new KEK, in one
+    transaction, while servers keep serving (they hold the unwrapped keys).
+
+    ``old_source``: the database's KEK (default: server.json's source, else ``kek.key``); ``database``:
+    a ``postgresql://`` URL or SQLite file (default: server.json's, else the data dir's).
+    ``new_source``: the new KEK (``env:``/``pkcs11:`` hold it already; a ``file:`` path that does not
+    exist gets a new random key). None, or the old key file itself: a new random key replaces that
+    file, the old one kept beside it as ``NAME.YYYYmmddTHHMMSSZ.bak`` (0600). server.json is updated to
+    the new source so workers and the next start use it. StartupError (one line) for a wrong or
+    missing KEK, changing nothing. Returns the fingerprints, the number of data keys and where the KEK is.
     """
-    digest = Sealer(kek).derive(b"kek-fingerprint")[:16].hex()
-    return ":".join(digest[i : i + 4] for i in range(0, len(digest), 4))
+    settings = data_dir.read_server()
+    if old_source is None:
+        old_source = settings.kek if settings is not None else ""
+    database = database or database_of(data_dir, settings)
+    if not is_postgres_url(database) and not Path(database).exists():
+        raise FileNotFoundError(f"No database at {database}; start `kluis serve` first.")
+    store = open_store(database, pool_size=1)
+    staged: Path | None = None
+    backup: Path | None = None
+    try:
+        old = open_node_kek(data_dir, store, old_source, create=False, database=database)
+        target = new_source.strip() if new_source is not None else ""
+        same_file = isinstance(old, FileKek) and (not target or _file_of(target, data_dir) == old.path.resolve())
+        final: Path | None = None
+        if same_file:  # a new random key in place of the old file
+            assert isinstance(old, FileKek)
+            final = old.path
+            staged = final.with_name(final.name + ".new")
+            staged.unlink(missing_ok=True)
+            create_kek_file(staged)
+            new = open_node_kek(data_dir, store, f"file:{staged}", create=False, database=database)
+            target = old_source if old_source else ""
+        else:
+            path = _file_of(target, data_dir) if not target.startswith(("env:", "pkcs11:")) else None
+            if path is not None and not path.exists():
+                create_kek_file(path)
+                staged = path  # a new key file: removed again if the rotation does not happen
+            try:
+                new = open_kek(target, default_file=data_dir.kek)
+            except KekUnavailable as e:
+                raise StartupError(f"The new key-encryption key: {e}") from None
+
+        def put_in_place() -> None:
+            nonlocal backup
+            if final is None or staged is None:
+                return
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            backup = final.with_name(f"{final.name}.{stamp}.bak")
+            os.link(final, backup)  # the old key, kept: snapshots made before need it
+
+        try:
+            result = rotate_kek(store, old, new, before_commit=put_in_place)
+        except KeyringError as e:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+            raise StartupError(str(e)) from None
+        if final is not None and staged is not None:
+            os.replace(staged, final)  # committed: the new key takes the old one's name
+        staged = None
+        if settings is not None and settings.kek != target:
+            settings.kek = target
+            data_dir.write_server(settings)
+        return {
+            **result,
+            "kek": new.label if final is None else f"the key-encryption key file {final}",
+            "source": target or f"file:{data_dir.kek}",
+            "oldKeyBackup": str(backup) if backup is not None else None,
+            "database": redact(database),
+        }
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+        store.close()
+
+
+def _file_of(source: str, data_dir: DataDir) -> Path:
+    text = source[len("file:") :] if source.startswith("file:") else source
+    return (Path(text).expanduser() if text else data_dir.kek).resolve()
 
 
 class Runtime:
@@ -221,7 +360,12 @@ class Runtime:
         # Runs each request's synchronous domain and database work off the event loop (None: inline).
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="kluis-db") if threads > 0 else None
         try:
-            self.sealer = Sealer(self._kek(create=bootstrap))
+            self.kek = open_node_kek(data_dir, self.store, settings.kek, create=bootstrap, database=self.database)
+            try:
+                self.keyring = open_keyring(self.store, self.kek, create=bootstrap)
+            except KeyringError as e:
+                raise StartupError(str(e)) from None
+            self.sealer = self.keyring.sealer
         except BaseException:  # a missing or wrong KEK: let go of the database before saying so
             if self.executor is not None:
                 self.executor.shutdown(wait=False)
@@ -246,8 +390,8 @@ class Runtime:
         self.authorizer: Authorizer = AccessPolicyAuthorizer(self.store)
         self.events = EventBus()
         self.events.subscribe(access_log)
-        # The audit log: MACs under a KEK sub-key; a writer (own chain, lazily started thread) per process.
-        audit_key = self.sealer.derive(b"kluis/audit-chain")
+        # The audit log: MACs under its own data key; a writer (own chain, lazily started thread) per process.
+        audit_key = self.keyring.audit_key
         self.audit = AuditService(self.store, audit_key)
         self.audit_log: AuditLog | None = None
         if settings.audit:
@@ -259,9 +403,9 @@ class Runtime:
         self.keys = KeyService(self.store, self.sealer, self.clock, pool=self.pool)
         self.key_operations = KeyOperations(self.keys)
         self.release = KeyRelease(self.store, self.clock, self.keys)
-        # One backup key for every kind (derived from the KEK under the label of the first release,
-        # so key backups made then still open); the kind and tenant are bound in as associated data.
-        envelope = BackupEnvelope(Sealer(self.sealer.derive(b"kluis/key-backup")), self.tenant_id)
+        # One backup key for every kind, a data key of its own (on databases from before data keys, the
+        # value once derived from the KEK, so backups made then still open); kind and tenant are the AAD.
+        envelope = BackupEnvelope(Sealer(self.keyring.backup_key), self.tenant_id)
         self.key_backup = ObjectBackup(
             self.keys.lifecycle, self.store, envelope, legacy=lambda blob: open_legacy_key_backup(envelope, blob)
         )
@@ -280,61 +424,6 @@ class Runtime:
             self._bootstrap_admin_and_default_vault()
 
     # -- first start ---------------------------------------------------------------------------
-    def _kek(self, *, create: bool) -> bytes:
-        """The key-encryption key from ``kek.key``, checked against the fingerprint the database keeps.
-
-        A new KEK is written only for a database that holds nothing sealed yet: replacing the root
-        key silently would make every sealed row unreadable. Raises StartupError naming the file and
-        the expected fingerprint when the file is missing, malformed or not the database's key.
-        """
-        path = self.data_dir.kek
-        with self.store.read() as tx:
-            expected = tx.get_setting(KEK_CHECK_SETTING)
-            sealed = tx.get_setting("token_signing_key")
-        if not path.exists():
-            if expected is not None or sealed is not None:
-                known = f" with fingerprint {expected.decode()}" if expected is not None else ""
-                raise StartupError(
-                    f"The key-encryption key file {path} is missing, but the database {redact(self.database)} "
-                    f"holds data sealed under a key{known}. Restore kek.key from your backup (a node joining a "
-                    "shared database: copy the first node's kek.key); kluis never creates a new one for a "
-                    "database that has sealed data."
-                )
-            if not create:
-                raise StartupError(f"No key-encryption key at {path}; start `kluis serve` first.")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(new_kek())
-        kek = path.read_bytes()
-        if len(kek) != KEK_SIZE:
-            raise StartupError(f"The key-encryption key file {path} holds {len(kek)} bytes, not {KEK_SIZE}.")
-        found = kek_fingerprint(kek)
-        if expected is not None and expected.decode() != found:
-            raise StartupError(
-                f"The key-encryption key file {path} is not the key of the database {redact(self.database)}: "
-                f"its fingerprint is {found}, the database expects {expected.decode()}. Restore the right kek.key."
-            )
-        if expected is None:
-            if sealed is not None:  # a database from before the check value: the sealed signing key decides
-                try:
-                    Sealer(kek).unseal(sealed, context=b"kluis/token-signing-key")
-                except CryptoError:
-                    raise StartupError(
-                        f"The key-encryption key file {path} (fingerprint {found}) cannot open the data sealed "
-                        f"in {redact(self.database)}. Restore the right kek.key."
-                    ) from None
-            with self.store.write() as tx:
-                recorded = tx.get_setting(KEK_CHECK_SETTING)
-                if recorded is None:
-                    tx.put_setting(KEK_CHECK_SETTING, found.encode())
-            if recorded is not None and recorded.decode() != found:  # another node started first with its own
-                raise StartupError(
-                    f"The key-encryption key file {path} is not the key of the database {redact(self.database)}: "
-                    f"its fingerprint is {found}, the database expects {recorded.decode()} (another node "
-                    "initialised it first). Copy that node's kek.key here."
-                )
-        return kek
-
     def _setting(self, name: str, make: Any, create: bool) -> bytes:
         with self.store.read() as tx:
             value = tx.get_setting(name)
@@ -503,8 +592,10 @@ class Runtime:
         )
 
     def readiness(self) -> dict[str, str]:
-        """What ``/readyz`` checks, each "ok" or why not: the database answers a query, and the KEK
-        still opens what it sealed (the sealed token-signing key)."""
+        """What ``/readyz`` checks, each "ok" or why not: the database answers a query; the data keys
+        in memory open what they sealed (the sealed token-signing key); and the KEK source still holds
+        the database's KEK, or the one this node started with (after a ``kluis kek rotate`` to another
+        source a running node keeps serving on its unwrapped keys; its next start needs the new KEK)."""
         checks = {"database": "ok", "kek": "ok"}
         try:
             with self.store.read() as tx:
@@ -517,9 +608,12 @@ class Runtime:
                 checks["kek"] = "the database holds no sealed signing key"
             else:
                 self.sealer.unseal(sealed, context=b"kluis/token-signing-key")
-            on_disk = self.data_dir.kek.read_bytes() if self.data_dir.kek.exists() else None
-            if expected is not None and on_disk is not None and kek_fingerprint(on_disk) != expected.decode():
-                checks["kek"] = "kek.key on disk is not the database's key"
+            now = self.kek.current_fingerprint()
+            if expected is not None and now not in (expected.decode(), self.keyring.kek_fingerprint):
+                where = f"{self.kek.path.name} on disk" if isinstance(self.kek, FileKek) else self.kek.label
+                checks["kek"] = f"{where} is not the database's key"
+        except KekUnavailable as exc:
+            checks["kek"] = f"unusable: {exc}"
         except (CryptoError, OSError) as exc:
             checks["kek"] = f"unusable: {type(exc).__name__}"
         return checks

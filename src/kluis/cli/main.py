@@ -17,6 +17,7 @@ from kluis.cli.backup import backup, restore
 from kluis.cli.common import DataDirOpt, KluisTyper, NameOpt, OutputOpt, admin_call, data_dir_of, fail, run
 from kluis.cli.db import db_app
 from kluis.cli.environment import EnvFormat, build_env, render_env
+from kluis.cli.kek import kek_app
 from kluis.cli.key_args import AzCommand
 from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
@@ -42,6 +43,7 @@ app.add_typer(attestation_app, name="attestation")
 app.add_typer(time_app, name="time")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+app.add_typer(kek_app, name="kek")
 app.command("backup")(backup)
 app.command("restore")(restore)
 app.command("seed")(seed_command)
@@ -139,6 +141,15 @@ def serve(
             "kluis nodes (each with the same kek.key); default: SQLite in the data dir.",
         ),
     ] = "",
+    kek: Annotated[
+        str,
+        typer.Option(
+            "--kek",
+            envvar="KLUIS_KEK_SOURCE",
+            help="The key-encryption key: file:PATH, env:VAR (base64 key) or pkcs11:token=...;object=..."
+            "?module-path=...&pin-source=env:VAR; default: kek.key in the data dir.",
+        ),
+    ] = "",
 ) -> None:
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
     if workers <= 0:
@@ -163,6 +174,7 @@ def serve(
         log_format=log_format,
         access_log=access_log,
         database=database,
+        kek=kek,
     )
     if log_format not in ("text", "json"):
         raise fail(f"--log-format must be text or json, not {log_format!r}", 2)

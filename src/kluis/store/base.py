@@ -22,6 +22,7 @@ from kluis.store.records import (
     PrincipalRecord,
     VaultRecord,
     VersionRecord,
+    WrappedKeyRecord,
 )
 
 __all__ = ["CacheMiss", "Store", "Transaction"]
@@ -37,6 +38,12 @@ class Transaction(Protocol):
     # settings
     def get_setting(self, name: str) -> bytes | None: ...
     def put_setting(self, name: str, value: bytes) -> None: ...
+
+    # data keys, wrapped by the KEK (kluis.crypto.kek): ascending by id; ``rewrap_key`` replaces one's
+    # wrapped bytes and KEK fingerprint (KeyError when there is no such id)
+    def list_wrapped_keys(self) -> list[WrappedKeyRecord]: ...
+    def add_wrapped_key(self, k: WrappedKeyRecord) -> None: ...
+    def rewrap_key(self, key_id: int, wrapped: bytes, kek_fingerprint: str) -> None: ...
 
     # principals
     def add_principal(self, p: PrincipalRecord) -> None: ...

@@ -23,6 +23,7 @@ from kluis.store.records import (
     PrincipalRecord,
     VaultRecord,
     VersionRecord,
+    WrappedKeyRecord,
 )
 
 __all__ = ["MemoryStore", "MemoryTransaction"]
@@ -37,6 +38,7 @@ def _copy(record: R | None) -> R | None:
 @dataclass
 class _Tables:
     settings: dict[str, bytes] = field(default_factory=dict)
+    wrapped_keys: dict[int, WrappedKeyRecord] = field(default_factory=dict)
     principals: dict[str, PrincipalRecord] = field(default_factory=dict)
     groups: dict[str, GroupRecord] = field(default_factory=dict)
     vaults: dict[str, VaultRecord] = field(default_factory=dict)  # by vault_id
@@ -62,6 +64,19 @@ class MemoryTransaction:
 
     def put_setting(self, name: str, value: bytes) -> None:
         self._t.settings[name] = bytes(value)
+
+    # wrapped data keys
+    def list_wrapped_keys(self) -> list[WrappedKeyRecord]:
+        return [replace(k) for _, k in sorted(self._t.wrapped_keys.items())]
+
+    def add_wrapped_key(self, k: WrappedKeyRecord) -> None:
+        if k.key_id in self._t.wrapped_keys:
+            raise ValueError(f"data key {k.key_id} exists")
+        self._t.wrapped_keys[k.key_id] = replace(k)
+
+    def rewrap_key(self, key_id: int, wrapped: bytes, kek_fingerprint: str) -> None:
+        old = self._t.wrapped_keys[key_id]
+        self._t.wrapped_keys[key_id] = replace(old, wrapped=bytes(wrapped), kek_fingerprint=kek_fingerprint)
 
     # principals
     def add_principal(self, p: PrincipalRecord) -> None:

@@ -57,6 +57,7 @@ from kluis.store.records import (
     PrincipalRecord,
     VaultRecord,
     VersionRecord,
+    WrappedKeyRecord,
 )
 
 __all__ = ["CACHE_TTL", "CHANNEL", "PostgresStore", "PostgresTransaction", "ReadCache"]
@@ -230,6 +231,28 @@ class PostgresTransaction:
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
         )
+
+    # wrapped data keys ------------------------------------------------------------------
+    def list_wrapped_keys(self) -> list[WrappedKeyRecord]:
+        self._lock_all(write=False)
+        rows = self._rows("SELECT id, purpose, wrapped, kek_fingerprint, created FROM wrapped_keys ORDER BY id")
+        return [WrappedKeyRecord(int(r[0]), r[1], bytes(r[2]), r[3], int(r[4])) for r in rows]
+
+    def add_wrapped_key(self, k: WrappedKeyRecord) -> None:
+        self._lock_all(write=True)
+        self._exec(
+            "INSERT INTO wrapped_keys (id, purpose, wrapped, kek_fingerprint, created) VALUES (%s, %s, %s, %s, %s)",
+            (k.key_id, k.purpose, k.wrapped, k.kek_fingerprint, k.created),
+        )
+
+    def rewrap_key(self, key_id: int, wrapped: bytes, kek_fingerprint: str) -> None:
+        self._lock_all(write=True)
+        row = self._run(
+            "UPDATE wrapped_keys SET wrapped = %s, kek_fingerprint = %s WHERE id = %s RETURNING id",
+            (wrapped, kek_fingerprint, key_id),
+        )
+        if row is None:
+            raise KeyError(key_id)
 
     # principals -------------------------------------------------------------------------
     def add_principal(self, p: PrincipalRecord) -> None:

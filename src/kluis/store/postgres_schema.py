@@ -91,7 +91,14 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_time ON audit_log (time_ms)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Data keys wrapped by the KEK, as sqlite_schema's migration 5.
+_V5 = """
+CREATE TABLE wrapped_keys (
+    id BIGINT PRIMARY KEY, purpose TEXT NOT NULL, wrapped BYTEA NOT NULL, kek_fingerprint TEXT NOT NULL,
+    created BIGINT NOT NULL)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _TRACK = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"

@@ -21,6 +21,7 @@ __all__ = [
     "PrincipalRecord",
     "VaultRecord",
     "VersionRecord",
+    "WrappedKeyRecord",
 ]
 
 
@@ -149,3 +150,19 @@ class AuditQuery:
     caller: str = ""
     operation: str = ""
     status: int | None = None
+
+
+@dataclass
+class WrappedKeyRecord:
+    """A data key as the database keeps it: wrapped by the key-encryption key (never stored itself).
+
+    ``purpose``: "seal" (new sealed blobs), "seal-v1" (the pre-data-key KEK, which opens version-1
+    blobs), "backup" (backup blobs) or "audit" (audit-chain MACs); ``kek_fingerprint`` names the KEK
+    that wrapped it; ``created`` is Unix milliseconds.
+    """
+
+    key_id: int
+    purpose: str
+    wrapped: bytes
+    kek_fingerprint: str
+    created: int

@@ -42,6 +42,7 @@ from kluis.store.records import (
     PrincipalRecord,
     VaultRecord,
     VersionRecord,
+    WrappedKeyRecord,
 )
 from kluis.store.sqlite_schema import migrate
 
@@ -89,6 +90,26 @@ class SqliteTransaction:
             "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
         )
+
+    # wrapped data keys ------------------------------------------------------------------
+    def list_wrapped_keys(self) -> list[WrappedKeyRecord]:
+        rows = self._c.execute(
+            "SELECT id, purpose, wrapped, kek_fingerprint, created FROM wrapped_keys ORDER BY id"
+        ).fetchall()
+        return [WrappedKeyRecord(int(r[0]), r[1], bytes(r[2]), r[3], int(r[4])) for r in rows]
+
+    def add_wrapped_key(self, k: WrappedKeyRecord) -> None:
+        self._c.execute(
+            "INSERT INTO wrapped_keys (id, purpose, wrapped, kek_fingerprint, created) VALUES (?, ?, ?, ?, ?)",
+            (k.key_id, k.purpose, k.wrapped, k.kek_fingerprint, k.created),
+        )
+
+    def rewrap_key(self, key_id: int, wrapped: bytes, kek_fingerprint: str) -> None:
+        cur = self._c.execute(
+            "UPDATE wrapped_keys SET wrapped = ?, kek_fingerprint = ? WHERE id = ?", (wrapped, kek_fingerprint, key_id)
+        )
+        if cur.rowcount != 1:
+            raise KeyError(key_id)
 
     # principals -------------------------------------------------------------------------
     def add_principal(self, p: PrincipalRecord) -> None:

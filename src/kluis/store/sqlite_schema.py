@@ -90,7 +90,17 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_time ON audit_log (time_ms);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Data keys (kluis.crypto.seal), each kept only wrapped by the key-encryption key, which never
+# enters the database. kluis fills the table on start (it needs the KEK): a database from before
+# data keys gets its old KEK as data key "seal-v1" (its version-1 blobs still open) and its
+# KEK-derived backup and audit keys as its own, so old backups restore and old chains verify.
+_V5 = """
+CREATE TABLE wrapped_keys (
+    id INTEGER PRIMARY KEY, purpose TEXT NOT NULL, wrapped BLOB NOT NULL, kek_fingerprint TEXT NOT NULL,
+    created INTEGER NOT NULL);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
