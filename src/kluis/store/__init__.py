@@ -10,6 +10,7 @@ from __future__ import annotations
 from kluis.store.base import CacheMiss, Store, Transaction
 from kluis.store.factory import is_postgres_url, open_store, redact, schema_version_of
 from kluis.store.records import (
+    AuditBatch,
     AuditQuery,
     AuditRecord,
     GroupRecord,
@@ -24,6 +25,7 @@ from kluis.store.sqlite_schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AuditBatch",
     "AuditQuery",
     "AuditRecord",
     "CacheMiss",
