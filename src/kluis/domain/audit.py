@@ -10,7 +10,9 @@ database). A flush stores the buffered records as one *batch* row (``AuditBatch`
 one orjson array, plus the chain, first seq, count, first/last time), at most ``_MAX_BATCH`` records
 per row, in one transaction. A record's ``id`` is its batch's id * ``_IDS_PER_BATCH`` + its index
 in the batch, so ids ascend in insertion order. Listing narrows by time range in SQL (the batch's
-first/last time) and applies the other filters per record.
+first/last time) and applies the other filters per record. Why one row per batch: flushing 500
+records into SQLite (synchronous=FULL) cost 8.6 µs of CPU per record as rows with a MAC each,
+5.4 µs as rows under one MAC per batch (``executemany``), 1.2 µs as one row (2026-11-30, 2 vCPU).
 
 Tamper evidence: every writing process (a worker) starts its own *chain* of batches; each batch
 carries the previous batch's MAC (``prev_hash``) and last time (``prev_time_ms``), its first seq,
@@ -30,8 +32,9 @@ Durability: records of successful mutating operations (everything except reads, 
 operations and random bytes) are written synchronously, with whatever else is buffered, before the
 dispatcher answers; the rest wait in a per-worker buffer flushed every ``batch`` records or
 ``interval`` seconds by a background thread, and on shutdown. A SIGKILL loses at most the buffered
-records of reads / failed requests: those of the last ``interval`` seconds (at most ``batch``
-records, plus any a database outage kept buffered), and never a write's once it was acknowledged.
+records of reads / failed requests: those since the last completed flush, normally under ``interval``
+seconds' or about ``batch`` records' worth (more while the database refuses writes: up to
+``_MAX_BUFFER``), and never a write's record once the write was acknowledged.
 """
 
 from __future__ import annotations
