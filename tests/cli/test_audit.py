@@ -47,11 +47,18 @@ def test_verify_passes_then_names_the_tampered_record(kluis: InProcess) -> None:
     _cli(kluis, "group", "create", "-n", "rg-a")
     code, out, _ = _cli(kluis, "audit", "verify")
     assert code == 0 and json.loads(out)["ok"] is True
+    code, out, _ = _cli(kluis, "audit", "list", "--operation", "CreateGroup", "-o", "json")
+    (record,) = [json.loads(x) for x in out.splitlines()]
+    batch_id, index = divmod(record["id"], 10_000)  # the row holding it, and its place in the row's body
     conn = sqlite3.connect(kluis.data_dir.database)
-    (target,) = conn.execute("SELECT id FROM audit_log WHERE operation = 'CreateGroup'").fetchone()
-    conn.execute("UPDATE audit_log SET caller_app_id = 'someone-else' WHERE id = ?", (target,))
+    (body,) = conn.execute("SELECT body FROM audit_batches WHERE id = ?", (batch_id,)).fetchone()
+    rows = json.loads(body)
+    assert rows[index][3] == record["callerAppId"]
+    rows[index][3] = "someone-else"
+    conn.execute("UPDATE audit_batches SET body = ? WHERE id = ?", (json.dumps(rows).encode(), batch_id))
     conn.commit()
     conn.close()
     code, out, err = _cli(kluis, "audit", "verify")
-    assert code == 1 and json.loads(out)["firstBroken"]["id"] == target
-    assert err.startswith(f"ERROR: audit chain broken at record {target} ") and "altered" in err
+    first = batch_id * 10_000  # one MAC covers the row: the first record of its batch is named
+    assert code == 1 and json.loads(out)["firstBroken"]["id"] == first and first <= record["id"]
+    assert err.startswith(f"ERROR: audit chain broken at record {first} ") and "altered" in err

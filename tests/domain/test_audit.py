@@ -1,18 +1,31 @@
-"""The audit log: chaining, batching, durable writes, verification (tampering found), retention."""
+"""The audit log: chaining, batching, durable writes, verification (tampering found), retention, and the
+records of schema version 4 carried over by the upgrade."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from kluis.domain.audit import AUDIT_CUTOFF_SETTING, AuditLog, AuditService, is_durable_write, record_mac
+from kluis.domain import audit as audit_module
+from kluis.domain.audit import (
+    AUDIT_CUTOFF_SETTING,
+    AuditLog,
+    AuditService,
+    batch_mac,
+    batch_records,
+    is_durable_write,
+    record_mac,
+)
 from kluis.domain.events import OperationEvent
-from kluis.store import AuditQuery, AuditRecord, SqliteStore
+from kluis.store import AuditBatch, AuditQuery, AuditRecord, SqliteStore
+from kluis.store.sqlite_schema import migrate
 
 KEY = b"k" * 32
 
@@ -37,15 +50,19 @@ def event(operation: str = "GetKey", method: str = "GET", status: int = 200, **k
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
     s = SqliteStore(tmp_path / "a.db", synchronous="OFF")
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
-def stored(store: SqliteStore, **filters: Any) -> list[AuditRecord]:
+def batches(store: SqliteStore) -> list[AuditBatch]:
     with store.read() as tx:
-        return tx.list_audit_records(AuditQuery(**filters), after_id=0, limit=10_000)
+        return tx.list_audit_batches(after_id=0, since_ms=None, until_ms=None, limit=10_000)
+
+
+def stored(store: SqliteStore) -> list[AuditRecord]:
+    return [r for b in batches(store) for r in batch_records(b)]
 
 
 def test_a_record_holds_who_what_where_and_nothing_else(store: SqliteStore) -> None:
@@ -65,7 +82,11 @@ def test_a_record_holds_who_what_where_and_nothing_else(store: SqliteStore) -> N
     )
     assert r.request_id.startswith("req-UpdateKey") and r.duration_us == 1500
     assert (r.chain, r.seq, r.prev_hash, r.prev_time_ms) == (audit.chain, 0, "", 0)
-    assert r.hash == record_mac(KEY, r) and len(r.hash) == 64
+    (b,) = batches(store)  # one MAC covers the batch the record is stored in
+    assert r.hash == b.hash == batch_mac(KEY, b) and len(r.hash) == 64 and r.id == b.id * 10_000
+    assert (b.chain, b.first_seq, b.count, b.min_time_ms, b.max_time_ms, b.format) == (
+        audit.chain, 0, 1, 1_800_000_000_000, 1_800_000_000_000, 1,
+    )  # fmt: skip
     # the record's fields are exactly these: no place for a value, key or token
     assert {f.name for f in fields(AuditRecord)} == {
         "chain", "seq", "time_ms", "tenant_id", "caller_object_id", "caller_app_id", "client_address", "vault",
@@ -101,7 +122,28 @@ def test_reads_wait_in_the_buffer_and_a_write_takes_them_along_in_order(store: S
     audit(event("CreateKey", "POST"))
     records = stored(store)
     assert [r.seq for r in records] == [0, 1, 2, 3] and [r.operation for r in records][-1] == "CreateKey"
-    assert audit.pending == 0
+    assert audit.pending == 0 and len(batches(store)) == 1  # one row, one MAC for the four
+    assert [r.id for r in records] == [records[0].id + i for i in range(4)]
+    assert [r.prev_time_ms for r in records[1:]] == [r.time_ms for r in records[:-1]]
+    audit.close()
+
+
+def test_a_flush_larger_than_a_batch_row_stores_several_chained_rows(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit_module, "_MAX_BATCH", 3)
+    clock = Clock()
+    audit = AuditLog(store, KEY, interval=3600, now_ms=clock)
+    for _ in range(7):
+        clock.ms += 1
+        audit(event())
+    assert audit.flush() == 7
+    rows = batches(store)
+    assert [(b.first_seq, b.count) for b in rows] == [(0, 3), (3, 3), (6, 1)]
+    assert [b.prev_hash for b in rows[1:]] == [b.hash for b in rows[:-1]]
+    assert [b.prev_time_ms for b in rows[1:]] == [b.max_time_ms for b in rows[:-1]]
+    assert [r.seq for r in stored(store)] == list(range(7))
+    assert AuditService(store, KEY).verify().ok
     audit.close()
 
 
@@ -149,11 +191,58 @@ class FailingStore:
 def test_a_failed_flush_keeps_the_records_and_reports_the_error(store: SqliteStore) -> None:
     failing = FailingStore(store)
     errors: list[int] = []
-    audit = AuditLog(failing, KEY, on_error=lambda: errors.append(1))  # type: ignore[arg-type]
+    audit = AuditLog(failing, KEY, interval=3600, on_error=lambda: errors.append(1))  # type: ignore[arg-type]
+    audit(event())
     audit(event("CreateKey", "POST"))
-    assert errors == [1] and audit.pending == 1
+    assert errors == [1] and audit.pending == 2
+    audit(event())
     failing.fail = False
-    assert audit.flush() == 1
+    assert audit.flush() == 3
+    assert [r.seq for r in stored(store)] == [0, 1, 2] and AuditService(store, KEY).verify().ok
+    audit.close()
+
+
+def test_records_dropped_from_a_full_buffer_leave_a_gap_that_verify_reports(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit_module, "_MAX_BUFFER", 3)
+    failing = FailingStore(store)
+    audit = AuditLog(failing, KEY, interval=3600)  # type: ignore[arg-type]
+    for _ in range(5):
+        audit(event())
+    assert audit.flush() == 0 and audit.pending == 3  # the two oldest were dropped
+    failing.fail = False
+    assert audit.flush() == 3
+    assert [r.seq for r in stored(store)] == [2, 3, 4]
+    broken = AuditService(store, KEY).verify().broken
+    assert broken is not None and "before seq 2 are missing" in broken.reason
+    audit.close()
+
+
+def test_appends_from_many_threads_during_flushes_are_all_stored_in_order(store: SqliteStore) -> None:
+    import threading
+
+    audit = AuditLog(store, KEY, batch=7, interval=0.001)
+    per_thread, threads = 300, 4
+
+    def work(t: int) -> None:
+        for i in range(per_thread):
+            audit(event(request_id=f"{t}-{i}"))
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    audit.close()
+    records = stored(store)
+    assert [r.seq for r in records] == list(range(per_thread * threads))
+    assert sorted(r.request_id for r in records) == sorted(
+        f"{t}-{i}" for t in range(threads) for i in range(per_thread)
+    )
+    for t in range(threads):  # each thread's records in its own order
+        mine = [int(r.request_id.split("-")[1]) for r in records if r.request_id.startswith(f"{t}-")]
+        assert mine == list(range(per_thread))
     assert AuditService(store, KEY).verify().ok
 
 
@@ -191,14 +280,84 @@ def _sql(store: SqliteStore, statement: str, *args: Any) -> None:
     conn.close()
 
 
+def _body(store: SqliteStore, batch_id: int) -> list[list[Any]]:
+    conn = sqlite3.connect(store.path)
+    (body,) = conn.execute("SELECT body FROM audit_batches WHERE id = ?", (batch_id,)).fetchone()
+    conn.close()
+    rows: list[list[Any]] = orjson.loads(body)
+    return rows
+
+
+def _set_body(store: SqliteStore, batch_id: int, rows: list[list[Any]], **columns: Any) -> None:
+    sets = "".join(f", {name} = ?" for name in columns)
+    _sql(
+        store, f"UPDATE audit_batches SET body = ?{sets} WHERE id = ?", orjson.dumps(rows), *columns.values(), batch_id
+    )
+
+
+_STATUS = 10  # index of the status in a body row
+
+
 def test_verify_names_an_edited_record(store: SqliteStore) -> None:
     _two_chains(store, Clock(), 6)
     target = stored(store)[3]
-    _sql(store, "UPDATE audit_log SET status = 403 WHERE id = ?", target.id)
+    rows = _body(store, target.id // 10_000)
+    rows[0][_STATUS] = 403
+    _set_body(store, target.id // 10_000, rows)
     report = AuditService(store, KEY).verify()
     assert not report.ok and report.broken is not None
     assert (report.broken.id, report.broken.chain, report.broken.seq) == (target.id, target.chain, target.seq)
     assert "altered" in report.broken.reason
+
+
+def _one_batch_of_five(store: SqliteStore) -> tuple[AuditLog, AuditBatch, Clock]:
+    clock = Clock()
+    audit = AuditLog(store, KEY, interval=3600, now_ms=clock)
+    for i in range(5):
+        clock.ms += 1000
+        audit(event(object_name=f"k{i}"))
+    audit.flush()
+    (b,) = batches(store)
+    assert b.count == 5 and AuditService(store, KEY).verify().ok
+    return audit, b, clock
+
+
+@pytest.mark.parametrize("change", ["edit", "remove", "swap", "insert", "hide-in-time"])
+def test_verify_finds_any_change_inside_a_batch(store: SqliteStore, change: str) -> None:
+    audit, b, _ = _one_batch_of_five(store)
+    rows = _body(store, b.id)
+    columns: dict[str, Any] = {}
+    if change == "edit":
+        rows[2][_STATUS] = 500
+    elif change == "remove":  # the count and last time made to agree: only the MAC can tell
+        del rows[2]
+        columns["count"] = 4
+    elif change == "swap":
+        rows[1], rows[2] = rows[2], rows[1]
+    elif change == "insert":
+        rows.insert(3, [*rows[3][:11], "forged-request", 0.001])
+        columns["count"] = 6
+    else:  # a batch claiming later times would hide its records from a time-range listing
+        columns["min_time_ms"] = b.max_time_ms
+    _set_body(store, b.id, rows, **columns)
+    broken = AuditService(store, KEY).verify().broken
+    assert broken is not None and broken.id == b.id * 10_000 and broken.seq == 0 and "altered" in broken.reason
+    assert f"records {b.id * 10_000}..{b.id * 10_000 + columns.get('count', 5) - 1}" in broken.reason
+    audit.close()
+
+
+def test_verify_finds_reordered_batches(store: SqliteStore) -> None:
+    clock = Clock()
+    audit = AuditLog(store, KEY, now_ms=clock)
+    for _ in range(3):
+        clock.ms += 1000
+        audit(event("CreateKey", "POST"))  # a durable write: a batch each
+    _, second, third = batches(store)
+    _sql(store, "UPDATE audit_batches SET id = 1000 WHERE id = ?", second.id)
+    _sql(store, "UPDATE audit_batches SET id = ? WHERE id = ?", second.id, third.id)
+    _sql(store, "UPDATE audit_batches SET id = ? WHERE id = 1000", third.id)
+    broken = AuditService(store, KEY).verify().broken
+    assert broken is not None and broken.seq == 2 and "missing" in broken.reason
 
 
 def test_verify_finds_a_record_removed_from_the_middle_of_a_chain(store: SqliteStore) -> None:
@@ -206,7 +365,7 @@ def test_verify_finds_a_record_removed_from_the_middle_of_a_chain(store: SqliteS
     records = stored(store)
     chain = records[0].chain
     mine = [r for r in records if r.chain == chain]
-    _sql(store, "DELETE FROM audit_log WHERE id = ?", mine[1].id)
+    _sql(store, "DELETE FROM audit_batches WHERE id = ?", mine[1].id // 10_000)
     report = AuditService(store, KEY).verify()
     assert report.broken is not None and report.broken.id == mine[2].id and "missing" in report.broken.reason
 
@@ -214,14 +373,17 @@ def test_verify_finds_a_record_removed_from_the_middle_of_a_chain(store: SqliteS
 def test_verify_finds_a_deleted_chain_start_and_a_forged_record(store: SqliteStore) -> None:
     _two_chains(store, Clock(), 4)
     first = stored(store)[0]
-    _sql(store, "DELETE FROM audit_log WHERE id = ?", first.id)
+    _sql(store, "DELETE FROM audit_batches WHERE id = ?", first.id // 10_000)
     broken = AuditService(store, KEY).verify().broken
     assert broken is not None and broken.chain == first.chain and "before seq 1" in broken.reason
-    # a record recomputed without the KEK-derived key does not pass
-    forged = replace(stored(store)[0], status=500)
-    forged.hash = record_mac(b"x" * 32, forged)
-    _sql(store, "UPDATE audit_log SET status = 500, hash = ? WHERE id = ?", forged.hash, forged.id)
-    assert AuditService(store, KEY).verify().broken.id == forged.id  # type: ignore[union-attr]
+    # a batch re-sealed without the KEK-derived key does not pass
+    target = batches(store)[0]
+    rows = orjson.loads(target.body)
+    rows[0][_STATUS] = 500
+    forged = replace(target, body=orjson.dumps(rows))
+    forged.hash = batch_mac(b"x" * 32, forged)
+    _set_body(store, target.id, rows, hash=forged.hash)
+    assert AuditService(store, KEY).verify().broken.id == target.id * 10_000  # type: ignore[union-attr]
 
 
 def test_retention_by_age_keeps_the_chains_verifiable(store: SqliteStore) -> None:
@@ -234,6 +396,26 @@ def test_retention_by_age_keeps_the_chains_verifiable(store: SqliteStore) -> Non
     report = service.verify()
     assert report.ok and report.pruned_before_ms == now - 86_400_000
     assert service.prune(now_ms=now, retention_days=1, keep=0) == 0  # idempotent
+
+
+def test_retention_removes_whole_batches_only(store: SqliteStore) -> None:
+    audit, b, clock = _one_batch_of_five(store)  # records at +1 s .. +5 s
+    for _ in range(2):
+        clock.ms += 1000
+        audit(event("CreateKey", "POST"))
+    service = AuditService(store, KEY)
+    # a cutoff inside the first batch keeps it whole: the chain stays a suffix that verifies
+    assert service.prune(now_ms=b.min_time_ms + 2500 + 86_400_000, retention_days=1, keep=0) == 0
+    assert len(stored(store)) == 7 and service.verify().ok
+    assert service.prune(now_ms=b.max_time_ms + 1 + 86_400_000, retention_days=1, keep=0) == 5
+    records = stored(store)
+    assert [r.seq for r in records] == [5, 6]
+    report = service.verify()
+    assert report.ok and report.records == 2
+    # keep=1: the newest batch holds the newest record; the one before goes
+    assert service.prune(now_ms=clock.ms, retention_days=0, keep=1) == 1
+    assert [r.seq for r in stored(store)] == [6] and service.verify().ok
+    audit.close()
 
 
 def test_retention_by_count(store: SqliteStore) -> None:
@@ -249,7 +431,7 @@ def test_a_raised_retention_cutoff_is_detected(store: SqliteStore) -> None:
     clock = Clock()
     _two_chains(store, clock, 6)
     first = stored(store)[0]
-    _sql(store, "DELETE FROM audit_log WHERE id = ?", first.id)
+    _sql(store, "DELETE FROM audit_batches WHERE id = ?", first.id // 10_000)
     # hiding the deletion as retention needs a cutoff with a MAC only the KEK's holder can make
     _sql(store, "INSERT INTO settings VALUES (?, ?)", AUDIT_CUTOFF_SETTING, f"{clock.ms}:{'0' * 64}".encode())
     report = AuditService(store, KEY).verify()
@@ -275,3 +457,149 @@ def test_list_filters_and_pages(store: SqliteStore) -> None:
     first = service.list(AuditQuery(), limit=2)
     rest = service.list(AuditQuery(), after_id=first[-1].id)
     assert [r.operation for r in first + rest] == ["GetKey", "GetSecret", "CreateKey"]
+
+
+def test_list_pages_and_filters_across_batches_of_any_size(store: SqliteStore) -> None:
+    clock = Clock()
+    audit = AuditLog(store, KEY, interval=3600, now_ms=clock)
+    expected: list[tuple[str, int]] = []
+    for size in (1, 4, 2, 7, 3):
+        for _ in range(size):
+            clock.ms += 10
+            vault = "v1" if len(expected) % 3 else "v2"
+            audit(event(vault=vault))
+            expected.append((vault, clock.ms))
+        audit.flush()
+    assert len(batches(store)) == 5
+    service = AuditService(store, KEY)
+    for query in (AuditQuery(), AuditQuery(vault="V2"), AuditQuery(since_ms=expected[3][1], until_ms=expected[12][1])):
+        want = [
+            t
+            for v, t in expected
+            if (not query.vault or v == query.vault.lower())
+            and (query.since_ms is None or t >= query.since_ms)
+            and (query.until_ms is None or t < query.until_ms)
+        ]
+        for limit in (1, 3, 1000):
+            got: list[AuditRecord] = []
+            after = 0
+            while True:
+                page = service.list(query, after_id=after, limit=limit)
+                got += page
+                if len(page) < limit:
+                    break
+                after = page[-1].id
+            assert [r.time_ms for r in got] == want
+            assert [r.id for r in got] == sorted({r.id for r in got})
+
+
+def _legacy_records(key: bytes) -> list[AuditRecord]:
+    """Records as the per-record writer of schema version 4 made them: two interleaved chains."""
+    out: list[AuditRecord] = []
+    heads: dict[str, AuditRecord] = {}
+    for i, chain in enumerate(["c-a", "c-b", "c-a", "c-a", "c-b"]):
+        last = heads.get(chain)
+        r = AuditRecord(
+            chain, 0 if last is None else last.seq + 1, 1_700_000_000_000 + i * 1000, "t-1", "oid-1", "app-1",
+            "10.0.0.7", "Vault" if i % 2 else "v1", "GetKey" if i else "CreateKey", "key", f"k{i}", "", 200,
+            f"req-{i}", 1500 + i, "" if last is None else last.hash, 0 if last is None else last.time_ms, "",
+        )  # fmt: skip
+        r.hash = record_mac(key, r)
+        heads[chain] = r
+        out.append(r)
+    return out
+
+
+_V4_COLUMNS = (
+    "chain, seq, time_ms, tenant_id, caller_object_id, caller_app_id, client_address, vault, operation, kind, "
+    "object_name, version, status, request_id, duration_us, prev_hash, prev_time_ms, hash"
+)
+
+
+def _v4_row(r: AuditRecord) -> tuple[Any, ...]:
+    return tuple(getattr(r, f.name) for f in fields(AuditRecord) if f.name != "id")
+
+
+Upgraded = tuple[Any, list[AuditRecord], Callable[[str, tuple[Any, ...]], None]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def upgraded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Upgraded]:
+    """A database at schema version 4 holding version-4 audit rows, opened (so upgraded) by the store;
+    the version-4 records; a way to run SQL on the database behind the store's back (``?`` marks)."""
+    legacy = _legacy_records(KEY)
+    marks = ", ".join(["?"] * 18)
+    execute: Callable[[str, tuple[Any, ...]], None]
+    if request.param == "sqlite":
+        path = tmp_path / "v4.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        assert migrate(conn, target=4) == (0, 4)
+        conn.executemany(f"INSERT INTO audit_log ({_V4_COLUMNS}) VALUES ({marks})", [_v4_row(r) for r in legacy])
+        conn.close()
+        store: Any = SqliteStore(path, synchronous="OFF")
+
+        def execute(sql: str, args: tuple[Any, ...]) -> None:
+            with sqlite3.connect(path) as c:
+                c.execute(sql, args)
+    else:
+        import psycopg
+
+        from kluis.store import postgres_schema
+        from kluis.store.postgres import PostgresStore
+
+        url = request.getfixturevalue("postgres_url")
+        with psycopg.connect(url, autocommit=True) as pg:
+            assert postgres_schema.migrate(pg, target=4) == (0, 4)
+            pg.cursor().executemany(
+                f"INSERT INTO audit_log ({_V4_COLUMNS}) VALUES ({marks.replace('?', '%s')})",
+                [_v4_row(r) for r in legacy],
+            )
+        store = PostgresStore(url, listen=False)
+
+        def execute(sql: str, args: tuple[Any, ...]) -> None:
+            with psycopg.connect(url, autocommit=True) as c:
+                c.execute(sql.replace("?", "%s"), args)  # type: ignore[arg-type]
+
+    assert store.migrated_from == 4
+    yield store, legacy, execute
+    store.close()
+
+
+def test_records_of_schema_version_4_list_and_verify_after_the_upgrade(upgraded: Upgraded) -> None:
+    store, legacy, _ = upgraded
+    service = AuditService(store, KEY)
+    listed = service.list(AuditQuery(), limit=1000)
+    assert [replace(r, id=0) for r in listed] == legacy  # every field as written, the MAC included
+    assert [r.id for r in listed] == sorted(r.id for r in listed)
+    assert [r.operation for r in service.list(AuditQuery(vault="VAULT"))] == ["GetKey", "GetKey"]
+    report = service.verify()
+    assert report.ok and report.records == 5 and report.chains == 2
+    # the log goes on in batches after them, listed after them
+    audit = AuditLog(store, KEY)
+    audit(event("CreateKey", "POST"))
+    after = service.list(AuditQuery(), limit=1000)
+    assert len(after) == 6 and after[-1].operation == "CreateKey" and after[-1].id > listed[-1].id
+    report = service.verify()
+    assert report.ok and report.records == 6 and report.chains == 3
+    # retention of the old rows keeps the rest verifiable
+    assert service.prune(now_ms=1_700_000_002_500 + 86_400_000, retention_days=1, keep=0) == 3
+    assert service.verify().ok and len(service.list(AuditQuery())) == 3
+    audit.close()
+
+
+def test_an_edited_record_of_schema_version_4_is_found(upgraded: Upgraded) -> None:
+    store, legacy, execute = upgraded
+    service = AuditService(store, KEY)
+    target = service.list(AuditQuery(), limit=1000)[2]
+    with store.read() as tx:
+        (b,) = tx.list_audit_batches(after_id=target.id // 10_000 - 1, since_ms=None, until_ms=None, limit=1)
+    assert b.format == 0 and b.hash == legacy[2].hash
+    rows = orjson.loads(b.body)
+    rows[0][_STATUS] = 403
+    execute("UPDATE audit_batches SET body = ? WHERE id = ?", (orjson.dumps(rows), b.id))
+    broken = service.verify().broken
+    assert broken is not None and (broken.id, broken.seq) == (target.id, target.seq) and "altered" in broken.reason
+    execute("UPDATE audit_batches SET body = ? WHERE id = ?", (b.body, b.id))
+    assert service.verify().ok
+    execute("UPDATE audit_batches SET prev_time_ms = 5 WHERE id = ?", (b.id,))  # a link column: in its MAC
+    assert service.verify().broken is not None

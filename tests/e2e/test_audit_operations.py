@@ -89,22 +89,38 @@ def test_sdk_calls_are_audited_with_caller_and_no_secrets(served: tuple[KluisSer
     assert server.cli("audit", "verify", "-o", "json").returncode == 0
 
 
+_OPERATION, _NAME, _STATUS = 6, 8, 10  # places in a stored record (a row of an audit batch's body)
+
+
+def _stored(db: Path) -> list[tuple[int, int, list[Any]]]:
+    """Every audit record in the database file, read straight from its rows: (batch id, index, fields)."""
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        batches = conn.execute("SELECT id, body FROM audit_batches ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    return [(batch_id, i, row) for batch_id, body in batches for i, row in enumerate(json.loads(body))]
+
+
 def test_verify_names_a_tampered_row_of_the_live_database(served: tuple[KluisServer, int]) -> None:
     server, _ = served
     server.cli("group", "create", "-n", "rg-tamper")
-    conn = sqlite3.connect(server.data_dir / "kluis.db", timeout=30)
+    db = server.data_dir / "kluis.db"
+    batch_id, index, _ = [r for r in _stored(db) if r[2][_OPERATION] == "CreateGroup"][-1]
+    conn = sqlite3.connect(db, timeout=30)
     try:
-        row_id, status = conn.execute(
-            "SELECT id, status FROM audit_log WHERE operation = 'CreateGroup' ORDER BY id DESC LIMIT 1"
-        ).fetchone()
+        (body,) = conn.execute("SELECT body FROM audit_batches WHERE id = ?", (batch_id,)).fetchone()
+        rows = json.loads(body)
+        rows[index][_STATUS] = 404
         with conn:
-            conn.execute("UPDATE audit_log SET status = 404 WHERE id = ?", (row_id,))
+            conn.execute("UPDATE audit_batches SET body = ? WHERE id = ?", (json.dumps(rows).encode(), batch_id))
         res = server.cli("audit", "verify", "-o", "json", check=False)
-        assert res.returncode == 1 and json.loads(res.stdout)["firstBroken"]["id"] == row_id
-        assert f"broken at record {row_id} " in res.stderr
+        first = batch_id * 10_000  # one MAC per stored batch: verify names the batch's first record
+        assert res.returncode == 1 and json.loads(res.stdout)["firstBroken"]["id"] == first
+        assert f"broken at record {first} " in res.stderr
     finally:
         with conn:  # put it back: the other tests share this server's log
-            conn.execute("UPDATE audit_log SET status = ? WHERE id = ?", (status, row_id))
+            conn.execute("UPDATE audit_batches SET body = ? WHERE id = ?", (body, batch_id))
         conn.close()
     assert server.cli("audit", "verify", check=False).returncode == 0
 
@@ -163,9 +179,6 @@ def test_backup_while_serving_restores_into_a_new_data_dir(served: tuple[KluisSe
         second.process = None
     finally:
         second.stop()
-    conn = sqlite3.connect(restored / "kluis.db")
-    rows = conn.execute(
-        "SELECT status FROM audit_log WHERE operation = 'CreateKey' AND object_name = 'survives-sigkill'"
-    ).fetchall()
-    conn.close()
-    assert rows == [(200,)]
+    stored = _stored(restored / "kluis.db")
+    rows = [r[_STATUS] for _, _, r in stored if r[_OPERATION] == "CreateKey" and r[_NAME] == "survives-sigkill"]
+    assert rows == [200]

@@ -349,38 +349,40 @@ def test_contract_a_write_refused_by_the_database_leaves_nothing(store: Store) -
         assert group is not None and group.location == "local"
 
 
-def _audit(chain: str, seq: int, time_ms: int, *, vault: str = "MyVault", op: str = "GetKey", status: int = 200) -> Any:
-    from kluis.store import AuditRecord
+def _batch(chain: str, first_seq: int, count: int, first_ms: int, last_ms: int) -> Any:
+    from kluis.store import AuditBatch
 
-    return AuditRecord(
-        chain, seq, time_ms, "t", "oid", "app", "127.0.0.1", vault, op, "key", "k", "", status, f"r{seq}", 10,
-        "", 0, f"h{seq}",
-    )  # fmt: skip
+    return AuditBatch(chain, first_seq, count, first_ms, last_ms, "", 0, f"h{first_seq}", b"\x00[opaque]\xff")
 
 
-def test_contract_audit_records_append_list_filter_and_prune(store: Store) -> None:
-    from kluis.store import AuditQuery
-
+def test_contract_audit_batches_append_list_by_time_and_prune(store: Store) -> None:
     with store.write() as tx:
-        tx.add_audit_records([_audit("c1", 0, 1000), _audit("c1", 1, 2000, op="Sign", status=403)])
-        tx.add_audit_records([_audit("c2", 0, 3000, vault="Other")])
+        tx.add_audit_batches([_batch("c1", 0, 2, 1000, 2000), _batch("c1", 2, 1, 2500, 2500)])
+        tx.add_audit_batches([_batch("c2", 0, 3, 3000, 4000)])
     with store.read() as tx:
-        every = tx.list_audit_records(AuditQuery(), after_id=0, limit=10)
-        assert [(r.chain, r.seq) for r in every] == [("c1", 0), ("c1", 1), ("c2", 0)]  # in insertion order
-        assert all(r.id > 0 for r in every) and every[0].id < every[1].id < every[2].id
-        assert [r.seq for r in tx.list_audit_records(AuditQuery(), after_id=every[0].id, limit=1)] == [1]
-        assert [r.vault for r in tx.list_audit_records(AuditQuery(vault="myvault"), after_id=0, limit=10)] == [
-            "MyVault",
-            "MyVault",
-        ]
-        assert [r.operation for r in tx.list_audit_records(AuditQuery(status=403), after_id=0, limit=10)] == ["Sign"]
-        assert len(tx.list_audit_records(AuditQuery(since_ms=2000, until_ms=3000), after_id=0, limit=10)) == 1
-        assert tx.audit_time_from_newest(0) == 3000 and tx.audit_time_from_newest(2) == 1000
-        assert tx.audit_time_from_newest(3) is None
+        every = tx.list_audit_batches(after_id=0, since_ms=None, until_ms=None, limit=10)
+        assert [(b.chain, b.first_seq, b.count) for b in every] == [("c1", 0, 2), ("c1", 2, 1), ("c2", 0, 3)]
+        assert all(b.id > 0 for b in every) and every[0].id < every[1].id < every[2].id  # in insertion order
+        assert every[0].body == b"\x00[opaque]\xff" and every[0].format == 1  # bytes kept as they are
+        assert (every[2].min_time_ms, every[2].max_time_ms, every[2].hash) == (3000, 4000, "h0")
+        after = tx.list_audit_batches(after_id=every[0].id, since_ms=None, until_ms=None, limit=1)
+        assert [b.first_seq for b in after] == [2]
+
+        def times(since: int | None, until: int | None) -> list[int]:
+            return [b.min_time_ms for b in tx.list_audit_batches(after_id=0, since_ms=since, until_ms=until, limit=10)]
+
+        assert times(2000, None) == [1000, 2500, 3000]  # a batch that reaches into the range counts
+        assert times(2001, 3000) == [2500] and times(None, 1001) == [1000] and times(4001, None) == []
+        # records counted from the newest: 3 in c2's batch, then c1's second batch, then its first
+        assert tx.audit_time_from_newest(0) == 3000 and tx.audit_time_from_newest(2) == 3000
+        assert tx.audit_time_from_newest(3) == 2500 and tx.audit_time_from_newest(5) == 1000
+        assert tx.audit_time_from_newest(6) is None
     with store.write() as tx:
-        assert tx.delete_audit_records(before_ms=2500) == 2
+        assert tx.delete_audit_batches(before_ms=2500) == 2  # records of the batches wholly before it
+        assert tx.delete_audit_batches(before_ms=2500) == 0
     with store.read() as tx:
-        assert [r.chain for r in tx.list_audit_records(AuditQuery(), after_id=0, limit=10)] == ["c2"]
+        left = tx.list_audit_batches(after_id=0, since_ms=None, until_ms=None, limit=10)
+        assert [(b.chain, b.first_seq) for b in left] == [("c1", 2), ("c2", 0)]
 
 
 __all__ = [name for name in dict(globals()) if name.startswith("test_contract_")]

@@ -14,8 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from kluis.store.records import (
-    AuditQuery,
-    AuditRecord,
+    AuditBatch,
     GroupRecord,
     ObjectRecord,
     PolicyRecord,
@@ -85,14 +84,18 @@ class Transaction(Protocol):
     ) -> list[VersionRecord]: ...
     def count_versions(self, vault_id: str, kind: str, name: str) -> int: ...
 
-    # audit log (append-only; ``id`` ascends in insertion order). ``list_audit_records``: ids > after_id,
-    # ascending, at most ``limit``; ``audit_time_from_newest(n)``: time_ms of the record n places below the
-    # newest (0: the newest), None when there are not that many; ``delete_audit_records``: those with
-    # time_ms < before_ms, returning how many
-    def add_audit_records(self, records: Sequence[AuditRecord]) -> None: ...
-    def list_audit_records(self, query: AuditQuery, *, after_id: int, limit: int) -> list[AuditRecord]: ...
+    # audit log (append-only batches; ``id`` ascends in insertion order). ``list_audit_batches``: ids >
+    # after_id, ascending, at most ``limit``, only those with max_time_ms >= since_ms and min_time_ms <
+    # until_ms (None: no bound); ``audit_time_from_newest(n)``: min_time_ms of the batch holding the record
+    # n places below the newest (0: the newest; records counted by ``count``, batches by id descending),
+    # None when there are not that many; ``delete_audit_batches``: those with max_time_ms < before_ms,
+    # returning how many records they held
+    def add_audit_batches(self, batches: Sequence[AuditBatch]) -> None: ...
+    def list_audit_batches(
+        self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
+    ) -> list[AuditBatch]: ...
     def audit_time_from_newest(self, offset: int) -> int | None: ...
-    def delete_audit_records(self, *, before_ms: int) -> int: ...
+    def delete_audit_batches(self, *, before_ms: int) -> int: ...
 
 
 class Store(Protocol):

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from kluis.store.records import (
-    AuditQuery,
-    AuditRecord,
+    AuditBatch,
     GroupRecord,
     ObjectRecord,
     PolicyRecord,
@@ -45,7 +44,7 @@ class _Tables:
     policies: dict[tuple[str, str], PolicyRecord] = field(default_factory=dict)
     objects: dict[tuple[str, str, str], ObjectRecord] = field(default_factory=dict)
     versions: dict[tuple[str, str, str, str], VersionRecord] = field(default_factory=dict)
-    audit: dict[int, AuditRecord] = field(default_factory=dict)  # by id, ascending
+    audit: dict[int, AuditBatch] = field(default_factory=dict)  # by id, ascending
 
     def snapshot(self) -> _Tables:
         return _Tables(**{name: dict(getattr(self, name)) for name in self.__dataclass_fields__})
@@ -238,34 +237,37 @@ class MemoryTransaction:
         return sum(1 for k in self._t.versions if k[:3] == prefix)
 
     # audit log
-    def add_audit_records(self, records: Sequence[AuditRecord]) -> None:
-        for r in records:
-            rid = next(self._seq)
-            self._t.audit[rid] = replace(r, id=rid)
+    def add_audit_batches(self, batches: Sequence[AuditBatch]) -> None:
+        for b in batches:
+            bid = next(self._seq)
+            self._t.audit[bid] = replace(b, id=bid)
 
-    def list_audit_records(self, query: AuditQuery, *, after_id: int, limit: int) -> list[AuditRecord]:
-        def wanted(r: AuditRecord) -> bool:
-            return (
-                r.id > after_id
-                and (query.since_ms is None or r.time_ms >= query.since_ms)
-                and (query.until_ms is None or r.time_ms < query.until_ms)
-                and (not query.vault or r.vault.lower() == query.vault.lower())
-                and (not query.caller or query.caller in (r.caller_object_id, r.caller_app_id))
-                and (not query.operation or r.operation.lower() == query.operation.lower())
-                and (query.status is None or r.status == query.status)
-            )
-
-        return [replace(r) for _, r in sorted(self._t.audit.items()) if wanted(r)][:limit]
+    def list_audit_batches(
+        self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
+    ) -> list[AuditBatch]:
+        found = [
+            replace(b)
+            for i, b in sorted(self._t.audit.items())
+            if i > after_id
+            and (since_ms is None or b.max_time_ms >= since_ms)
+            and (until_ms is None or b.min_time_ms < until_ms)
+        ]
+        return found[:limit]
 
     def audit_time_from_newest(self, offset: int) -> int | None:
-        ids = sorted(self._t.audit, reverse=True)
-        return self._t.audit[ids[offset]].time_ms if offset < len(ids) else None
+        upto = 0
+        for i in sorted(self._t.audit, reverse=True):
+            upto += self._t.audit[i].count
+            if upto > offset:
+                return self._t.audit[i].min_time_ms
+        return None
 
-    def delete_audit_records(self, *, before_ms: int) -> int:
-        gone = [i for i, r in self._t.audit.items() if r.time_ms < before_ms]
+    def delete_audit_batches(self, *, before_ms: int) -> int:
+        gone = [i for i, b in self._t.audit.items() if b.max_time_ms < before_ms]
+        records = sum(self._t.audit[i].count for i in gone)
         for i in gone:
             del self._t.audit[i]
-        return len(gone)
+        return records
 
 
 class MemoryStore:

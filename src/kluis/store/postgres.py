@@ -49,8 +49,7 @@ from kluis.store.base import CacheMiss
 from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
 from kluis.store.records import (
-    AuditQuery,
-    AuditRecord,
+    AuditBatch,
     GroupRecord,
     ObjectRecord,
     PolicyRecord,
@@ -99,36 +98,8 @@ def _policy(r: tuple[Any, ...]) -> PolicyRecord:
     return PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
 
 
-_AUDIT_COLS = (
-    "chain, seq, time_ms, tenant_id, caller_object_id, caller_app_id, client_address, vault, operation, kind, "
-    "object_name, version, status, request_id, duration_us, prev_hash, prev_time_ms, hash"
-)
+_AUDIT_COLS = "chain, first_seq, count, min_time_ms, max_time_ms, prev_hash, prev_time_ms, hash, body, format"
 _AUDIT_FIELDS = _AUDIT_COLS.count(",") + 1
-
-
-def _audit_filter(query: AuditQuery, after_id: int) -> tuple[str, list[object]]:
-    """The WHERE clause and its arguments for ``list_audit_records`` (vault, operation: any case)."""
-    where: list[str] = ["id > %s"]
-    args: list[object] = [after_id]
-    if query.since_ms is not None:
-        where.append("time_ms >= %s")
-        args.append(query.since_ms)
-    if query.until_ms is not None:
-        where.append("time_ms < %s")
-        args.append(query.until_ms)
-    if query.vault:
-        where.append("lower(vault) = lower(%s)")
-        args.append(query.vault)
-    if query.caller:
-        where.append("(caller_object_id = %s OR caller_app_id = %s)")
-        args += [query.caller, query.caller]
-    if query.operation:
-        where.append("lower(operation) = lower(%s)")
-        args.append(query.operation)
-    if query.status is not None:
-        where.append("status = %s")
-        args.append(query.status)
-    return " AND ".join(where), args
 
 
 class _WriteLocks:
@@ -497,29 +468,42 @@ class PostgresTransaction:
         return [_version(r) for r in rows]
 
     # audit log (append-only: no write lock; chains order themselves) -------------------------
-    def add_audit_records(self, records: Sequence[AuditRecord]) -> None:
-        for r in records:
+    def add_audit_batches(self, batches: Sequence[AuditBatch]) -> None:
+        for b in batches:
             self._exec(
-                f"INSERT INTO audit_log ({_AUDIT_COLS}) VALUES ({', '.join(['%s'] * _AUDIT_FIELDS)})",
-                (
-                    r.chain, r.seq, r.time_ms, r.tenant_id, r.caller_object_id, r.caller_app_id, r.client_address,
-                    r.vault, r.operation, r.kind, r.object_name, r.version, r.status, r.request_id, r.duration_us,
-                    r.prev_hash, r.prev_time_ms, r.hash,
-                ),
+                f"INSERT INTO audit_batches ({_AUDIT_COLS}) VALUES ({', '.join(['%s'] * _AUDIT_FIELDS)})",
+                (b.chain, b.first_seq, b.count, b.min_time_ms, b.max_time_ms, b.prev_hash, b.prev_time_ms, b.hash,
+                 b.body, b.format),
             )  # fmt: skip
 
-    def list_audit_records(self, query: AuditQuery, *, after_id: int, limit: int) -> list[AuditRecord]:
-        where, args = _audit_filter(query, after_id)
-        rows = self._rows(f"SELECT {_AUDIT_COLS}, id FROM audit_log WHERE {where} ORDER BY id LIMIT %s", (*args, limit))
-        return [AuditRecord(*r) for r in rows]
+    def list_audit_batches(
+        self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
+    ) -> list[AuditBatch]:
+        where = "id > %s"
+        args: list[object] = [after_id]
+        if since_ms is not None:
+            where += " AND max_time_ms >= %s"
+            args.append(since_ms)
+        if until_ms is not None:
+            where += " AND min_time_ms < %s"
+            args.append(until_ms)
+        rows = self._rows(
+            f"SELECT {_AUDIT_COLS}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT %s", (*args, limit)
+        )
+        return [AuditBatch(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10]) for r in rows]
 
     def audit_time_from_newest(self, offset: int) -> int | None:
-        row = self._run("SELECT time_ms FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET %s", (offset,))
+        row = self._run(
+            "SELECT min_time_ms FROM (SELECT min_time_ms, id, sum(count) OVER (ORDER BY id DESC) AS upto "
+            "FROM audit_batches) AS t WHERE upto > %s ORDER BY id DESC LIMIT 1",
+            (offset,),
+        )
         return None if row is None else int(row[0])
 
-    def delete_audit_records(self, *, before_ms: int) -> int:
+    def delete_audit_batches(self, *, before_ms: int) -> int:
         row = self._run(
-            "WITH gone AS (DELETE FROM audit_log WHERE time_ms < %s RETURNING 1) SELECT count(*) FROM gone",
+            "WITH gone AS (DELETE FROM audit_batches WHERE max_time_ms < %s RETURNING count) "
+            "SELECT coalesce(sum(count), 0) FROM gone",
             (before_ms,),
         )
         return int(row[0])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AuditBatch",
     "AuditQuery",
     "AuditRecord",
     "GroupRecord",
@@ -107,14 +108,15 @@ class VersionRecord:
 
 @dataclass
 class AuditRecord:
-    """One audited operation, a link of a hash chain (``kluis.domain.audit`` gives the rules).
+    """One audited operation, as listed (``kluis.domain.audit`` gives the rules; the store keeps records
+    in ``AuditBatch`` rows).
 
     ``chain`` names the chain (one per writing process); ``seq`` counts from 0 within it; ``time_ms``
-    is Unix milliseconds (real time, never moved by ``kluis time set``); ``prev_hash`` / ``prev_time_ms``
-    repeat the previous link's ``hash`` / ``time_ms`` ("" / 0 for seq 0); ``hash`` is the link's MAC
-    (hex). ``status`` is the HTTP status answered; ``duration_us`` microseconds. ``id`` is assigned
-    by the store (ascending in insertion order; 0 before insertion). No key material, secret value
-    or token is ever a field.
+    is Unix milliseconds (real time, never moved by ``kluis time set``); ``prev_time_ms`` is the
+    previous record's ``time_ms`` (0 for seq 0); ``hash`` is the MAC (hex) of the batch holding the
+    record and ``prev_hash`` that of the chain's previous batch ("" for the first). ``status`` is the
+    HTTP status answered; ``duration_us`` microseconds. ``id`` ascends in insertion order (0 before
+    insertion). No key material, secret value or token is ever a field.
     """
 
     chain: str
@@ -135,6 +137,32 @@ class AuditRecord:
     prev_hash: str
     prev_time_ms: int
     hash: str
+    id: int = 0
+
+
+@dataclass
+class AuditBatch:
+    """One stored row of the audit log: ``count`` consecutive records of one chain, from ``first_seq``.
+
+    ``body`` is the records, encoded and authenticated by ``kluis.domain.audit`` (the store never
+    reads it); ``min_time_ms`` / ``max_time_ms`` (Unix ms) are its first and last record's times,
+    for time-range listings and retention; ``prev_hash`` / ``prev_time_ms`` repeat the chain's
+    previous batch's ``hash`` / ``max_time_ms`` ("" / 0 for the first); ``hash`` is this batch's MAC
+    (hex). ``format``: 1 for batches written by ``AuditLog``, 0 for a single record carried over
+    from the per-record table of schema version 4. ``id`` is assigned by the store, ascending in
+    insertion order (0 before insertion).
+    """
+
+    chain: str
+    first_seq: int
+    count: int
+    min_time_ms: int
+    max_time_ms: int
+    prev_hash: str
+    prev_time_ms: int
+    hash: str
+    body: bytes
+    format: int = 1
     id: int = 0
 
 

@@ -34,8 +34,7 @@ import orjson
 
 from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.records import (
-    AuditQuery,
-    AuditRecord,
+    AuditBatch,
     GroupRecord,
     ObjectRecord,
     PolicyRecord,
@@ -362,58 +361,49 @@ class SqliteTransaction:
         return int(row[0])
 
     # audit log ---------------------------------------------------------------------------
-    def add_audit_records(self, records: Sequence[AuditRecord]) -> None:
+    def add_audit_batches(self, batches: Sequence[AuditBatch]) -> None:
         self._c.executemany(
-            f"INSERT INTO audit_log ({_AUDIT_COLS}) VALUES ({', '.join('?' * _AUDIT_FIELDS)})",
+            f"INSERT INTO audit_batches ({_AUDIT_COLS}) VALUES ({', '.join('?' * _AUDIT_FIELDS)})",
             [
-                (
-                    r.chain, r.seq, r.time_ms, r.tenant_id, r.caller_object_id, r.caller_app_id, r.client_address,
-                    r.vault, r.operation, r.kind, r.object_name, r.version, r.status, r.request_id, r.duration_us,
-                    r.prev_hash, r.prev_time_ms, r.hash,
-                )
-                for r in records
+                (b.chain, b.first_seq, b.count, b.min_time_ms, b.max_time_ms, b.prev_hash, b.prev_time_ms, b.hash,
+                 b.body, b.format)
+                for b in batches
             ],
         )  # fmt: skip
 
-    def list_audit_records(self, query: AuditQuery, *, after_id: int, limit: int) -> list[AuditRecord]:
-        where: list[str] = ["id > ?"]
+    def list_audit_batches(
+        self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
+    ) -> list[AuditBatch]:
+        where = "id > ?"
         args: list[object] = [after_id]
-        if query.since_ms is not None:
-            where.append("time_ms >= ?")
-            args.append(query.since_ms)
-        if query.until_ms is not None:
-            where.append("time_ms < ?")
-            args.append(query.until_ms)
-        if query.vault:
-            where.append("vault = ? COLLATE NOCASE")
-            args.append(query.vault)
-        if query.caller:
-            where.append("(caller_object_id = ? OR caller_app_id = ?)")
-            args += [query.caller, query.caller]
-        if query.operation:
-            where.append("operation = ? COLLATE NOCASE")
-            args.append(query.operation)
-        if query.status is not None:
-            where.append("status = ?")
-            args.append(query.status)
+        if since_ms is not None:
+            where += " AND max_time_ms >= ?"
+            args.append(since_ms)
+        if until_ms is not None:
+            where += " AND min_time_ms < ?"
+            args.append(until_ms)
         rows = self._c.execute(
-            f"SELECT {_AUDIT_COLS}, id FROM audit_log WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
-            (*args, limit),
+            f"SELECT {_AUDIT_COLS}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
         ).fetchall()
-        return [AuditRecord(*r) for r in rows]
+        return [AuditBatch(*r) for r in rows]
 
     def audit_time_from_newest(self, offset: int) -> int | None:
-        row = self._c.execute("SELECT time_ms FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?", (offset,)).fetchone()
+        row = self._c.execute(
+            "SELECT min_time_ms FROM (SELECT min_time_ms, id, sum(count) OVER (ORDER BY id DESC) AS upto "
+            "FROM audit_batches) WHERE upto > ? ORDER BY id DESC LIMIT 1",
+            (offset,),
+        ).fetchone()
         return None if row is None else int(row[0])
 
-    def delete_audit_records(self, *, before_ms: int) -> int:
-        return int(self._c.execute("DELETE FROM audit_log WHERE time_ms < ?", (before_ms,)).rowcount)
+    def delete_audit_batches(self, *, before_ms: int) -> int:
+        row = self._c.execute(
+            "SELECT coalesce(sum(count), 0) FROM audit_batches WHERE max_time_ms < ?", (before_ms,)
+        ).fetchone()
+        self._c.execute("DELETE FROM audit_batches WHERE max_time_ms < ?", (before_ms,))
+        return int(row[0])
 
 
-_AUDIT_COLS = (
-    "chain, seq, time_ms, tenant_id, caller_object_id, caller_app_id, client_address, vault, operation, kind, "
-    "object_name, version, status, request_id, duration_us, prev_hash, prev_time_ms, hash"
-)
+_AUDIT_COLS = "chain, first_seq, count, min_time_ms, max_time_ms, prev_hash, prev_time_ms, hash, body, format"
 _AUDIT_FIELDS = _AUDIT_COLS.count(",") + 1
 
 

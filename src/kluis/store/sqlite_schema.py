@@ -100,7 +100,25 @@ CREATE TABLE wrapped_keys (
     created INTEGER NOT NULL);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# The audit log in batches: one row holds a run of consecutive records of one chain under one MAC
+# (kluis.domain.audit), so a flush costs one insert. Version 4's rows (audit_log) become batches of one record
+# (format 0: body = the record's fields as a JSON array, hash = its own MAC, kept and checked as before).
+_V6 = """
+CREATE TABLE audit_batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, chain TEXT NOT NULL, first_seq INTEGER NOT NULL, count INTEGER NOT NULL,
+    min_time_ms INTEGER NOT NULL, max_time_ms INTEGER NOT NULL, prev_hash TEXT NOT NULL,
+    prev_time_ms INTEGER NOT NULL, hash TEXT NOT NULL, format INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE INDEX audit_batches_time ON audit_batches (max_time_ms);
+INSERT INTO audit_batches
+    SELECT id, chain, seq, 1, time_ms, time_ms, prev_hash, prev_time_ms, hash, 0,
+           CAST(json_array(json_array(time_ms, tenant_id, caller_object_id, caller_app_id, client_address, vault,
+                                      operation, kind, object_name, version, status, request_id, duration_us))
+                AS BLOB)
+    FROM audit_log ORDER BY id;
+DROP TABLE audit_log;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
