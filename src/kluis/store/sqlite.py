@@ -430,11 +430,11 @@ class _ReadCache:
     def __init__(self) -> None:
         self.data_version: int | None = None
         self.entries: dict[tuple[Any, ...], Any] = {}
-        self.generation = 0  # bumped whenever the entries are dropped
+        self.generation = object()  # a new one whenever the entries are dropped (unique to this cache)
 
     def drop(self) -> None:
         self.entries.clear()
-        self.generation += 1
+        self.generation = object()
 
 
 class _RequestScope:
@@ -445,7 +445,7 @@ class _RequestScope:
     __slots__ = ("checked",)
 
     def __init__(self) -> None:
-        self.checked: tuple[int, int] | None = None  # (id of the cache, its generation) when last checked
+        self.checked: object = None  # the generation of the cache when last checked
 
 
 _scope: ContextVar[_RequestScope | None] = ContextVar("kluis_sqlite_request_scope", default=None)
@@ -460,6 +460,11 @@ class CachedReadTransaction(CachedLookups, SqliteTransaction):
     def __init__(self, conn: sqlite3.Connection, cache: _ReadCache) -> None:
         super().__init__(conn)
         self._cache = cache
+        self._pragma = conn.cursor()  # kept: a cursor made and freed per request cost more than the pragma
+
+    def data_version(self) -> int:
+        version: int = self._pragma.execute("PRAGMA data_version").fetchone()[0]
+        return version
 
     def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
         hit = self._cache.entries.get(key, MISSING)
@@ -561,20 +566,23 @@ class SqliteStore:
 
     def read(self) -> _ReadContext:
         """Autocommit reads: each statement sees a consistent snapshot; no lock is held between them."""
-        conn = self._conn()
-        if conn.in_transaction:  # inside this thread's write: read what it wrote, uncached
-            return _ReadContext(SqliteTransaction(conn))
-        cache = self._read_cache()
+        reads: _ReadContext | None = getattr(self._local, "reads", None)
+        if reads is None:
+            reads = self._cached_reads(self._conn(), self._read_cache())
+        tx = reads._tx
+        assert isinstance(tx, CachedReadTransaction)
+        if tx._c.in_transaction:  # inside this thread's write: read what it wrote, uncached
+            return _ReadContext(SqliteTransaction(tx._c))
+        cache = tx._cache
         scope = _scope.get()
-        mark = (id(cache), cache.generation)
-        if scope is None or scope.checked != mark:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if scope is None or scope.checked is not cache.generation:
+            version = tx.data_version()
             if version != cache.data_version:
                 cache.drop()
                 cache.data_version = version
             if scope is not None:
-                scope.checked = (id(cache), cache.generation)
-        return self._cached_reads(conn, cache)
+                scope.checked = cache.generation
+        return reads
 
     @staticmethod
     def begin_request() -> Token[_RequestScope | None]:
