@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             app = KluisApp(rt)
             scenarios = _scenarios(app, rt, [o for o in ops if o in OPERATIONS], args.cold)
+            app.__rsgi_init__(None)  # as a granian worker does once its loop runs
             for name, s in scenarios.items():
                 r = measure(
                     app, s, n=args.n, batches=args.batches, profile=args.cprofile, callgrind=args.callgrind_child
