@@ -37,6 +37,7 @@ other                       anything else (interpreter internals without a Pytho
 
 from __future__ import annotations
 
+import functools
 import inspect
 import shutil
 import subprocess
@@ -128,9 +129,11 @@ def py_spy() -> str | None:
     return shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
 
 
+@functools.lru_cache(maxsize=1)
 def response_frame() -> str:
     """The frame string py-spy prints while ``__rsgi__`` is inside granian's ``response_bytes`` call
-    (its line number read from the source, so the rule follows edits of app.py)."""
+    (its line number read from the source, so the rule follows edits of app.py). Remembered from the
+    first call: the runner calls it before it starts a server, so it is the line the server loaded."""
     from kluis.api.app import KluisApp
 
     lines, first = inspect.getsourcelines(KluisApp.__rsgi__)
@@ -263,14 +266,17 @@ class Recording:
     started: float
     after: dict[int, tuple[str, float]] = field(default_factory=dict)
     window: float = 0.0
+    clean: Recording | None = None  # the unprofiled run whose CPU the samples split (see ``result``)
 
     @classmethod
-    def start(cls, pids: list[int], seconds: int, prefix: Path, *, rate: int = 97) -> Recording:
+    def start(cls, pids: list[int], seconds: int, prefix: Path, *, rate: int = 150, spy: bool = True) -> Recording:
+        """Snapshot the threads' CPU and (``spy``) start py-spy on every worker for ``seconds``."""
         exe = py_spy()
-        if exe is None:
+        if exe is None and spy:
             raise RuntimeError("py-spy is not installed (.venv/bin/pip install -e '.[bench]')")
         files, procs = [], []
-        for pid in pids:
+        for pid in pids if spy else []:
+            assert exe is not None
             out = prefix.with_name(f"{prefix.name}-{pid}.txt")
             cmd = [exe, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", str(rate), "--native",
                    "--threads", "--format", "raw", "--output", str(out)]  # fmt: skip
@@ -288,40 +294,48 @@ class Recording:
         self.window = time.monotonic() - self.started
         return [f for f in self.files if f.exists()]
 
+    def cpu(self) -> dict[int, float]:
+        """CPU seconds of each thread between ``start`` and ``wait``."""
+        return {tid: max(s - self.before.get(tid, (n, s))[1], 0.0) for tid, (n, s) in self.after.items()}
+
     def result(self, requests: int, client_us: float, client_cores: float) -> dict[str, Any]:
-        """The breakdown of the window (from ``start`` to ``wait``, which spans the whole load run, so
-        ``requests`` is the run's count): µs per request by category, totals, the load generator."""
+        """The breakdown: this recording's samples split the CPU that the threads used over the window
+        from ``start`` to ``wait`` of a recording *without* py-spy (``spy=False``: native sampling pauses
+        the workers, and each pause costs them kernel time, which would inflate the figures) that spans a
+        whole unprofiled run of the same load, whose count of ``requests`` is given; µs per request by
+        category, totals, the load generator."""
         response = response_frame()
         samples = Samples()
         for f in self.files:
             if f.exists():
                 parse_raw(f.read_text().splitlines(), response, samples)
-        cpu = {tid: max(s - self.before.get(tid, (n, s))[1], 0.0) for tid, (n, s) in self.after.items()}
+        cpu = (self.clean or self).cpu()
+        window = (self.clean or self).window
         per = breakdown(samples, cpu, requests)
         n_samples = sum(sum(c.values()) for c in samples.counts.values())
         return {
             "us_per_request": per,
             "server_us": round(sum(per.values()), 1),
-            "server_cores": round(sum(cpu.values()) / self.window, 2) if self.window else None,
+            "server_cores": round(sum(cpu.values()) / window, 2) if window else None,
             "client_us": round(client_us, 1),
             "client_cores": round(client_cores, 2),
             "requests": requests,
-            "window_s": round(self.window, 2),
+            "window_s": round(window, 2),
             "samples": n_samples,
         }
 
 
 def format_breakdown(rows: dict[str, dict[str, Any]], labels: dict[str, str] | None = None) -> str:
     """The table: one row per operation, µs of server CPU per request by category, the total, and
-    the load generator's µs per request and cores."""
+    the load generator's µs per request and cores, and the on- and off-CPU samples the split rests on."""
     labels = labels or {}
     width = max([len(labels.get(op, op)) for op in rows] + [9])
-    tail = f" {'server':>8} {'loadgen':>8} {'lg cores':>8}"
+    tail = f" {'server':>8} {'loadgen':>8} {'lg cores':>8} {'samples':>8}"
     head = f"{'operation':<{width}} " + " ".join(f"{h:>9}" for h in _HEADS) + tail
     lines = ["CPU µs per request by category (py-spy --native samples x per-thread CPU; profiled run):", head]
     for op, r in rows.items():
         per = r["us_per_request"]
         cells = " ".join(f"{per[c]:>9.1f}" for c in CATEGORIES)
-        totals = f"{r['server_us']:>8.1f} {r['client_us']:>8.1f} {r['client_cores']:>8.2f}"
+        totals = f"{r['server_us']:>8.1f} {r['client_us']:>8.1f} {r['client_cores']:>8.2f} {r['samples']:>8}"
         lines.append(f"{labels.get(op, op):<{width}} {cells} {totals}")
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from benchmarks.bulk import bulk_load
 from benchmarks.load import Scenario, ensure_wrk, run_load
 from benchmarks.moto_peer import MOTO_PAIRS, MotoServer, moto_available
 from benchmarks.noise import CpuMeter, wait_idle, wait_quiet
-from benchmarks.profile import Recording, format_breakdown, py_spy
+from benchmarks.profile import Recording, format_breakdown, py_spy, response_frame
 from benchmarks.raw import RawCeiling
 from benchmarks.report import evaluate_targets, format_table, write_chart, write_json
 from benchmarks.scenarios import BASELINE_OPS, OPERATIONS, Fixture, prepare, scaling_scenarios
@@ -40,7 +40,7 @@ __all__ = ["main", "parse_args", "run"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-PROFILE_SECONDS = 4.0  # the profiled run of each operation (its own, not counted in any figure)
+PROFILE_SECONDS = 6.0  # the profiled run of each operation (its own, not counted in any figure)
 MIN_REPEAT = 3
 BARE = {  # the bare ceiling of a GET and of a POST operation
     "GET": Scenario("bare GET", "GET", "/bare"),
@@ -237,6 +237,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"note: {why}; falling back to the Python client, which takes CPU from the server",
                   file=sys.stderr)  # fmt: skip
         client = "python" if why else "wrk"
+    if args.profile:
+        response_frame()  # the line of app.py the servers about to start load (see benchmarks.profile)
     work = Path(tempfile.mkdtemp(prefix="kluis-bench-"))
     b = Bench(args, work, client, t0)
     results: dict[str, Any] = {
@@ -415,15 +417,21 @@ def _profile(b: Bench, results: dict[str, Any], server: KluisProcess, scenario: 
     seconds = max(b.args.duration, PROFILE_SECONDS)
     recordings: list[Recording] = []
 
-    def hook() -> Recording:
-        recordings.append(Recording.start(server.worker_pids(), max(int(seconds) - 1, 1), prefix))
-        return recordings[-1]
+    def hook(spy: bool) -> Callable[[], Recording]:
+        def start() -> Recording:
+            recordings.append(Recording.start(server.worker_pids(), max(int(seconds) - 1, 1), prefix, spy=spy))
+            return recordings[-1]
 
-    try:
-        run = b.load(server.url, scenario, "profile", warm=False, hook=hook, duration=seconds)
+        return start
+
+    try:  # a clean run measures CPU per request and thread; the sampled one splits it
+        run = b.load(server.url, scenario, "cpu", warm=False, hook=hook(False), duration=seconds)
+        b.load(server.url, scenario, "profile", warm=False, hook=hook(True), duration=seconds)
+        clean, sampled = recordings
+        sampled.clean = clean
         requests = max(int(run["requests"]) - int(run["errors"]), 1)
         client_us = float(run["client_cores"]) * float(run["seconds"]) * 1e6 / requests
-        entry = {"label": label, **recordings[0].result(requests, client_us, float(run["client_cores"]))}
+        entry = {"label": label, **sampled.result(requests, client_us, float(run["client_cores"]))}
     except (RuntimeError, OSError, ValueError) as e:
         b.log(f"profile {key}: failed: {e}")
         return
