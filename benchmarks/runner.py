@@ -29,7 +29,7 @@ from benchmarks.bulk import bulk_load
 from benchmarks.load import Scenario, ensure_wrk, run_load
 from benchmarks.moto_peer import MOTO_PAIRS, MotoServer, moto_available
 from benchmarks.noise import CpuMeter, wait_idle, wait_quiet
-from benchmarks.profile import Recording, format_summary, py_spy, summarize
+from benchmarks.profile import Recording, format_breakdown, py_spy, response_frame
 from benchmarks.raw import RawCeiling
 from benchmarks.report import evaluate_targets, format_table, write_chart, write_json
 from benchmarks.scenarios import BASELINE_OPS, OPERATIONS, Fixture, prepare, scaling_scenarios
@@ -40,7 +40,7 @@ __all__ = ["main", "parse_args", "run"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-PROFILED = ("get_key", "sign_es256")
+PROFILE_SECONDS = 6.0  # the profiled run of each operation (its own, not counted in any figure)
 MIN_REPEAT = 3
 BARE = {  # the bare ceiling of a GET and of a POST operation
     "GET": Scenario("bare GET", "GET", "/bare"),
@@ -105,7 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--baseline-ops", default=",".join(BASELINE_OPS),
                    help=f"Operations compared with --baseline (default {','.join(BASELINE_OPS)}).")  # fmt: skip
-    p.add_argument("--profile", action="store_true", help="py-spy the workers under get key and ES256 sign.")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="After each operation's rounds, one more run under py-spy --native: CPU µs per request by category "
+        "(TLS+HTTP, token, authorization, store, unsealing, crypto, JSON, ...) and the load generator's share.",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="Directory for the JSON and PNG results.")
     p.add_argument("--keep", action="store_true", help="Keep the temporary data dirs and server logs.")
     p.add_argument("--strict", action="store_true", help="Exit 1 when a target is missed.")
@@ -154,16 +159,17 @@ class Bench:
         return runs
 
     def load(self, url: str, scenario: Scenario, who: str, *, warm: bool,
-             hook: Callable[[], Any] | None = None) -> Run:  # fmt: skip
-        """One measured run of ``scenario`` (after ``--warmup`` s of unmeasured load when ``warm``)."""
+             hook: Callable[[], Any] | None = None, duration: float | None = None) -> Run:  # fmt: skip
+        """One measured run of ``scenario`` (after ``--warmup`` s of unmeasured load when ``warm``); ``hook``
+        is called just before it starts (a :class:`Recording` it returns is waited for after it)."""
         a = self.args
         if warm and a.warmup > 0:
             run_load(url, scenario, duration=a.warmup, connections=a.connections, client=self.client,
                      processes=a.load_processes)  # fmt: skip
         started = hook() if hook else None
         meter = CpuMeter().start()
-        res = run_load(url, scenario, duration=a.duration, connections=a.connections, client=self.client,
-                       processes=a.load_processes)  # fmt: skip
+        res = run_load(url, scenario, duration=duration or a.duration, connections=a.connections,
+                       client=self.client, processes=a.load_processes)  # fmt: skip
         res.cpu = meter.stop()
         if isinstance(started, Recording):
             started.wait()
@@ -231,6 +237,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"note: {why}; falling back to the Python client, which takes CPU from the server",
                   file=sys.stderr)  # fmt: skip
         client = "python" if why else "wrk"
+    if args.profile:
+        response_frame()  # the line of app.py the servers about to start load (see benchmarks.profile)
     work = Path(tempfile.mkdtemp(prefix="kluis-bench-"))
     b = Bench(args, work, client, t0)
     results: dict[str, Any] = {
@@ -350,21 +358,15 @@ def _kluis_phase(
     fixture = _settle(b, server, args.ops)
     base = (baseline, _settle(b, baseline, args.baseline_ops)) if baseline is not None else None
     bare = BareServer(server.server_cert, server.server_key, args.workers, server.data_dir.parent).start()
-    profiles: dict[str, Any] = {}
     if args.profile and not py_spy():
-        b.log("--profile: py-spy is not installed (.venv/bin/pip install py-spy); no profile taken")
+        b.log("--profile: py-spy is not installed (.venv/bin/pip install -e '.[bench]'); no profile taken")
     try:
         for op in args.ops:
-            hook = _profile_hook(b, server, op)
-            results["operations"][op] = _operation(b, op, server, fixture, base, raw, bare, hook)
-            files = sorted(args.out.glob(f"profile-{op}-*.txt")) if hook is not None else []
-            if files:
-                profiles[op] = summarize(files)
-                print(format_summary(op, profiles[op]), file=sys.stderr)
+            results["operations"][op] = _operation(b, op, server, fixture, base, raw, bare)
+            if args.profile and py_spy() and not OPERATIONS[op].scenario(fixture).delay_ms:
+                _profile(b, results, server, OPERATIONS[op].scenario(fixture), op, OPERATIONS[op].label)
     finally:
         bare.stop()
-    if profiles:
-        results["profile"] = profiles
 
 
 def _operation(
@@ -375,15 +377,12 @@ def _operation(
     base: tuple[KluisProcess, Fixture] | None,
     raw: RawCeiling,
     bare: BareServer,
-    hook: Callable[[], Any] | None,
 ) -> dict[str, Any]:
     """The rounds of one operation, summarized (:func:`benchmarks.stats.combine`) with every run kept."""
     operation = OPERATIONS[op]
     scenario = operation.scenario(fixture)
     paced = scenario.delay_ms > 0  # its rate is set, not measured: no ceiling means anything
-    subjects: dict[str, Callable[[int], Run]] = {
-        "kluis": lambda n: b.served(server, scenario, "kluis", warm=n == 0, hook=hook if n == 0 else None)
-    }
+    subjects: dict[str, Callable[[int], Run]] = {"kluis": lambda n: b.served(server, scenario, "kluis", warm=n == 0)}
     if base is not None and op in b.args.baseline_ops:
         subjects["baseline"] = _subject(b, base[0], operation.scenario(base[1]), "baseline")
     if not paced and operation.raw:
@@ -406,16 +405,38 @@ def _operation(
     return entry
 
 
-def _profile_hook(b: Bench, server: KluisProcess, op: str) -> Callable[[], Recording] | None:
-    """With ``--profile``, a hook that starts py-spy on the workers for the first kluis run of ``op``."""
-    args = b.args
-    if not (args.profile and op in PROFILED and py_spy()):
-        return None
-    prefix = args.out / f"profile-{op}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    for old in args.out.glob(f"profile-{op}-*.txt"):
+def _profile(b: Bench, results: dict[str, Any], server: KluisProcess, scenario: Scenario, key: str,
+             label: str) -> None:  # fmt: skip
+    """One extra run of ``scenario`` under :class:`benchmarks.profile.Recording`; its breakdown goes to
+    ``results["profile"][key]`` (and is logged). A failure is logged, never fatal."""
+    out = b.args.out
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = out / f"profile-{key}"
+    for old in out.glob(f"profile-{key}-*.txt"):
         old.unlink()
-    return lambda: Recording.start(server.worker_pids(), max(int(args.duration) - 1, 1), prefix)
+    seconds = max(b.args.duration, PROFILE_SECONDS)
+    recordings: list[Recording] = []
+
+    def hook(spy: bool) -> Callable[[], Recording]:
+        def start() -> Recording:
+            recordings.append(Recording.start(server.worker_pids(), max(int(seconds) - 1, 1), prefix, spy=spy))
+            return recordings[-1]
+
+        return start
+
+    try:  # a clean run measures CPU per request and thread; the sampled one splits it
+        run = b.load(server.url, scenario, "cpu", warm=False, hook=hook(False), duration=seconds)
+        b.load(server.url, scenario, "profile", warm=False, hook=hook(True), duration=seconds)
+        clean, sampled = recordings
+        sampled.clean = clean
+        requests = max(int(run["requests"]) - int(run["errors"]), 1)
+        client_us = float(run["client_cores"]) * float(run["seconds"]) * 1e6 / requests
+        entry = {"label": label, **sampled.result(requests, client_us, float(run["client_cores"]))}
+    except (RuntimeError, OSError, ValueError) as e:
+        b.log(f"profile {key}: failed: {e}")
+        return
+    results.setdefault("profile", {})[key] = entry
+    b.log(format_breakdown({key: entry}, {key: label}))
 
 
 def _peer(b: Bench, results: dict[str, Any], server: KluisProcess) -> None:
@@ -473,6 +494,9 @@ def _scaling(b: Bench, results: dict[str, Any]) -> None:
                 mine = [r for r in runs if r["subject"] == op]
                 entry[op] = {**combine(mine, main=op), "runs": mine}
             sizes[str(n)] = entry
+            if args.profile and py_spy() and n == args.sizes[-1]:
+                for op, label in (("get_key_cold", "cold get"), ("get_key", "hot get")):
+                    _profile(b, results, server, scenarios[op], f"{op}@{n}", f"{label} ({n:,} keys)")
     finally:
         server.stop()
 
@@ -490,5 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copyfile(json_path, args.out / "latest.json")
     shutil.copyfile(png_path, args.out / "latest.png")
     print(format_table(results, targets))
+    if results.get("profile"):
+        profiles = results["profile"]
+        print("\n" + format_breakdown(profiles, {k: v["label"] for k, v in profiles.items()}))
     print(f"\nwrote {json_path} and {png_path} ({results['meta']['elapsed_s']} s)")
     return 1 if args.strict and any(t.passed is False for t in targets) else 0

@@ -58,3 +58,55 @@ def test_response_headers_and_content_length() -> None:
 def test_asgi_headers_are_lower_case_latin1() -> None:
     raw = [(b"Content-Type", b"text/plain"), (b"X-Name", "caf\u00e9".encode("latin-1"))]
     assert asgi_headers(raw) == {"content-type": "text/plain", "x-name": "caf\u00e9"}
+
+
+def test_a_body_that_stops_arriving_is_refused_with_408_after_its_timeout() -> None:
+    from kluis.api.http import BodyRefused
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"{"
+        await asyncio.sleep(30)
+        yield b"}"
+
+    async def run() -> tuple[int, float]:
+        req = Request("POST", "/keys/k/create", "", {}, slow)
+        req.body_timeout = 0.2
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            await req.body()
+        except BodyRefused as refused:
+            assert "0.2 s" in refused.message
+            return refused.status, loop.time() - start
+        raise AssertionError("the body was not refused")
+
+    status, took = asyncio.run(run())
+    assert status == 408 and 0.15 < took < 5
+
+
+def test_a_cancellation_from_outside_stays_a_cancellation_and_a_fast_body_leaves_no_timer() -> None:
+    async def slow() -> AsyncIterator[bytes]:
+        await asyncio.sleep(30)
+        yield b"x"
+
+    async def fast() -> AsyncIterator[bytes]:
+        yield b"ok"
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        req = Request("POST", "/", "", {}, fast)
+        req.body_timeout = 0.05
+        assert await req.body() == b"ok"
+        await asyncio.sleep(0.1)  # the timer was cancelled with the read: it must not cancel this task now
+        task = asyncio.create_task(Request("POST", "/", "", {}, slow).body())
+        await asyncio.sleep(0.05)
+        task.cancel()  # e.g. the server shutting down: not a 408
+        try:
+            await task
+        except asyncio.CancelledError:
+            assert task.cancelled()
+        else:
+            raise AssertionError("the read was not cancelled")
+        assert loop.time() > 0
+
+    asyncio.run(run())

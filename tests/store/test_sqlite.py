@@ -14,6 +14,7 @@ from kluis.store import (
     SqliteStore,
     VersionRecord,
 )
+from kluis.store.sqlite import SqliteTransaction
 from tests.store.contract import *  # noqa: F403 - the store contract, run here against SQLite
 from tests.store.contract import seed
 
@@ -188,3 +189,41 @@ def test_a_request_checks_freshness_once_and_still_sees_other_commits_next_reque
         tx.put_setting("x", b"3")
     with b.read() as tx:  # outside a request every read checks
         assert tx.get_setting("x") == b"3"
+
+
+def test_a_cold_object_read_brings_its_current_version_in_the_same_statement(store: SqliteStore) -> None:
+    with store.write() as tx:
+        tx.add_version(_version("v1", "Key-K", "a" * 32))
+        tx.add_version(_version("v1", "Key-K", "b" * 32, created=2))
+        tx.put_object(_object("v1", "Key-K", "b" * 32, 1, 2))
+        tx.put_object(_object("v1", "orphan", "c" * 32, 1, 1))  # its version row is missing
+    with store.read() as tx:
+        statements: list[str] = []
+        tx._c.set_trace_callback(statements.append)
+        try:
+            obj = tx.get_object("v1", "key", "key-k")
+            latest = tx.get_version("v1", "key", "key-k", "B" * 32)  # case-insensitive, as the uncached read
+            older = tx.get_version("v1", "key", "key-k", "a" * 32)  # not the current one: its own read
+            orphan = tx.get_object("v1", "key", "orphan")
+            missing = tx.get_object("v1", "key", "nope")
+        finally:
+            tx._c.set_trace_callback(None)
+    assert obj is not None and obj.name == "Key-K" and obj.latest_version == "b" * 32
+    assert latest is not None and latest.version == "b" * 32 and latest.created == 2 and latest.props["kty"] == "EC"
+    assert older is not None and older.version == "a" * 32
+    assert orphan is not None and orphan.latest_version == "c" * 32 and missing is None
+    # one statement per object (joined with its current version), one for the older version, none for the latest
+    assert sum("FROM objects o LEFT JOIN object_versions" in s for s in statements) == 3
+    assert sum("FROM object_versions WHERE" in s for s in statements) == 1
+    with store.read() as tx:  # and the version from the join is uncached the same as a direct read
+        direct = SqliteTransaction(tx._c).get_version("v1", "key", "key-k", "b" * 32)
+    assert direct == latest
+
+
+def test_connections_map_the_database_file(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "k.db")
+    with s.read() as tx:
+        assert tx._c.execute("PRAGMA mmap_size").fetchone()[0] > 0
+    small = SqliteStore(tmp_path / "k.db", mmap_size=0)
+    with small.read() as tx:
+        assert tx._c.execute("PRAGMA mmap_size").fetchone()[0] == 0

@@ -25,7 +25,7 @@ def authenticate(
     authorization: str | None, host: HostInfo, verifier: TokenVerifier, tenant_id: str, now: int
 ) -> Caller | Response:
     """The verified caller, or the 401 response to send."""
-    if not authorization or not authorization.lower().startswith("bearer "):
+    if not authorization or authorization[:7].lower() != "bearer ":  # not the whole 1 KB header lowered
         return challenge(host, tenant_id, "AKV10000: Request is missing a Bearer or PoP token.")
     token = authorization[7:].strip()
     try:

@@ -149,12 +149,31 @@ class Request:
             declared = self.headers.get("content-length")
             if declared is not None and declared.isdigit() and len(declared) < 20 and int(declared) > limit:
                 raise BodyRefused(413, f"The request body is larger than {limit} bytes.")
-            try:
-                async with asyncio.timeout(self.body_timeout):
-                    self._body = await self._read(limit)
-            except TimeoutError:
-                raise BodyRefused(408, f"The request body did not arrive within {self.body_timeout:g} s.") from None
+            self._body = await self._read_within(limit, self.body_timeout)
         return self._body
+
+    async def _read_within(self, limit: int, seconds: float) -> bytes:
+        """``_read`` cancelled after ``seconds`` (BodyRefused 408). What ``asyncio.timeout`` does, with one
+        timer handle and no context object: that cost ~8 µs of every request with a body (uvloop)."""
+        task = asyncio.current_task()
+        if task is None:  # not in a task (cannot be cancelled): nothing to bound it with but the caller's own
+            return await self._read(limit)
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(seconds, expire)
+        try:
+            return await self._read(limit)
+        except asyncio.CancelledError:
+            if expired and task.uncancel() == 0:  # our timer's cancellation, and nobody else's
+                raise BodyRefused(408, f"The request body did not arrive within {seconds:g} s.") from None
+            raise
+        finally:
+            timer.cancel()
 
     async def _read(self, limit: int) -> bytes:
         parts: list[bytes] = []

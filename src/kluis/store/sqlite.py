@@ -49,6 +49,23 @@ __all__ = ["SqliteStore", "SqliteTransaction", "copy_database", "read_setting"]
 
 _OBJECT_COLS = "vault_id, kind, name, latest_version, created, updated, deleted_at, scheduled_purge_at, policy, due_at"
 _VERSION_COLS = "vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, updated, tags, props, seq"
+_N_OBJECT = _OBJECT_COLS.count(",") + 1
+# An object with its current version, in one statement (one snapshot): a cold read costs one
+# statement instead of two. LEFT JOIN: the object is answered even if its version row is missing.
+_OBJECT_AND_LATEST = (
+    "SELECT "
+    + ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLS.split(","))
+    + ", "
+    + ", ".join(f"v.{c.strip()}" for c in _VERSION_COLS.split(","))
+    + " FROM objects o LEFT JOIN object_versions v ON v.vault_id = o.vault_id AND v.kind = o.kind "
+    "AND v.name_ci = o.name_ci AND v.version = o.latest_version "
+    "WHERE o.vault_id = ? AND o.kind = ? AND o.name_ci = ?"
+)
+# Bytes of the database file SQLite maps into memory per connection (``PRAGMA mmap_size``): reads of
+# mapped pages need no read() system call or copy into SQLite's own page cache, which is what a
+# cold point read over a large file spends most of its time on. Virtual address space only (the
+# kernel's page cache backs it, shared by every worker); SQLite caps it at its compile-time limit.
+MMAP_SIZE = 1 << 30
 
 
 def _object(row: tuple[Any, ...]) -> ObjectRecord:
@@ -246,6 +263,16 @@ class SqliteTransaction:
         ).fetchone()
         return None if row is None else _object(row)
 
+    def get_object_and_latest(
+        self, vault_id: str, kind: str, name: str
+    ) -> tuple[ObjectRecord | None, VersionRecord | None]:
+        """The object (None if absent) and its current version (None if absent too), in one statement."""
+        row = self._c.execute(_OBJECT_AND_LATEST, (vault_id, kind, name.lower())).fetchone()
+        if row is None:
+            return None, None
+        obj = _object(row[:_N_OBJECT])
+        return obj, (None if row[_N_OBJECT] is None else _version(row[_N_OBJECT:]))
+
     def put_object(self, o: ObjectRecord) -> None:
         self._c.execute(
             "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
@@ -414,11 +441,11 @@ class _ReadCache:
     def __init__(self) -> None:
         self.data_version: int | None = None
         self.entries: dict[tuple[Any, ...], Any] = {}
-        self.generation = 0  # bumped whenever the entries are dropped
+        self.generation = object()  # a new one whenever the entries are dropped (unique to this cache)
 
     def drop(self) -> None:
         self.entries.clear()
-        self.generation += 1
+        self.generation = object()
 
 
 class _RequestScope:
@@ -429,7 +456,7 @@ class _RequestScope:
     __slots__ = ("checked",)
 
     def __init__(self) -> None:
-        self.checked: tuple[int, int] | None = None  # (id of the cache, its generation) when last checked
+        self.checked: object = None  # the generation of the cache when last checked
 
 
 _scope: ContextVar[_RequestScope | None] = ContextVar("kluis_sqlite_request_scope", default=None)
@@ -444,15 +471,37 @@ class CachedReadTransaction(CachedLookups, SqliteTransaction):
     def __init__(self, conn: sqlite3.Connection, cache: _ReadCache) -> None:
         super().__init__(conn)
         self._cache = cache
+        self._pragma = conn.cursor()  # kept: a cursor made and freed per request cost more than the pragma
+
+    def data_version(self) -> int:
+        version: int = self._pragma.execute("PRAGMA data_version").fetchone()[0]
+        return version
 
     def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
         hit = self._cache.entries.get(key, MISSING)
         if hit is MISSING:
             hit = load()
-            if len(self._cache.entries) >= _CACHE_LIMIT:
-                self._cache.drop()
-            self._cache.entries[key] = hit
+            self._remember(key, hit)
         return clone(hit)
+
+    def _remember(self, key: tuple[Any, ...], value: Any) -> None:
+        if len(self._cache.entries) >= _CACHE_LIMIT:
+            self._cache.drop()
+        self._cache.entries[key] = value
+
+    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+        """On a miss, the object and its current version are read in one statement and both cached
+        (the version read that follows an object read is then a hit)."""
+        name_ci = name.lower()
+        key = ("object", vault_id, kind, name_ci)
+        hit = self._cache.entries.get(key, MISSING)
+        if hit is MISSING:
+            hit, latest = SqliteTransaction.get_object_and_latest(self, vault_id, kind, name)
+            self._remember(key, hit)
+            if latest is not None:
+                self._remember(("version", vault_id, kind, name_ci, latest.version.lower()), latest)
+        result: ObjectRecord | None = clone(hit)
+        return result
 
 
 def _private_files(path: str) -> None:
@@ -472,9 +521,10 @@ def _private_files(path: str) -> None:
 class SqliteStore:
     """Opens the database file, applies pending schema migrations, and hands out transactions."""
 
-    def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path | str, *, synchronous: str = "FULL", mmap_size: int = MMAP_SIZE) -> None:
         self.path = str(path)
         self._synchronous = synchronous
+        self._mmap_size = int(mmap_size)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -491,6 +541,7 @@ class SqliteStore:
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA foreign_keys=OFF")
+            conn.execute(f"PRAGMA mmap_size={self._mmap_size}")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -511,20 +562,23 @@ class SqliteStore:
 
     def read(self) -> ReadContext[SqliteTransaction]:
         """Autocommit reads: each statement sees a consistent snapshot; no lock is held between them."""
-        conn = self._conn()
-        if conn.in_transaction:  # inside this thread's write: read what it wrote, uncached
-            return ReadContext(SqliteTransaction(conn))
-        cache = self._read_cache()
+        reads: ReadContext[SqliteTransaction] | None = getattr(self._local, "reads", None)
+        if reads is None:
+            reads = self._cached_reads(self._conn(), self._read_cache())
+        tx = reads._tx
+        assert isinstance(tx, CachedReadTransaction)
+        if tx._c.in_transaction:  # inside this thread's write: read what it wrote, uncached
+            return ReadContext(SqliteTransaction(tx._c))
+        cache = tx._cache
         scope = _scope.get()
-        mark = (id(cache), cache.generation)
-        if scope is None or scope.checked != mark:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if scope is None or scope.checked is not cache.generation:
+            version = tx.data_version()
             if version != cache.data_version:
                 cache.drop()
                 cache.data_version = version
             if scope is not None:
-                scope.checked = (id(cache), cache.generation)
-        return self._cached_reads(conn, cache)
+                scope.checked = cache.generation
+        return reads
 
     @staticmethod
     def begin_request() -> Token[_RequestScope | None]:
