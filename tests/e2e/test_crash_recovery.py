@@ -54,7 +54,7 @@ from tests.e2e.server import KluisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")]
 
-ROUNDS = 3  # kill/restart cycles per backend
+ROUNDS = int(os.environ.get("KLUIS_CRASH_ROUNDS", "3"))  # kill/restart cycles per backend (more for a longer hunt)
 THREADS = 6  # client threads writing at once
 KILL_AFTER = (0.6, 1.8)  # seconds of load before the SIGKILL, drawn at random each round
 SERVER_ARGS = ["--workers", "2", "--key-pool", "0", "--scheduler-interval", "3600"]
