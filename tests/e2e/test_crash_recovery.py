@@ -172,6 +172,7 @@ def _write_once(c: Clients, ledger: Ledger, mine: list[Item], rng: random.Random
             key = c.keys.create_ec_key(item.name, curve="P-256", raw_response_hook=hook)
             assert key.properties.version is not None
             version = key.properties.version
+            assert key.id == f"{c.server.url}/keys/{item.name}/{version}", key.id
             item.versions[version], item.public[version] = _ec_public(key)
             item.unsigned.append(version)
             operation = "CreateKey"
@@ -180,6 +181,7 @@ def _write_once(c: Clients, ledger: Ledger, mine: list[Item], rng: random.Random
             secret = c.secrets.set_secret(item.name, value, raw_response_hook=hook)
             assert secret.value == value and secret.properties.version is not None
             version = secret.properties.version
+            assert secret.id == f"{c.server.url}/secrets/{item.name}/{version}", secret.id
             item.versions[version] = _value_digest(value)
             operation = "SetSecret"
         item.order.append(version)
