@@ -16,7 +16,7 @@ import pytest
 from kluis.store import AuditQuery, AuditRecord, Store
 from kluis.store.postgres import CACHE_TTL, PostgresStore, ReadCache
 from tests.store.contract import *  # noqa: F403 - the contract's tests, run here against PostgreSQL
-from tests.store.contract import add, seed
+from tests.store.contract import add, seed, version
 
 BOUND = 1.0  # seconds: a change on one node takes effect on every other node within this
 
@@ -351,3 +351,27 @@ def test_a_new_version_costs_two_round_trips_and_an_audit_batch_one(postgres_url
     finally:
         store.close()
         link.close()
+
+
+def test_failed_writes_leave_their_connection_ready_for_the_next(postgres_url: str) -> None:
+    """A write that raises (queued ROLLBACK) or that the database refuses at commit (rolled back after)
+    leaves nothing, and the pool's one connection serves the next write."""
+    import psycopg
+
+    store = PostgresStore(postgres_url, pool_size=1, listen=False)
+    try:
+        seed(store)
+        kept = add(store, "k", "a" * 32)
+        with pytest.raises(RuntimeError), store.write() as tx:
+            tx.get_object("v1", "key", "k")
+            tx.add_version(version("k", "b" * 32))
+            raise RuntimeError("boom")
+        with pytest.raises(psycopg.errors.UniqueViolation), store.write() as tx:
+            tx.add_version(version("k", "c" * 32))
+            tx.add_version(version("k", "a" * 32))  # a duplicate: refused when the pipeline syncs, at commit
+        later = add(store, "k", "d" * 32)
+        with store.read() as tx:
+            listed = tx.list_versions("v1", "key", "k", after_seq=None, limit=10)
+        assert [v.version for v in listed] == [kept.version, later.version] and later.seq > kept.seq
+    finally:
+        store.close()
