@@ -215,3 +215,34 @@ def test_reads_the_cache_cannot_answer_run_again_on_the_executor(tmp_path: objec
         assert len(seen) == 1 and not seen[0][1].startswith("kluis-db")
     finally:
         rt.close()
+
+
+def test_with_an_executor_a_writes_events_are_emitted_off_the_loop_before_the_answer(tmp_path: object) -> None:
+    """A successful write's audit record is committed before its answer; with an executor (PostgreSQL:
+    a round trip and a WAL flush) that happens on an executor thread, never on the loop, so the loop
+    serves other requests meanwhile. Reads and failed writes (buffered records) stay on the loop."""
+    import threading
+    from pathlib import Path
+
+    from kluis.api.app import KluisApp
+    from kluis.config import DataDir, ServerSettings
+    from kluis.domain.events import OperationEvent
+
+    rt = Runtime(DataDir(Path(str(tmp_path)) / "d"), ServerSettings(key_pool=0, db_threads=2), bootstrap=True)
+    try:
+        seen: list[tuple[str, int, str]] = []
+
+        def subscriber(event: OperationEvent) -> None:
+            seen.append((event.operation, event.status, threading.current_thread().name))
+
+        rt.events.subscribe(subscriber)
+        client = TestClient(KluisApp(rt), base_url="https://localhost:8443")
+        h = auth(rt)
+        assert client.post("/keys/k/create?api-version=7.6", json={"kty": "EC"}, headers=h).status_code == 200
+        assert client.get("/keys/k?api-version=7.6", headers=h).status_code == 200
+        assert client.post("/keys/k/create?api-version=7.6", json={"kty": "nope"}, headers=h).status_code == 400
+        assert [(op, status) for op, status, _ in seen] == [("CreateKey", 200), ("GetKey", 200), ("CreateKey", 400)]
+        assert seen[0][2].startswith("kluis-db")  # the write's record: on the executor, before the answer
+        assert not seen[1][2].startswith("kluis-db") and not seen[2][2].startswith("kluis-db")
+    finally:
+        rt.close()

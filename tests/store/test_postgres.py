@@ -3,16 +3,20 @@ cross-node cache invalidation within the bound, one scheduler, ordered concurren
 
 from __future__ import annotations
 
+import queue
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from kluis.store import Store
+from kluis.store import AuditQuery, AuditRecord, Store
 from kluis.store.postgres import CACHE_TTL, PostgresStore, ReadCache
 from tests.store.contract import *  # noqa: F403 - the contract's tests, run here against PostgreSQL
-from tests.store.contract import add, seed
+from tests.store.contract import add, seed, version
 
 BOUND = 1.0  # seconds: a change on one node takes effect on every other node within this
 
@@ -262,3 +266,112 @@ def test_a_write_to_one_name_drops_only_that_names_entries_on_every_node(
         with node.read() as tx:
             got = tx.get_version("v1", "key", "x", x.version)
             assert got is not None and got.enabled is False
+
+
+class _SlowLink:
+    """A loopback relay to PostgreSQL that holds every answer from the server for ``delay`` seconds:
+    a client that waits for the server N times in sequence takes N * ``delay`` longer, while
+    statements it only queues (pipeline mode) cost nothing, as on a real network link."""
+
+    def __init__(self, url: str, delay: float) -> None:
+        self.delay = delay
+        self._target = url.rsplit("@", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = url.replace(":".join(self._target), f"127.0.0.1:{self._listener.getsockname()[1]}")
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection((self._target[0], int(self._target[1])))
+            for s in (client, server):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            answers: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
+            threading.Thread(target=self._forward, args=(client, server, answers), daemon=True).start()
+            threading.Thread(target=self._deliver, args=(client, answers), daemon=True).start()
+
+    def _forward(self, client: socket.socket, server: socket.socket, answers: queue.Queue[Any]) -> None:
+        while True:
+            ready, _, _ = select.select([client, server], [], [], 0.5)
+            for s in ready:
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    answers.put(None)
+                    server.close()
+                    return
+                if s is client:
+                    server.sendall(data)
+                else:
+                    answers.put((time.monotonic() + self.delay, data))
+
+    def _deliver(self, client: socket.socket, answers: queue.Queue[Any]) -> None:
+        while (item := answers.get()) is not None:
+            due, data = item
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                client.sendall(data)
+            except OSError:
+                return
+        client.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+
+
+def test_a_new_version_costs_two_round_trips_and_an_audit_batch_one(postgres_url: str) -> None:
+    """BEGIN and COMMIT travel with the other statements: reading the object is the one answer a new
+    version waits for before its commit (psycopg's ``conn.transaction()`` cost four more per write)."""
+    delay = 0.1
+    link = _SlowLink(postgres_url, delay)
+    store = PostgresStore(link.url, pool_size=1, listen=False)
+    try:
+        seed(store)
+        add(store, "warm", "0" * 32)  # the pool's one connection is open
+        started = time.monotonic()
+        v = add(store, "k", "a" * 32)
+        took = time.monotonic() - started
+        assert 2 * delay <= took < 3 * delay, f"a new version took {took / delay:.1f} round trips"
+        assert v.seq > 0  # its seq arrived with the commit's answers
+        started = time.monotonic()
+        with store.write() as tx:
+            tx.add_audit_records([AuditRecord("c", 0, 1, "t", "o", "a", "::1", "v", "GetKey", "key", "k", "", 200,
+                                              "r0", 10, "", 0, "h0")])  # fmt: skip
+        took = time.monotonic() - started
+        assert delay <= took < 2 * delay, f"an audit batch took {took / delay:.1f} round trips"
+        with store.read() as tx:
+            assert [r.request_id for r in tx.list_audit_records(AuditQuery(), after_id=0, limit=5)] == ["r0"]
+    finally:
+        store.close()
+        link.close()
+
+
+def test_failed_writes_leave_their_connection_ready_for_the_next(postgres_url: str) -> None:
+    """A write that raises (queued ROLLBACK) or that the database refuses at commit (rolled back after)
+    leaves nothing, and the pool's one connection serves the next write."""
+    import psycopg
+
+    store = PostgresStore(postgres_url, pool_size=1, listen=False)
+    try:
+        seed(store)
+        kept = add(store, "k", "a" * 32)
+        with pytest.raises(RuntimeError), store.write() as tx:
+            tx.get_object("v1", "key", "k")
+            tx.add_version(version("k", "b" * 32))
+            raise RuntimeError("boom")
+        with pytest.raises(psycopg.errors.UniqueViolation), store.write() as tx:
+            tx.add_version(version("k", "c" * 32))
+            tx.add_version(version("k", "a" * 32))  # a duplicate: refused when the pipeline syncs, at commit
+        later = add(store, "k", "d" * 32)
+        with store.read() as tx:
+            listed = tx.list_versions("v1", "key", "k", after_seq=None, limit=10)
+        assert [v.version for v in listed] == [kept.version, later.version] and later.seq > kept.seq
+    finally:
+        store.close()

@@ -15,7 +15,9 @@ if it needs the database (``CacheMiss``) it runs again on an executor thread. Fo
 a body, authentication and authorization are tried the same way, the body is then read on the
 loop, and the handler (which writes) runs on an executor thread (its coroutine, which then waits for nothing, stepped to
 its end there), so a slow query or a 500 ms RSA-4096 key generation never stalls the worker's other
-requests, and the order of answers (401 before any body check) is the same as inline.
+requests, and the order of answers (401 before any body check) is the same as inline. The events of
+a successful write are emitted on an executor thread too: its audit record is committed before the
+answer, and that commit must not stall the loop either.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from kluis.api.throttle import RateLimitedLog, Shedder, SignInGuard, VaultThrott
 from kluis.api.tunnels import TunnelTable, split_peer, tunnel_table_path
 from kluis.api.versions import check_api_version
 from kluis.config import REQUESTS_PER_WORKER, DataDir, ServerSettings, default_data_dir
+from kluis.domain.audit import is_durable_write
 from kluis.domain.authorization import AdminPermission
 from kluis.domain.errors import Forbidden, NotFound, VaultError
 from kluis.domain.events import OperationEvent
@@ -184,7 +187,13 @@ class KluisApp:
             headers["x-ms-keyvault-service-version"] = SERVICE_VERSION
             headers["x-ms-keyvault-network-info"] = _network_info(request.client)
         if ctx.route is not None:
-            self._emit(ctx, ctx.route, response.status_code, time.perf_counter() - started)
+            event = self._event(ctx, ctx.route, response.status_code, time.perf_counter() - started)
+            if self.runtime.executor is not None and is_durable_write(event):
+                # Its audit record is committed before the answer (a round trip and a WAL flush on
+                # PostgreSQL): on an executor thread, so the loop serves other requests meanwhile.
+                await asyncio.get_running_loop().run_in_executor(self.runtime.executor, self.runtime.events.emit, event)
+            else:
+                self.runtime.events.emit(event)
         return response
 
     async def _cached_first(
@@ -277,9 +286,10 @@ class KluisApp:
     def _no_route(ctx: RequestContext) -> Response:
         raise HttpError(404, "NotFound", f"The path {ctx.request.path} does not exist on this server.")
 
-    def _emit(self, ctx: RequestContext, route: Route, status: int, duration: float) -> None:
+    @staticmethod
+    def _event(ctx: RequestContext, route: Route, status: int, duration: float) -> OperationEvent:
         caller = ctx.caller
-        event = OperationEvent(
+        return OperationEvent(
             request_id=ctx.request_id,
             operation=route.operation,
             kind=route.kind,
@@ -295,7 +305,6 @@ class KluisApp:
             method=route.method,
             error=ctx.error,
         )
-        self.runtime.events.emit(event)
 
     # -- RSGI (granian) ------------------------------------------------------------------------
     def __rsgi_init__(self, loop: Any) -> None:

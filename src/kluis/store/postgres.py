@@ -11,8 +11,9 @@ after reading the current one, a vault created after checking its name) stay cor
 nodes with no locking of their own, two nodes creating versions of one key get distinct versions
 whose ``seq`` follows commit order, and writes to different names commit side by side. A write
 holds its locks for a few statements (material is made and sealed before it starts), sent in
-pipeline mode: statements without rows are only queued, so a new version costs three round trips
-(begin + lock + read the object; insert the version; update the object + commit).
+pipeline mode: BEGIN, COMMIT and statements whose rows nobody waits for are only queued, so a new
+version costs two round trips (begin + lock + read the object; insert the version + update the
+object + commit) and an append (an audit batch) one.
 
 Reads and other nodes' writes. Point lookups (vault, policy, object, version, setting) go through
 one read cache per process. A write of this process drops what it changed at commit (the names
@@ -37,7 +38,7 @@ import select
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import orjson
@@ -157,6 +158,15 @@ class PostgresTransaction:
         self._conn = conn
         self._pool = pool
         self._locks = locks
+        self._returning: list[tuple[psycopg.Cursor[Any], VersionRecord]] = []  # queued inserts awaiting their seq
+
+    def settle(self) -> None:
+        """Give each version queued by ``add_version`` its ``seq``, once the pipeline has its answer."""
+        while self._returning:
+            cur, v = self._returning.pop(0)
+            row = cur.fetchone()
+            assert row is not None
+            v.seq = int(row[0])
 
     def _lock_object(self, vault_id: str, kind: str, name: str) -> None:
         if self._locks is not None:
@@ -170,7 +180,9 @@ class PostgresTransaction:
         """A statement's first row (``many``: all rows); inside a write, waits for the pipeline to get there."""
         if self._conn is not None:
             cur = self._conn.execute(sql, args)
-            return cur.fetchall() if many else cur.fetchone()
+            found = cur.fetchall() if many else cur.fetchone()
+            self.settle()  # the answers before this one have arrived too
+            return found
         assert self._pool is not None
         with self._pool.connection() as conn:
             cur = conn.execute(sql, args)
@@ -407,25 +419,21 @@ class PostgresTransaction:
         return [ObjectRecord(*r) for r in purge], [ObjectRecord(*r) for r in due]
 
     def add_version(self, v: VersionRecord) -> None:
+        """Inside a write the insert is only queued: ``v.seq`` is set when its answer arrives (at the
+        next statement that returns rows, or at commit), so a new version costs no round trip of its own."""
         self._lock_object(v.vault_id, v.kind, v.name)
-        row = self._run(
+        sql = (
             "INSERT INTO object_versions (vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, "
-            "updated, tags, props) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq",
-            (
-                v.vault_id,
-                v.kind,
-                v.name.lower(),
-                v.version,
-                v.sealed,
-                v.enabled,
-                v.nbf,
-                v.exp,
-                v.created,
-                v.updated,
-                _json(v.tags),
-                _json(v.props),
-            ),
+            "updated, tags, props) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq"
         )
+        args = (
+            v.vault_id, v.kind, v.name.lower(), v.version, v.sealed, v.enabled, v.nbf, v.exp, v.created, v.updated,
+            _json(v.tags), _json(v.props),
+        )  # fmt: skip
+        if self._conn is not None:
+            self._returning.append((self._conn.execute(sql, args), v))
+            return
+        row = self._run(sql, args)
         v.seq = int(row[0])
 
     def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
@@ -726,14 +734,31 @@ class PostgresStore:
         locks: _WriteLocks | None = None
         with self._pool.connection() as conn:
             try:
-                with conn.pipeline(), conn.transaction():
-                    locks = _WriteLocks(conn, self._token)
-                    tx = PostgresTransaction(conn, locks=locks)
-                    self._local.tx = tx
-                    try:
-                        yield tx
-                    finally:
-                        self._local.tx = None
+                try:
+                    # BEGIN and COMMIT are queued like any statement without rows (psycopg's
+                    # ``conn.transaction()`` waits for the server on entry and three times on exit):
+                    # the commit travels with the body's last statements, and the pipeline's end
+                    # waits for all their answers at once, so a write costs one round trip plus one
+                    # per row it reads. An error in any of them aborts the transaction (rolled back below).
+                    with conn.pipeline():
+                        conn.execute("BEGIN")
+                        locks = _WriteLocks(conn, self._token)
+                        tx = PostgresTransaction(conn, locks=locks)
+                        self._local.tx = tx
+                        try:
+                            yield tx
+                        except BaseException:
+                            with suppress(psycopg.Error):
+                                conn.execute("ROLLBACK")  # queued: ends with the pipeline's sync
+                            raise
+                        finally:
+                            self._local.tx = None
+                        conn.execute("COMMIT")
+                    tx.settle()
+                finally:
+                    if conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        with suppress(psycopg.Error):  # a failed statement or COMMIT: nothing of it stays
+                            conn.rollback()
             finally:  # this process's own writes are seen by its next read
                 if locks is not None and locks.mode == "objects":
                     for name in locks.names:
