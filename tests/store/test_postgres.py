@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kluis.store import AuditQuery, AuditRecord, Store
+from kluis.store import AuditBatch, Store
 from kluis.store.postgres import CACHE_TTL, PostgresStore, ReadCache
 from tests.store.contract import *  # noqa: F403 - the contract's tests, run here against PostgreSQL
 from tests.store.contract import add, seed, version
@@ -342,12 +342,11 @@ def test_a_new_version_costs_two_round_trips_and_an_audit_batch_one(postgres_url
         assert v.seq > 0  # its seq arrived with the commit's answers
         started = time.monotonic()
         with store.write() as tx:
-            tx.add_audit_records([AuditRecord("c", 0, 1, "t", "o", "a", "::1", "v", "GetKey", "key", "k", "", 200,
-                                              "r0", 10, "", 0, "h0")])  # fmt: skip
+            tx.add_audit_batches([AuditBatch("c", 0, 1, 1, 1, "", 0, "h0", b"[]")])
         took = time.monotonic() - started
         assert delay <= took < 2 * delay, f"an audit batch took {took / delay:.1f} round trips"
         with store.read() as tx:
-            assert [r.request_id for r in tx.list_audit_records(AuditQuery(), after_id=0, limit=5)] == ["r0"]
+            assert [b.hash for b in tx.list_audit_batches(after_id=0, since_ms=None, until_ms=None, limit=5)] == ["h0"]
     finally:
         store.close()
         link.close()
