@@ -103,6 +103,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Another kluis checkout (e.g. a git worktree of an older commit): serve its src too, from this venv, "
         "and alternate it with this checkout in every round of the --baseline-ops.",
     )
+    p.add_argument("--audit", choices=("on", "off"), default="on",
+                   help="This checkout's audit log (kluis serve --audit; default on, as kluis ships).")  # fmt: skip
+    p.add_argument("--baseline-audit", choices=("on", "off"), default="on",
+                   help="The baseline's audit log: `--baseline . --baseline-audit off` measures what auditing "
+                   "costs, in the same rounds (a checkout whose CLI has no --audit ignores it).")  # fmt: skip
     p.add_argument("--baseline-ops", default=",".join(BASELINE_OPS),
                    help=f"Operations compared with --baseline (default {','.join(BASELINE_OPS)}).")  # fmt: skip
     p.add_argument(
@@ -288,16 +293,18 @@ def _cpu_records(node: Any) -> list[float | None]:
 def _run_phases(b: Bench, results: dict[str, Any]) -> None:
     args = b.args
     server = KluisProcess(b.work / "current" / "data", workers=args.workers, key_pool=args.key_pool,
-                          database=_database_url(b, results))  # fmt: skip
+                          database=_database_url(b, results), audit=args.audit)  # fmt: skip
     baseline = None
     if args.baseline is not None and args.baseline_ops:
         baseline = KluisProcess(b.work / "baseline" / "data", workers=args.workers, key_pool=args.key_pool,
-                                src=args.baseline / "src")  # fmt: skip
+                                src=args.baseline / "src", audit=args.baseline_audit)  # fmt: skip
     elif args.baseline is not None:
         b.log("--baseline: none of --baseline-ops is among the operations run; no baseline measured")
     try:
         server.start()
-        b.log(f"kluis serve on {server.url} ({args.workers} workers, key pool {args.key_pool}) from {server.src}")
+        b.log(f"kluis serve on {server.url} ({args.workers} workers, key pool {args.key_pool}, audit {args.audit})"
+              f" from {server.src}")  # fmt: skip
+        results["meta"]["audit"] = args.audit
         results["meta"]["kluis_file"] = server.kluis_file
         if baseline is not None:
             baseline.start()
@@ -309,6 +316,7 @@ def _run_phases(b: Bench, results: dict[str, Any]) -> None:
                 "kluis_file": baseline.kluis_file,
                 "dropped_flags": baseline.dropped,
                 "operations": args.baseline_ops,
+                "audit": args.baseline_audit,
             }
         with RawCeiling(args.workers) as raw:
             _kluis_phase(b, results, server, baseline, raw)

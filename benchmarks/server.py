@@ -101,6 +101,7 @@ _ENV = {
     "--workers": "KLUIS_WORKERS",
     "--scheduler-interval": "KLUIS_SCHEDULER_INTERVAL",
     "--database": "KLUIS_DATABASE",
+    "--audit": "KLUIS_AUDIT",
 }
 _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
@@ -159,6 +160,7 @@ class KluisProcess:
     key_pool: int = 16
     src: Path = SRC
     database: str = ""  # "" (SQLite in the data dir) or a postgresql:// URL
+    audit: str = "on"  # kluis serve --audit (left out for a checkout that has no such flag)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     kluis_file: str = ""
@@ -202,6 +204,8 @@ class KluisProcess:
         }  # fmt: skip
         if self.database:
             options["--database"] = self.database
+        if self.audit != "on":
+            options["--audit"] = self.audit
         argv, env, self.dropped = serve_command(options, self._flags)
         try:
             self.process = launch(argv, log_path=self.log_path, ready_url=f"{self.url}/_kluis/health",

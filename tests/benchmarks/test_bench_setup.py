@@ -31,6 +31,11 @@ def test_only_and_baseline_flags(tmp_path: Path) -> None:
     assert args.ops == ["get_key", "list_keys"]
     assert args.baseline_ops == ["get_key"]  # sign_ps256 is not run, so not compared
     assert args.baseline == SRC.parent.resolve()
+    assert (args.audit, args.baseline_audit) == ("on", "on")  # kluis ships with the audit log on
+    costed = parse_args(["--baseline", str(SRC.parent), "--baseline-audit", "off"])
+    assert (costed.audit, costed.baseline_audit) == ("on", "off")
+    argv, env, _ = serve_command({"--audit": "off"}, {"--audit"})
+    assert argv[-2:] == ["--audit", "off"] and env == {"KLUIS_AUDIT": "off"}
     with pytest.raises(SystemExit):
         parse_args(["--baseline", str(tmp_path)])  # no src/kluis there
     with pytest.raises(SystemExit):
