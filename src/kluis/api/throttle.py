@@ -26,12 +26,13 @@ import functools
 import hashlib
 import logging
 import math
-import mmap
 import os
 import struct
 import threading
 import time
 from pathlib import Path
+
+from kluis.api.mapped import map_file
 
 __all__ = [
     "FREE_FAILURES",
@@ -74,16 +75,7 @@ class SharedBuckets:
     def __init__(self, path: Path, capacity: float, rate: float) -> None:
         self.capacity = capacity
         self.rate = rate
-        size = _SLOT.size * _SLOTS
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_size < size:
-                os.ftruncate(fd, size)
-            self._map = mmap.mmap(fd, size)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
+        self._fd, self._map = map_file(path, _SLOT.size * _SLOTS)
         # flock excludes other processes only: threads share the descriptor, so they also take this
         # lock (requests run on a worker's executor threads when the store is PostgreSQL)
         self._threads = threading.Lock()

@@ -25,10 +25,11 @@ only after the proxy has written it, because the proxy forwards nothing until th
 from __future__ import annotations
 
 import ipaddress
-import mmap
 import os
 import struct
 from pathlib import Path
+
+from kluis.api.mapped import map_file
 
 __all__ = ["TunnelTable", "split_peer", "tunnel_table_path"]
 
@@ -80,16 +81,7 @@ class TunnelTable:
     __slots__ = ("_fd", "_map")
 
     def __init__(self, path: Path) -> None:
-        size = _SLOT.size * _PORTS
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_size != size:
-                os.ftruncate(fd, size)
-            self._map = mmap.mmap(fd, size)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
+        self._fd, self._map = map_file(path, _SLOT.size * _PORTS)
 
     @classmethod
     def create(cls, path: Path) -> TunnelTable:
