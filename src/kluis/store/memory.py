@@ -14,16 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from kluis.store.records import (
-    AuditBatch,
-    GroupRecord,
-    ObjectRecord,
-    PolicyRecord,
-    PrincipalRecord,
-    VaultRecord,
-    VersionRecord,
-    WrappedKeyRecord,
-)
+from kluis.store import records
 
 __all__ = ["MemoryStore", "MemoryTransaction"]
 
@@ -37,14 +28,14 @@ def _copy(record: R | None) -> R | None:
 @dataclass
 class _Tables:
     settings: dict[str, bytes] = field(default_factory=dict)
-    wrapped_keys: dict[int, WrappedKeyRecord] = field(default_factory=dict)
-    principals: dict[str, PrincipalRecord] = field(default_factory=dict)
-    groups: dict[str, GroupRecord] = field(default_factory=dict)
-    vaults: dict[str, VaultRecord] = field(default_factory=dict)  # by vault_id
-    policies: dict[tuple[str, str], PolicyRecord] = field(default_factory=dict)
-    objects: dict[tuple[str, str, str], ObjectRecord] = field(default_factory=dict)
-    versions: dict[tuple[str, str, str, str], VersionRecord] = field(default_factory=dict)
-    audit: dict[int, AuditBatch] = field(default_factory=dict)  # by id, ascending
+    wrapped_keys: dict[int, records.WrappedKeyRecord] = field(default_factory=dict)
+    principals: dict[str, records.PrincipalRecord] = field(default_factory=dict)
+    groups: dict[str, records.GroupRecord] = field(default_factory=dict)
+    vaults: dict[str, records.VaultRecord] = field(default_factory=dict)  # by vault_id
+    policies: dict[tuple[str, str], records.PolicyRecord] = field(default_factory=dict)
+    objects: dict[tuple[str, str, str], records.ObjectRecord] = field(default_factory=dict)
+    versions: dict[tuple[str, str, str, str], records.VersionRecord] = field(default_factory=dict)
+    audit: dict[int, records.AuditBatch] = field(default_factory=dict)  # by id, ascending
 
     def snapshot(self) -> _Tables:
         return _Tables(**{name: dict(getattr(self, name)) for name in self.__dataclass_fields__})
@@ -65,10 +56,10 @@ class MemoryTransaction:
         self._t.settings[name] = bytes(value)
 
     # wrapped data keys
-    def list_wrapped_keys(self) -> list[WrappedKeyRecord]:
+    def list_wrapped_keys(self) -> list[records.WrappedKeyRecord]:
         return [replace(k) for _, k in sorted(self._t.wrapped_keys.items())]
 
-    def add_wrapped_key(self, k: WrappedKeyRecord) -> None:
+    def add_wrapped_key(self, k: records.WrappedKeyRecord) -> None:
         if k.key_id in self._t.wrapped_keys:
             raise ValueError(f"data key {k.key_id} exists")
         self._t.wrapped_keys[k.key_id] = replace(k)
@@ -78,18 +69,18 @@ class MemoryTransaction:
         self._t.wrapped_keys[key_id] = replace(old, wrapped=bytes(wrapped), kek_fingerprint=kek_fingerprint)
 
     # principals
-    def add_principal(self, p: PrincipalRecord) -> None:
+    def add_principal(self, p: records.PrincipalRecord) -> None:
         if p.object_id in self._t.principals or any(x.app_id == p.app_id for x in self._t.principals.values()):
             raise ValueError(f"principal {p.object_id} / {p.app_id} exists")
         self._t.principals[p.object_id] = replace(p)
 
-    def get_principal_by_app_id(self, app_id: str) -> PrincipalRecord | None:
+    def get_principal_by_app_id(self, app_id: str) -> records.PrincipalRecord | None:
         return _copy(next((p for p in self._t.principals.values() if p.app_id == app_id), None))
 
-    def get_principal(self, object_id: str) -> PrincipalRecord | None:
+    def get_principal(self, object_id: str) -> records.PrincipalRecord | None:
         return _copy(self._t.principals.get(object_id))
 
-    def list_principals(self) -> list[PrincipalRecord]:
+    def list_principals(self) -> list[records.PrincipalRecord]:
         return [replace(p) for p in sorted(self._t.principals.values(), key=lambda p: (p.created, p.display_name))]
 
     def delete_principal(self, object_id: str) -> None:
@@ -103,36 +94,36 @@ class MemoryTransaction:
             self._t.principals[object_id] = replace(p, secret_hash=secret_hash)
 
     # groups and vaults
-    def add_group(self, g: GroupRecord) -> None:
+    def add_group(self, g: records.GroupRecord) -> None:
         if g.name.lower() in self._t.groups:
             raise ValueError(f"group {g.name} exists")
         self._t.groups[g.name.lower()] = replace(g)
 
-    def get_group(self, name: str) -> GroupRecord | None:
+    def get_group(self, name: str) -> records.GroupRecord | None:
         return _copy(self._t.groups.get(name.lower()))
 
-    def list_groups(self) -> list[GroupRecord]:
+    def list_groups(self) -> list[records.GroupRecord]:
         return [replace(self._t.groups[k]) for k in sorted(self._t.groups)]
 
     def delete_group(self, name: str) -> None:
         self._t.groups.pop(name.lower(), None)
 
-    def add_vault(self, v: VaultRecord) -> None:
+    def add_vault(self, v: records.VaultRecord) -> None:
         if v.vault_id in self._t.vaults or self.get_vault(v.name) is not None:
             raise ValueError(f"vault {v.name} exists")
         self._t.vaults[v.vault_id] = replace(v)
 
-    def _vault_view(self, v: VaultRecord) -> VaultRecord:
+    def _vault_view(self, v: records.VaultRecord) -> records.VaultRecord:
         group = self._t.groups.get(v.group_name.lower())  # the group's own casing, as the SQL join gives
         return replace(v, group_name=group.name if group is not None else v.group_name)
 
-    def get_vault(self, name: str) -> VaultRecord | None:
+    def get_vault(self, name: str) -> records.VaultRecord | None:
         for v in self._t.vaults.values():
             if v.name.lower() == name.lower() and v.group_name.lower() in self._t.groups:
                 return self._vault_view(v)
         return None
 
-    def list_vaults(self, group_name: str | None = None) -> list[VaultRecord]:
+    def list_vaults(self, group_name: str | None = None) -> list[records.VaultRecord]:
         found = [
             self._vault_view(v)
             for v in self._t.vaults.values()
@@ -148,18 +139,18 @@ class MemoryTransaction:
         self._t.versions = {k: v for k, v in self._t.versions.items() if k[0] != vault_id}
 
     # access policies
-    def put_policy(self, p: PolicyRecord) -> None:
+    def put_policy(self, p: records.PolicyRecord) -> None:
         self._t.policies[(p.vault_id, p.object_id)] = replace(
             p, keys=list(p.keys), secrets=list(p.secrets), certificates=list(p.certificates)
         )
 
-    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
+    def get_policy(self, vault_id: str, object_id: str) -> records.PolicyRecord | None:
         p = self._t.policies.get((vault_id, object_id))
         if p is None:
             return None
         return replace(p, keys=list(p.keys), secrets=list(p.secrets), certificates=list(p.certificates))
 
-    def list_policies(self, vault_id: str) -> list[PolicyRecord]:
+    def list_policies(self, vault_id: str) -> list[records.PolicyRecord]:
         keys = sorted(k for k in self._t.policies if k[0] == vault_id)
         return [p for p in (self.get_policy(*k) for k in keys) if p is not None]
 
@@ -167,10 +158,10 @@ class MemoryTransaction:
         self._t.policies.pop((vault_id, object_id), None)
 
     # vault objects
-    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+    def get_object(self, vault_id: str, kind: str, name: str) -> records.ObjectRecord | None:
         return _copy(self._t.objects.get((vault_id, kind, name.lower())))
 
-    def put_object(self, o: ObjectRecord) -> None:
+    def put_object(self, o: records.ObjectRecord) -> None:
         key = (o.vault_id, o.kind, o.name.lower())
         old = self._t.objects.get(key)
         self._t.objects[key] = replace(o, created=old.created) if old is not None else replace(o)
@@ -183,7 +174,7 @@ class MemoryTransaction:
 
     def list_objects(
         self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
-    ) -> list[ObjectRecord]:
+    ) -> list[records.ObjectRecord]:
         marker = (after or "").lower()
         found = sorted(
             (k[2], o)
@@ -192,7 +183,7 @@ class MemoryTransaction:
         )
         return [replace(o) for _, o in found[:limit]]
 
-    def objects_due(self, *, now: int, limit: int) -> tuple[list[ObjectRecord], list[ObjectRecord]]:
+    def objects_due(self, *, now: int, limit: int) -> tuple[list[records.ObjectRecord], list[records.ObjectRecord]]:
         objs = list(self._t.objects.values())
         purge = sorted(
             (o for o in objs if o.scheduled_purge_at is not None and o.scheduled_purge_at <= now),
@@ -204,17 +195,17 @@ class MemoryTransaction:
         )
         return [replace(o) for o in purge[:limit]], [replace(o) for o in due[:limit]]
 
-    def add_version(self, v: VersionRecord) -> None:
+    def add_version(self, v: records.VersionRecord) -> None:
         key = (v.vault_id, v.kind, v.name.lower(), v.version)
         if key in self._t.versions:
             raise ValueError(f"version {v.version} exists")
         v.seq = next(self._seq)
         self._t.versions[key] = replace(v, name=v.name.lower())
 
-    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
+    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> records.VersionRecord | None:
         return _copy(self._t.versions.get((vault_id, kind, name.lower(), version.lower())))
 
-    def update_version(self, v: VersionRecord) -> None:
+    def update_version(self, v: records.VersionRecord) -> None:
         key = (v.vault_id, v.kind, v.name.lower(), v.version)
         old = self._t.versions.get(key)
         if old is not None:
@@ -224,7 +215,7 @@ class MemoryTransaction:
 
     def list_versions(
         self, vault_id: str, kind: str, name: str, *, after_seq: int | None, limit: int
-    ) -> list[VersionRecord]:
+    ) -> list[records.VersionRecord]:
         prefix = (vault_id, kind, name.lower())
         found = sorted(
             (v for k, v in self._t.versions.items() if k[:3] == prefix and v.seq > (after_seq or 0)),
@@ -237,14 +228,14 @@ class MemoryTransaction:
         return sum(1 for k in self._t.versions if k[:3] == prefix)
 
     # audit log
-    def add_audit_batches(self, batches: Sequence[AuditBatch]) -> None:
+    def add_audit_batches(self, batches: Sequence[records.AuditBatch]) -> None:
         for b in batches:
             bid = next(self._seq)
             self._t.audit[bid] = replace(b, id=bid)
 
     def list_audit_batches(
         self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
-    ) -> list[AuditBatch]:
+    ) -> list[records.AuditBatch]:
         found = [
             replace(b)
             for i, b in sorted(self._t.audit.items())
@@ -264,10 +255,10 @@ class MemoryTransaction:
 
     def delete_audit_batches(self, *, before_ms: int) -> int:
         gone = [i for i, b in self._t.audit.items() if b.max_time_ms < before_ms]
-        records = sum(self._t.audit[i].count for i in gone)
+        removed = sum(self._t.audit[i].count for i in gone)
         for i in gone:
             del self._t.audit[i]
-        return records
+        return removed
 
 
 class MemoryStore:

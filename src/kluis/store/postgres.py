@@ -46,19 +46,10 @@ import psycopg
 from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool
 
+from kluis.store import records
 from kluis.store.base import CacheMiss
 from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
-from kluis.store.records import (
-    AuditBatch,
-    GroupRecord,
-    ObjectRecord,
-    PolicyRecord,
-    PrincipalRecord,
-    VaultRecord,
-    VersionRecord,
-    WrappedKeyRecord,
-)
 
 __all__ = ["CACHE_TTL", "CHANNEL", "PostgresStore", "PostgresTransaction", "ReadCache"]
 
@@ -91,12 +82,12 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _version(r: tuple[Any, ...]) -> VersionRecord:
-    return VersionRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+def _version(r: tuple[Any, ...]) -> records.VersionRecord:
+    return records.VersionRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
 
 
-def _policy(r: tuple[Any, ...]) -> PolicyRecord:
-    return PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
+def _policy(r: tuple[Any, ...]) -> records.PolicyRecord:
+    return records.PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
 
 
 _AUDIT_COLS = "chain, first_seq, count, min_time_ms, max_time_ms, prev_hash, prev_time_ms, hash, body, format"
@@ -158,7 +149,9 @@ class PostgresTransaction:
         self._conn = conn
         self._pool = pool
         self._locks = locks
-        self._returning: list[tuple[psycopg.Cursor[Any], VersionRecord]] = []  # queued inserts awaiting their seq
+        self._returning: list[
+            tuple[psycopg.Cursor[Any], records.VersionRecord]
+        ] = []  # queued inserts awaiting their seq
 
     def settle(self) -> None:
         """Give each version queued by ``add_version`` its ``seq``, once the pipeline has its answer."""
@@ -216,12 +209,12 @@ class PostgresTransaction:
         )
 
     # wrapped data keys ------------------------------------------------------------------
-    def list_wrapped_keys(self) -> list[WrappedKeyRecord]:
+    def list_wrapped_keys(self) -> list[records.WrappedKeyRecord]:
         self._lock_all(write=False)
         rows = self._rows("SELECT id, purpose, wrapped, kek_fingerprint, created FROM wrapped_keys ORDER BY id")
-        return [WrappedKeyRecord(int(r[0]), r[1], bytes(r[2]), r[3], int(r[4])) for r in rows]
+        return [records.WrappedKeyRecord(int(r[0]), r[1], bytes(r[2]), r[3], int(r[4])) for r in rows]
 
-    def add_wrapped_key(self, k: WrappedKeyRecord) -> None:
+    def add_wrapped_key(self, k: records.WrappedKeyRecord) -> None:
         self._lock_all(write=True)
         self._exec(
             "INSERT INTO wrapped_keys (id, purpose, wrapped, kek_fingerprint, created) VALUES (%s, %s, %s, %s, %s)",
@@ -238,27 +231,27 @@ class PostgresTransaction:
             raise KeyError(key_id)
 
     # principals -------------------------------------------------------------------------
-    def add_principal(self, p: PrincipalRecord) -> None:
+    def add_principal(self, p: records.PrincipalRecord) -> None:
         self._lock_all(write=True)
         self._exec(
             f"INSERT INTO principals ({_PRINCIPAL_COLS}) VALUES (%s, %s, %s, %s, %s, %s)",
             (p.object_id, p.app_id, p.display_name, p.secret_hash, p.is_admin, p.created),
         )
 
-    def get_principal_by_app_id(self, app_id: str) -> PrincipalRecord | None:
+    def get_principal_by_app_id(self, app_id: str) -> records.PrincipalRecord | None:
         self._lock_all(write=False)
         row = self._run(f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE app_id = %s", (app_id,))
-        return None if row is None else PrincipalRecord(*row)
+        return None if row is None else records.PrincipalRecord(*row)
 
-    def get_principal(self, object_id: str) -> PrincipalRecord | None:
+    def get_principal(self, object_id: str) -> records.PrincipalRecord | None:
         self._lock_all(write=False)
         row = self._run(f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE object_id = %s", (object_id,))
-        return None if row is None else PrincipalRecord(*row)
+        return None if row is None else records.PrincipalRecord(*row)
 
-    def list_principals(self) -> list[PrincipalRecord]:
+    def list_principals(self) -> list[records.PrincipalRecord]:
         self._lock_all(write=False)
         rows = self._rows(f'SELECT {_PRINCIPAL_COLS} FROM principals ORDER BY created, display_name COLLATE "C"')
-        return [PrincipalRecord(*r) for r in rows]
+        return [records.PrincipalRecord(*r) for r in rows]
 
     def delete_principal(self, object_id: str) -> None:
         self._lock_all(write=True)
@@ -270,28 +263,30 @@ class PostgresTransaction:
         self._exec("UPDATE principals SET secret_hash = %s WHERE object_id = %s", (secret_hash, object_id))
 
     # groups -----------------------------------------------------------------------------
-    def add_group(self, g: GroupRecord) -> None:
+    def add_group(self, g: records.GroupRecord) -> None:
         self._lock_all(write=True)
         self._exec(
             "INSERT INTO groups (name_ci, name, location, created) VALUES (%s, %s, %s, %s)",
             (g.name.lower(), g.name, g.location, g.created),
         )
 
-    def get_group(self, name: str) -> GroupRecord | None:
+    def get_group(self, name: str) -> records.GroupRecord | None:
         self._lock_all(write=False)
         row = self._run("SELECT name, location, created FROM groups WHERE name_ci = %s", (name.lower(),))
-        return None if row is None else GroupRecord(*row)
+        return None if row is None else records.GroupRecord(*row)
 
-    def list_groups(self) -> list[GroupRecord]:
+    def list_groups(self) -> list[records.GroupRecord]:
         self._lock_all(write=False)
-        return [GroupRecord(*r) for r in self._rows("SELECT name, location, created FROM groups ORDER BY name_ci")]
+        return [
+            records.GroupRecord(*r) for r in self._rows("SELECT name, location, created FROM groups ORDER BY name_ci")
+        ]
 
     def delete_group(self, name: str) -> None:
         self._lock_all(write=True)
         self._exec("DELETE FROM groups WHERE name_ci = %s", (name.lower(),))
 
     # vaults -----------------------------------------------------------------------------
-    def add_vault(self, v: VaultRecord) -> None:
+    def add_vault(self, v: records.VaultRecord) -> None:
         self._lock_all(write=True)
         self._exec(
             "INSERT INTO vaults (vault_id, name_ci, name, group_ci, location, retention_days, purge_protection, "
@@ -309,18 +304,18 @@ class PostgresTransaction:
             ),
         )
 
-    def get_vault(self, name: str) -> VaultRecord | None:
+    def get_vault(self, name: str) -> records.VaultRecord | None:
         self._lock_all(write=False)
         row = self._run(_VAULT_SELECT + " WHERE v.name_ci = %s", (name.lower(),))
-        return None if row is None else VaultRecord(*row)
+        return None if row is None else records.VaultRecord(*row)
 
-    def list_vaults(self, group_name: str | None = None) -> list[VaultRecord]:
+    def list_vaults(self, group_name: str | None = None) -> list[records.VaultRecord]:
         self._lock_all(write=False)
         if group_name is None:
             rows = self._rows(_VAULT_SELECT + " ORDER BY v.name_ci")
         else:
             rows = self._rows(_VAULT_SELECT + " WHERE v.group_ci = %s ORDER BY v.name_ci", (group_name.lower(),))
-        return [VaultRecord(*r) for r in rows]
+        return [records.VaultRecord(*r) for r in rows]
 
     def delete_vault(self, vault_id: str) -> None:
         self._lock_all(write=True)
@@ -328,7 +323,7 @@ class PostgresTransaction:
             self._exec(f"DELETE FROM {table} WHERE vault_id = %s", (vault_id,))
 
     # policies ---------------------------------------------------------------------------
-    def put_policy(self, p: PolicyRecord) -> None:
+    def put_policy(self, p: records.PolicyRecord) -> None:
         self._lock_all(write=True)
         self._exec(
             f"INSERT INTO policies ({_POLICY_COLS}) VALUES (%s, %s, %s, %s, %s) "
@@ -337,14 +332,14 @@ class PostgresTransaction:
             (p.vault_id, p.object_id, " ".join(p.keys), " ".join(p.secrets), " ".join(p.certificates)),
         )
 
-    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
+    def get_policy(self, vault_id: str, object_id: str) -> records.PolicyRecord | None:
         self._lock_all(write=False)
         row = self._run(
             f"SELECT {_POLICY_COLS} FROM policies WHERE vault_id = %s AND object_id = %s", (vault_id, object_id)
         )
         return None if row is None else _policy(row)
 
-    def list_policies(self, vault_id: str) -> list[PolicyRecord]:
+    def list_policies(self, vault_id: str) -> list[records.PolicyRecord]:
         self._lock_all(write=False)
         rows = self._rows(
             f'SELECT {_POLICY_COLS} FROM policies WHERE vault_id = %s ORDER BY object_id COLLATE "C"', (vault_id,)
@@ -356,15 +351,15 @@ class PostgresTransaction:
         self._exec("DELETE FROM policies WHERE vault_id = %s AND object_id = %s", (vault_id, object_id))
 
     # vault objects ----------------------------------------------------------------------
-    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+    def get_object(self, vault_id: str, kind: str, name: str) -> records.ObjectRecord | None:
         self._lock_object(vault_id, kind, name)
         row = self._run(
             f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = %s AND kind = %s AND name_ci = %s",
             (vault_id, kind, name.lower()),
         )
-        return None if row is None else ObjectRecord(*row)
+        return None if row is None else records.ObjectRecord(*row)
 
-    def put_object(self, o: ObjectRecord) -> None:
+    def put_object(self, o: records.ObjectRecord) -> None:
         self._lock_object(o.vault_id, o.kind, o.name)
         self._exec(
             "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
@@ -396,7 +391,7 @@ class PostgresTransaction:
 
     def list_objects(
         self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
-    ) -> list[ObjectRecord]:
+    ) -> list[records.ObjectRecord]:
         self._lock_all(write=False)
         state = "deleted_at IS NOT NULL" if deleted else "deleted_at IS NULL"
         rows = self._rows(
@@ -404,9 +399,9 @@ class PostgresTransaction:
             "ORDER BY name_ci LIMIT %s",
             (vault_id, kind, (after or "").lower(), limit),
         )
-        return [ObjectRecord(*r) for r in rows]
+        return [records.ObjectRecord(*r) for r in rows]
 
-    def objects_due(self, *, now: int, limit: int) -> tuple[list[ObjectRecord], list[ObjectRecord]]:
+    def objects_due(self, *, now: int, limit: int) -> tuple[list[records.ObjectRecord], list[records.ObjectRecord]]:
         self._lock_all(write=False)
         purge = self._rows(
             f"SELECT {_OBJECT_COLS} FROM objects WHERE scheduled_purge_at <= %s ORDER BY scheduled_purge_at LIMIT %s",
@@ -416,9 +411,9 @@ class PostgresTransaction:
             f"SELECT {_OBJECT_COLS} FROM objects WHERE due_at <= %s AND deleted_at IS NULL ORDER BY due_at LIMIT %s",
             (now, limit),
         )
-        return [ObjectRecord(*r) for r in purge], [ObjectRecord(*r) for r in due]
+        return [records.ObjectRecord(*r) for r in purge], [records.ObjectRecord(*r) for r in due]
 
-    def add_version(self, v: VersionRecord) -> None:
+    def add_version(self, v: records.VersionRecord) -> None:
         """Inside a write the insert is only queued: ``v.seq`` is set when its answer arrives (at the
         next statement that returns rows, or at commit), so a new version costs no round trip of its own."""
         self._lock_object(v.vault_id, v.kind, v.name)
@@ -436,7 +431,7 @@ class PostgresTransaction:
         row = self._run(sql, args)
         v.seq = int(row[0])
 
-    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
+    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> records.VersionRecord | None:
         self._lock_object(vault_id, kind, name)
         row = self._run(
             f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s "
@@ -445,7 +440,7 @@ class PostgresTransaction:
         )
         return None if row is None else _version(row)
 
-    def update_version(self, v: VersionRecord) -> None:
+    def update_version(self, v: records.VersionRecord) -> None:
         self._lock_object(v.vault_id, v.kind, v.name)
         self._exec(
             "UPDATE object_versions SET enabled = %s, nbf = %s, exp = %s, updated = %s, tags = %s, props = %s "
@@ -466,7 +461,7 @@ class PostgresTransaction:
 
     def list_versions(
         self, vault_id: str, kind: str, name: str, *, after_seq: int | None, limit: int
-    ) -> list[VersionRecord]:
+    ) -> list[records.VersionRecord]:
         self._lock_object(vault_id, kind, name)
         rows = self._rows(
             f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = %s AND kind = %s AND name_ci = %s "
@@ -476,7 +471,7 @@ class PostgresTransaction:
         return [_version(r) for r in rows]
 
     # audit log (append-only: no write lock; chains order themselves) -------------------------
-    def add_audit_batches(self, batches: Sequence[AuditBatch]) -> None:
+    def add_audit_batches(self, batches: Sequence[records.AuditBatch]) -> None:
         for b in batches:
             self._exec(
                 f"INSERT INTO audit_batches ({_AUDIT_COLS}) VALUES ({', '.join(['%s'] * _AUDIT_FIELDS)})",
@@ -486,7 +481,7 @@ class PostgresTransaction:
 
     def list_audit_batches(
         self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
-    ) -> list[AuditBatch]:
+    ) -> list[records.AuditBatch]:
         where = "id > %s"
         args: list[object] = [after_id]
         if since_ms is not None:
@@ -498,7 +493,9 @@ class PostgresTransaction:
         rows = self._rows(
             f"SELECT {_AUDIT_COLS}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT %s", (*args, limit)
         )
-        return [AuditBatch(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10]) for r in rows]
+        return [
+            records.AuditBatch(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10]) for r in rows
+        ]
 
     def audit_time_from_newest(self, offset: int) -> int | None:
         row = self._run(

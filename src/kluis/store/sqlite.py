@@ -32,17 +32,8 @@ from typing import Any
 
 import orjson
 
+from kluis.store import records
 from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
-from kluis.store.records import (
-    AuditBatch,
-    GroupRecord,
-    ObjectRecord,
-    PolicyRecord,
-    PrincipalRecord,
-    VaultRecord,
-    VersionRecord,
-    WrappedKeyRecord,
-)
 from kluis.store.sqlite_schema import migrate
 
 __all__ = ["SqliteStore", "SqliteTransaction", "copy_database", "read_setting"]
@@ -68,12 +59,12 @@ _OBJECT_AND_LATEST = (
 MMAP_SIZE = 1 << 30
 
 
-def _object(row: tuple[Any, ...]) -> ObjectRecord:
-    return ObjectRecord(*row)
+def _object(row: tuple[Any, ...]) -> records.ObjectRecord:
+    return records.ObjectRecord(*row)
 
 
-def _version(r: tuple[Any, ...]) -> VersionRecord:
-    return VersionRecord(
+def _version(r: tuple[Any, ...]) -> records.VersionRecord:
+    return records.VersionRecord(
         r[0],
         r[1],
         r[2],
@@ -108,13 +99,13 @@ class SqliteTransaction:
         )
 
     # wrapped data keys ------------------------------------------------------------------
-    def list_wrapped_keys(self) -> list[WrappedKeyRecord]:
+    def list_wrapped_keys(self) -> list[records.WrappedKeyRecord]:
         rows = self._c.execute(
             "SELECT id, purpose, wrapped, kek_fingerprint, created FROM wrapped_keys ORDER BY id"
         ).fetchall()
-        return [WrappedKeyRecord(int(r[0]), r[1], bytes(r[2]), r[3], int(r[4])) for r in rows]
+        return [records.WrappedKeyRecord(int(r[0]), r[1], bytes(r[2]), r[3], int(r[4])) for r in rows]
 
-    def add_wrapped_key(self, k: WrappedKeyRecord) -> None:
+    def add_wrapped_key(self, k: records.WrappedKeyRecord) -> None:
         self._c.execute(
             "INSERT INTO wrapped_keys (id, purpose, wrapped, kek_fingerprint, created) VALUES (?, ?, ?, ?, ?)",
             (k.key_id, k.purpose, k.wrapped, k.kek_fingerprint, k.created),
@@ -128,33 +119,33 @@ class SqliteTransaction:
             raise KeyError(key_id)
 
     # principals -------------------------------------------------------------------------
-    def add_principal(self, p: PrincipalRecord) -> None:
+    def add_principal(self, p: records.PrincipalRecord) -> None:
         self._c.execute(
             "INSERT INTO principals VALUES (?, ?, ?, ?, ?, ?)",
             (p.object_id, p.app_id, p.display_name, p.secret_hash, int(p.is_admin), p.created),
         )
 
-    def _principal(self, where: str, arg: str) -> PrincipalRecord | None:
+    def _principal(self, where: str, arg: str) -> records.PrincipalRecord | None:
         row = self._c.execute(
             f"SELECT object_id, app_id, display_name, secret_hash, is_admin, created FROM principals WHERE {where} = ?",
             (arg,),
         ).fetchone()
         if row is None:
             return None
-        return PrincipalRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+        return records.PrincipalRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
 
-    def get_principal_by_app_id(self, app_id: str) -> PrincipalRecord | None:
+    def get_principal_by_app_id(self, app_id: str) -> records.PrincipalRecord | None:
         return self._principal("app_id", app_id)
 
-    def get_principal(self, object_id: str) -> PrincipalRecord | None:
+    def get_principal(self, object_id: str) -> records.PrincipalRecord | None:
         return self._principal("object_id", object_id)
 
-    def list_principals(self) -> list[PrincipalRecord]:
+    def list_principals(self) -> list[records.PrincipalRecord]:
         rows = self._c.execute(
             "SELECT object_id, app_id, display_name, secret_hash, is_admin, created FROM principals "
             "ORDER BY created, display_name"
         ).fetchall()
-        return [PrincipalRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+        return [records.PrincipalRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
     def delete_principal(self, object_id: str) -> None:
         self._c.execute("DELETE FROM principals WHERE object_id = ?", (object_id,))
@@ -164,18 +155,18 @@ class SqliteTransaction:
         self._c.execute("UPDATE principals SET secret_hash = ? WHERE object_id = ?", (secret_hash, object_id))
 
     # groups -----------------------------------------------------------------------------
-    def add_group(self, g: GroupRecord) -> None:
+    def add_group(self, g: records.GroupRecord) -> None:
         self._c.execute("INSERT INTO groups VALUES (?, ?, ?, ?)", (g.name.lower(), g.name, g.location, g.created))
 
-    def get_group(self, name: str) -> GroupRecord | None:
+    def get_group(self, name: str) -> records.GroupRecord | None:
         row = self._c.execute(
             "SELECT name, location, created FROM groups WHERE name_ci = ?", (name.lower(),)
         ).fetchone()
-        return None if row is None else GroupRecord(*row)
+        return None if row is None else records.GroupRecord(*row)
 
-    def list_groups(self) -> list[GroupRecord]:
+    def list_groups(self) -> list[records.GroupRecord]:
         rows = self._c.execute("SELECT name, location, created FROM groups ORDER BY name_ci").fetchall()
-        return [GroupRecord(*r) for r in rows]
+        return [records.GroupRecord(*r) for r in rows]
 
     def delete_group(self, name: str) -> None:
         self._c.execute("DELETE FROM groups WHERE name_ci = ?", (name.lower(),))
@@ -187,10 +178,10 @@ class SqliteTransaction:
     )
 
     @staticmethod
-    def _vault(r: tuple[Any, ...]) -> VaultRecord:
-        return VaultRecord(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7])
+    def _vault(r: tuple[Any, ...]) -> records.VaultRecord:
+        return records.VaultRecord(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7])
 
-    def add_vault(self, v: VaultRecord) -> None:
+    def add_vault(self, v: records.VaultRecord) -> None:
         self._c.execute(
             "INSERT INTO vaults (vault_id, name_ci, name, group_ci, location, retention_days, purge_protection, "
             "created, sku) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -207,11 +198,11 @@ class SqliteTransaction:
             ),
         )
 
-    def get_vault(self, name: str) -> VaultRecord | None:
+    def get_vault(self, name: str) -> records.VaultRecord | None:
         row = self._c.execute(self._VAULT_SELECT + " WHERE v.name_ci = ?", (name.lower(),)).fetchone()
         return None if row is None else self._vault(row)
 
-    def list_vaults(self, group_name: str | None = None) -> list[VaultRecord]:
+    def list_vaults(self, group_name: str | None = None) -> list[records.VaultRecord]:
         if group_name is None:
             rows = self._c.execute(self._VAULT_SELECT + " ORDER BY v.name_ci").fetchall()
         else:
@@ -225,7 +216,7 @@ class SqliteTransaction:
             self._c.execute(f"DELETE FROM {table} WHERE vault_id = ?", (vault_id,))
 
     # policies ---------------------------------------------------------------------------
-    def put_policy(self, p: PolicyRecord) -> None:
+    def put_policy(self, p: records.PolicyRecord) -> None:
         self._c.execute(
             "INSERT INTO policies VALUES (?, ?, ?, ?, ?) ON CONFLICT (vault_id, object_id) DO UPDATE SET "
             "keys = excluded.keys, secrets = excluded.secrets, certificates = excluded.certificates",
@@ -233,10 +224,10 @@ class SqliteTransaction:
         )
 
     @staticmethod
-    def _policy(r: tuple[Any, ...]) -> PolicyRecord:
-        return PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
+    def _policy(r: tuple[Any, ...]) -> records.PolicyRecord:
+        return records.PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
 
-    def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
+    def get_policy(self, vault_id: str, object_id: str) -> records.PolicyRecord | None:
         row = self._c.execute(
             "SELECT vault_id, object_id, keys, secrets, certificates FROM policies "
             "WHERE vault_id = ? AND object_id = ?",
@@ -244,7 +235,7 @@ class SqliteTransaction:
         ).fetchone()
         return None if row is None else self._policy(row)
 
-    def list_policies(self, vault_id: str) -> list[PolicyRecord]:
+    def list_policies(self, vault_id: str) -> list[records.PolicyRecord]:
         rows = self._c.execute(
             "SELECT vault_id, object_id, keys, secrets, certificates FROM policies WHERE vault_id = ? "
             "ORDER BY object_id",
@@ -256,7 +247,7 @@ class SqliteTransaction:
         self._c.execute("DELETE FROM policies WHERE vault_id = ? AND object_id = ?", (vault_id, object_id))
 
     # vault objects ----------------------------------------------------------------------
-    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+    def get_object(self, vault_id: str, kind: str, name: str) -> records.ObjectRecord | None:
         row = self._c.execute(
             f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = ? AND kind = ? AND name_ci = ?",
             (vault_id, kind, name.lower()),
@@ -265,7 +256,7 @@ class SqliteTransaction:
 
     def get_object_and_latest(
         self, vault_id: str, kind: str, name: str
-    ) -> tuple[ObjectRecord | None, VersionRecord | None]:
+    ) -> tuple[records.ObjectRecord | None, records.VersionRecord | None]:
         """The object (None if absent) and its current version (None if absent too), in one statement."""
         row = self._c.execute(_OBJECT_AND_LATEST, (vault_id, kind, name.lower())).fetchone()
         if row is None:
@@ -273,7 +264,7 @@ class SqliteTransaction:
         obj = _object(row[:_N_OBJECT])
         return obj, (None if row[_N_OBJECT] is None else _version(row[_N_OBJECT:]))
 
-    def put_object(self, o: ObjectRecord) -> None:
+    def put_object(self, o: records.ObjectRecord) -> None:
         self._c.execute(
             "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
             "scheduled_purge_at, policy, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -303,7 +294,7 @@ class SqliteTransaction:
 
     def list_objects(
         self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
-    ) -> list[ObjectRecord]:
+    ) -> list[records.ObjectRecord]:
         state = "deleted_at IS NOT NULL" if deleted else "deleted_at IS NULL"
         rows = self._c.execute(
             f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id = ? AND kind = ? AND {state} AND name_ci > ? "
@@ -312,7 +303,7 @@ class SqliteTransaction:
         ).fetchall()
         return [_object(r) for r in rows]
 
-    def objects_due(self, *, now: int, limit: int) -> tuple[list[ObjectRecord], list[ObjectRecord]]:
+    def objects_due(self, *, now: int, limit: int) -> tuple[list[records.ObjectRecord], list[records.ObjectRecord]]:
         purge = self._c.execute(
             f"SELECT {_OBJECT_COLS} FROM objects WHERE scheduled_purge_at <= ? ORDER BY scheduled_purge_at LIMIT ?",
             (now, limit),
@@ -323,7 +314,7 @@ class SqliteTransaction:
         ).fetchall()
         return [_object(r) for r in purge], [_object(r) for r in due]
 
-    def add_version(self, v: VersionRecord) -> None:
+    def add_version(self, v: records.VersionRecord) -> None:
         cur = self._c.execute(
             "INSERT INTO object_versions (vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, "
             "updated, tags, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -344,7 +335,7 @@ class SqliteTransaction:
         )
         v.seq = int(cur.lastrowid or 0)
 
-    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
+    def get_version(self, vault_id: str, kind: str, name: str, version: str) -> records.VersionRecord | None:
         row = self._c.execute(
             f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = ? AND kind = ? AND name_ci = ? "
             "AND version = ?",
@@ -352,7 +343,7 @@ class SqliteTransaction:
         ).fetchone()
         return None if row is None else _version(row)
 
-    def update_version(self, v: VersionRecord) -> None:
+    def update_version(self, v: records.VersionRecord) -> None:
         self._c.execute(
             "UPDATE object_versions SET enabled = ?, nbf = ?, exp = ?, updated = ?, tags = ?, props = ? "
             "WHERE vault_id = ? AND kind = ? AND name_ci = ? AND version = ?",
@@ -372,7 +363,7 @@ class SqliteTransaction:
 
     def list_versions(
         self, vault_id: str, kind: str, name: str, *, after_seq: int | None, limit: int
-    ) -> list[VersionRecord]:
+    ) -> list[records.VersionRecord]:
         rows = self._c.execute(
             f"SELECT {_VERSION_COLS} FROM object_versions WHERE vault_id = ? AND kind = ? AND name_ci = ? "
             "AND seq > ? ORDER BY seq LIMIT ?",
@@ -388,7 +379,7 @@ class SqliteTransaction:
         return int(row[0])
 
     # audit log ---------------------------------------------------------------------------
-    def add_audit_batches(self, batches: Sequence[AuditBatch]) -> None:
+    def add_audit_batches(self, batches: Sequence[records.AuditBatch]) -> None:
         self._c.executemany(
             f"INSERT INTO audit_batches ({_AUDIT_COLS}) VALUES ({', '.join('?' * _AUDIT_FIELDS)})",
             [
@@ -400,7 +391,7 @@ class SqliteTransaction:
 
     def list_audit_batches(
         self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
-    ) -> list[AuditBatch]:
+    ) -> list[records.AuditBatch]:
         where = "id > ?"
         args: list[object] = [after_id]
         if since_ms is not None:
@@ -412,7 +403,7 @@ class SqliteTransaction:
         rows = self._c.execute(
             f"SELECT {_AUDIT_COLS}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
         ).fetchall()
-        return [AuditBatch(*r) for r in rows]
+        return [records.AuditBatch(*r) for r in rows]
 
     def audit_time_from_newest(self, offset: int) -> int | None:
         row = self._c.execute(
@@ -489,7 +480,7 @@ class CachedReadTransaction(CachedLookups, SqliteTransaction):
             self._cache.drop()
         self._cache.entries[key] = value
 
-    def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
+    def get_object(self, vault_id: str, kind: str, name: str) -> records.ObjectRecord | None:
         """On a miss, the object and its current version are read in one statement and both cached
         (the version read that follows an object read is then a hit)."""
         name_ci = name.lower()
@@ -500,7 +491,7 @@ class CachedReadTransaction(CachedLookups, SqliteTransaction):
             self._remember(key, hit)
             if latest is not None:
                 self._remember(("version", vault_id, kind, name_ci, latest.version.lower()), latest)
-        result: ObjectRecord | None = clone(hit)
+        result: records.ObjectRecord | None = clone(hit)
         return result
 
 
