@@ -50,6 +50,7 @@ from kluis.store import records
 from kluis.store.base import CacheMiss
 from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
+from kluis.store.statements import UPSERT_OBJECT, object_row, psycopg_style
 
 __all__ = ["CACHE_TTL", "CHANNEL", "PostgresStore", "PostgresTransaction", "ReadCache"]
 
@@ -67,6 +68,7 @@ _EXCLUSIVE_LOCKS = {"scheduler": SCHEDULER_LOCK}
 _OBJECT_COLS = "vault_id, kind, name, latest_version, created, updated, deleted_at, scheduled_purge_at, policy, due_at"
 _VERSION_COLS = "vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, updated, tags, props, seq"
 _PRINCIPAL_COLS = "object_id, app_id, display_name, secret_hash, is_admin, created"
+_UPSERT_OBJECT = psycopg_style(UPSERT_OBJECT)
 _VAULT_SELECT = (
     "SELECT v.vault_id, v.name, g.name, v.location, v.retention_days, v.purge_protection, v.created, v.sku "
     "FROM vaults v JOIN groups g ON g.name_ci = v.group_ci"
@@ -361,27 +363,7 @@ class PostgresTransaction:
 
     def put_object(self, o: records.ObjectRecord) -> None:
         self._lock_object(o.vault_id, o.kind, o.name)
-        self._exec(
-            "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
-            "scheduled_purge_at, policy, due_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (vault_id, kind, name_ci) DO UPDATE SET name = excluded.name, "
-            "latest_version = excluded.latest_version, updated = excluded.updated, "
-            "deleted_at = excluded.deleted_at, scheduled_purge_at = excluded.scheduled_purge_at, "
-            "policy = excluded.policy, due_at = excluded.due_at",
-            (
-                o.vault_id,
-                o.kind,
-                o.name.lower(),
-                o.name,
-                o.latest_version,
-                o.created,
-                o.updated,
-                o.deleted_at,
-                o.scheduled_purge_at,
-                o.policy,
-                o.due_at,
-            ),
-        )
+        self._exec(_UPSERT_OBJECT, object_row(o))
 
     def delete_object(self, vault_id: str, kind: str, name: str) -> None:
         self._lock_object(vault_id, kind, name)

@@ -35,6 +35,7 @@ import orjson
 from kluis.store import records
 from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.sqlite_schema import migrate
+from kluis.store.statements import UPSERT_OBJECT, object_row
 
 __all__ = ["SqliteStore", "SqliteTransaction", "copy_database", "read_setting"]
 
@@ -265,27 +266,7 @@ class SqliteTransaction:
         return obj, (None if row[_N_OBJECT] is None else _version(row[_N_OBJECT:]))
 
     def put_object(self, o: records.ObjectRecord) -> None:
-        self._c.execute(
-            "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
-            "scheduled_purge_at, policy, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (vault_id, kind, name_ci) DO UPDATE SET name = excluded.name, "
-            "latest_version = excluded.latest_version, updated = excluded.updated, "
-            "deleted_at = excluded.deleted_at, scheduled_purge_at = excluded.scheduled_purge_at, "
-            "policy = excluded.policy, due_at = excluded.due_at",
-            (
-                o.vault_id,
-                o.kind,
-                o.name.lower(),
-                o.name,
-                o.latest_version,
-                o.created,
-                o.updated,
-                o.deleted_at,
-                o.scheduled_purge_at,
-                o.policy,
-                o.due_at,
-            ),
-        )
+        self._c.execute(UPSERT_OBJECT, object_row(o))
 
     def delete_object(self, vault_id: str, kind: str, name: str) -> None:
         args = (vault_id, kind, name.lower())
