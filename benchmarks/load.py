@@ -149,12 +149,22 @@ def run_load(
     connections: int,
     client: str = "auto",
     processes: int = 1,
+    proxy: tuple[str, int] | None = None,
 ) -> LoadResult:
-    """Drive ``scenario`` against ``url`` (``https://host:port``) for ``duration`` seconds."""
+    """Drive ``scenario`` against ``url`` (``https://host:port``) for ``duration`` seconds.
+
+    With ``proxy`` (host, port of an HTTP CONNECT proxy, the Python client only), every connection
+    is a tunnel to ``url``'s authority (e.g. ``https://default.vault.azure.net:443``) through it, as
+    an SDK with ``HTTPS_PROXY`` set makes them."""
     conns = scenario.connections or connections
     if client == "auto":
-        client = available_clients()[0]
+        client = "python" if proxy is not None else available_clients()[0]
     run = os.urandom(3).hex()  # prefix of "seq" names: a fresh one per run
+    if proxy is not None:
+        if client != "python":
+            raise ValueError("only the python load client goes through a CONNECT proxy")
+        return _run_python(url, scenario, run, duration=duration, connections=conns, processes=min(processes, conns),
+                           proxy=proxy)  # fmt: skip
     if client == "wrk":
         return _run_wrk(url, scenario, run, duration=duration, connections=conns, threads=min(processes, conns))
     if client == "python":
@@ -253,13 +263,17 @@ class _Job:
     connections: int
     worker: int
     run: str
+    proxy: tuple[str, int] | None = None
 
 
-def _run_python(url: str, s: Scenario, run: str, *, duration: float, connections: int, processes: int) -> LoadResult:
+def _run_python(
+    url: str, s: Scenario, run: str, *, duration: float, connections: int, processes: int,
+    proxy: tuple[str, int] | None = None,
+) -> LoadResult:  # fmt: skip
     hostport = url.split("://", 1)[1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     per = [connections // processes + (1 if i < connections % processes else 0) for i in range(processes)]
-    jobs = [_Job(host, int(port), s, duration, n, i + 1, run) for i, n in enumerate(per) if n]
+    jobs = [_Job(host, int(port), s, duration, n, i + 1, run, proxy) for i, n in enumerate(per) if n]
     with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
         parts = list(pool.map(_python_worker, jobs))
     lat = sorted(x for p in parts for x in p[0])
@@ -320,7 +334,15 @@ async def _python_main(job: _Job) -> tuple[list[float], int, float]:
 
     async def connection() -> None:
         nonlocal errors
-        reader, writer = await asyncio.open_connection(job.host, job.port, ssl=ctx)
+        if job.proxy is None:
+            reader, writer = await asyncio.open_connection(job.host, job.port, ssl=ctx)
+        else:  # CONNECT, then TLS inside the tunnel (what an SDK does with HTTPS_PROXY)
+            reader, writer = await asyncio.open_connection(*job.proxy)
+            writer.write(f"CONNECT {job.host}:{job.port} HTTP/1.1\r\nHost: {job.host}:{job.port}\r\n\r\n".encode())
+            answer = await reader.readuntil(b"\r\n\r\n")
+            if answer[9:12] != b"200":
+                raise RuntimeError(f"proxy refused CONNECT: {answer[:40]!r}")
+            await writer.start_tls(ctx, server_hostname=job.host)
         try:
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()

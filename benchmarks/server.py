@@ -149,7 +149,7 @@ def with_pythonpath(first: Path, extra: dict[str, str] | None = None) -> dict[st
 
 @dataclass
 class KluisProcess:
-    """One ``kluis serve`` of the checkout whose ``src`` is given (HTTPS only: the CONNECT proxy is off).
+    """One ``kluis serve`` of the checkout whose ``src`` is given (HTTPS; the CONNECT proxy only with ``proxy_port``).
 
     The same interpreter and venv run it, with ``PYTHONPATH=src`` so that checkout's kluis is the
     one imported (checked by :func:`probe`); flags its CLI does not list are left out (``dropped``).
@@ -161,6 +161,7 @@ class KluisProcess:
     src: Path = SRC
     database: str = ""  # "" (SQLite in the data dir) or a postgresql:// URL
     audit: str = "on"  # kluis serve --audit (left out for a checkout that has no such flag)
+    proxy_port: int = 0  # the CONNECT proxy's port (0: off); -1: a free one, chosen at start
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     kluis_file: str = ""
@@ -199,13 +200,15 @@ class KluisProcess:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         options = {
-            "--data-dir": str(self.data_dir), "--port": str(self.port), "--proxy-port": "0",
+            "--data-dir": str(self.data_dir), "--port": str(self.port),
+            "--proxy-port": str(free_port() if self.proxy_port < 0 else self.proxy_port),
             "--workers": str(self.workers), "--key-pool": str(self.key_pool), "--scheduler-interval": "3600",
         }  # fmt: skip
         if self.database:
             options["--database"] = self.database
         if self.audit != "on":
             options["--audit"] = self.audit
+        self.proxy_port = int(options["--proxy-port"])
         argv, env, self.dropped = serve_command(options, self._flags)
         try:
             self.process = launch(argv, log_path=self.log_path, ready_url=f"{self.url}/_kluis/health",
