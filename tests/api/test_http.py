@@ -110,3 +110,55 @@ def test_a_cancellation_from_outside_stays_a_cancellation_and_a_fast_body_leaves
         assert loop.time() > 0
 
     asyncio.run(run())
+
+
+def _whole_request(body: bytes, declared: int, budget_capacity: int = 1 << 20) -> tuple[Request, list[int]]:
+    """A request whose body comes in one call (HTTP/1.1 with Content-Length); the list counts calls."""
+    from kluis.api.http import BodyBudget
+
+    calls: list[int] = []
+
+    async def whole() -> bytes:
+        calls.append(1)
+        return body
+
+    headers = {"content-length": str(declared)}
+    return Request("POST", "/", "", headers, _never, whole=whole, budget=BodyBudget(budget_capacity)), calls
+
+
+def test_a_declared_body_is_read_in_one_call_and_held_in_the_budget() -> None:
+    req, calls = _whole_request(b'{"a":1}', 7)
+    assert asyncio.run(req.body()) == b'{"a":1}' and calls == [1]
+    assert req.budget.held == 7
+    req.release()
+    assert req.budget.held == 0
+
+
+def test_a_declared_body_is_refused_before_it_is_read() -> None:
+    from kluis.api.http import BodyRefused
+
+    too_big, calls = _whole_request(b"", 10)
+    too_big.body_limit = 9
+    full, full_calls = _whole_request(b"x" * 10, 10, budget_capacity=5)
+    for req, status in ((too_big, 413), (full, 503)):
+        try:
+            asyncio.run(req.body())
+        except BodyRefused as refused:
+            assert refused.status == status
+        else:
+            raise AssertionError(f"not refused with {status}")
+    assert calls == [] and full_calls == []  # nothing was read
+
+
+def test_a_declared_body_that_ends_early_means_the_client_left() -> None:
+    from kluis.api.http import ClientGone
+
+    req, _ = _whole_request(b"{", 7)
+    try:
+        asyncio.run(req.body())
+    except ClientGone:
+        pass
+    else:
+        raise AssertionError("a short body was accepted")
+    empty, calls = _whole_request(b"", 0)
+    assert asyncio.run(empty.body()) == b"" and calls == []

@@ -28,7 +28,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
@@ -338,6 +338,7 @@ class KluisApp:
             _rsgi_chunks(protocol, headers),
             authority,
             self._client(scope.client),
+            whole=_rsgi_whole(protocol) if scope.http_version == "1.1" and "transfer-encoding" not in headers else None,
         )
         response = await self.serve(request)
         protocol.response_bytes(response.status_code, response.header_list(), response.body)
@@ -408,6 +409,21 @@ def _rsgi_chunks(protocol: Any, headers: Any) -> Callable[[], AsyncIterator[byte
             raise ClientGone()
 
     return chunks
+
+
+def _rsgi_whole(protocol: Any) -> Callable[[], Awaitable[bytes]]:
+    """The body of an HTTP/1.1 RSGI request with a Content-Length in one call (granian's ``await
+    protocol()``); ClientGone when the connection closes first. Only HTTP/1.1: its framing bounds
+    the body by the Content-Length the dispatcher checked (HTTP/2's DATA frames are not bound by it)."""
+
+    async def whole() -> bytes:
+        try:
+            body: bytes = await protocol()
+        except RuntimeError as exc:  # granian's RSGIProtocolClosed / RSGIProtocolError
+            raise ClientGone() from exc
+        return body
+
+    return whole
 
 
 def _throttled(retry_after: int) -> Response:

@@ -18,7 +18,7 @@ client that goes away mid-body is ``ClientGone``, which the dispatcher logs at d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -86,6 +86,10 @@ class BodyBudget:
 WORKER_BUDGET = BodyBudget()
 
 ChunkSource = Callable[[], AsyncIterator[bytes]]
+# The whole body in one call, for a request whose framing bounds it (HTTP/1.1 with Content-Length):
+# granian reads it in Rust at once, ~10 µs of CPU less per request than chunk by chunk (measured with
+# a bare RSGI app under wrk, server CPU per POST of a 60-byte body: 45-47 µs against 54-64 µs).
+WholeSource = Callable[[], Awaitable[bytes]]
 
 
 class Request:
@@ -99,6 +103,7 @@ class Request:
         "_chunks",
         "_held",
         "_query",
+        "_whole",
         "authority",
         "body_limit",
         "body_timeout",
@@ -120,6 +125,7 @@ class Request:
         authority: str = "",
         client: str = "",
         budget: BodyBudget = WORKER_BUDGET,
+        whole: WholeSource | None = None,
     ) -> None:
         self.method = method
         self.authority = authority
@@ -131,6 +137,7 @@ class Request:
         self.body_limit = DEFAULT_BODY_LIMIT
         self.body_timeout = DEFAULT_BODY_TIMEOUT
         self._chunks = chunks
+        self._whole = whole
         self._body: bytes | None = None
         self._query: dict[str, str] | None = None
         self._held = 0
@@ -176,6 +183,10 @@ class Request:
             timer.cancel()
 
     async def _read(self, limit: int) -> bytes:
+        if self._whole is not None:
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and len(declared) < 20:
+                return await self._read_declared(int(declared), limit)
         parts: list[bytes] = []
         size = 0
         async for chunk in self._chunks():
@@ -189,6 +200,22 @@ class Request:
             self._held += len(chunk)
             parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _read_declared(self, size: int, limit: int) -> bytes:
+        """A body of exactly ``size`` bytes (its framing says so), read in one call once the worker's
+        budget holds room for it; ClientGone when fewer arrive."""
+        if size > limit:
+            raise BodyRefused(413, f"The request body is larger than {limit} bytes.")
+        if size == 0:
+            return b""
+        if not self.budget.take(size):
+            raise BodyRefused(503, "The server is holding too many request bodies; retry shortly.", 1)
+        self._held += size
+        assert self._whole is not None
+        body = await self._whole()
+        if len(body) != size:  # the connection ended early (HTTP/1.1 framing never gives more)
+            raise ClientGone()
+        return body
 
     def release(self) -> None:
         """Give the body's bytes back to the worker's budget (the dispatcher calls this once per request)."""
