@@ -75,10 +75,12 @@ def test_sigkilled_supervisor_takes_its_workers_and_a_restart_answers_itself(tmp
 RESPAWN_WITHIN = 15.0  # seconds from a worker's SIGKILL to its replacement appearing; measured ~0.13 s
 
 
-def test_a_sigkilled_worker_is_replaced_and_the_server_keeps_answering(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sigkilled_worker_is_replaced_and_the_server_keeps_answering(tmp_path: Path, workers: int) -> None:
     """The OOM killer's SIGKILL on one worker: the supervisor stays, a new worker takes the slot, every request
-    is answered, and the new worker is tied to the supervisor like the first ones."""
-    server = KluisServer(tmp_path / "data", extra_args=["--workers", "2"]).start()
+    is answered (with one worker, the SDK's retry of a refused connection covers the gap), and the new worker
+    is tied to the supervisor like the first ones."""
+    server = KluisServer(tmp_path / "data", extra_args=["--workers", str(workers)]).start()
     assert server.process is not None
     supervisor = server.process.pid  # also its process group (start_new_session)
     try:
@@ -88,9 +90,9 @@ def test_a_sigkilled_worker_is_replaced_and_the_server_keeps_answering(tmp_path:
             server.url, credential(server, admin), verify_challenge_resource=False, connection_verify=server.ca
         )
         made = client.create_ec_key("survivor").id
-        workers = children(supervisor)
-        assert len(workers) == 2
-        victim = min(workers)
+        first = children(supervisor)
+        assert len(first) == workers
+        victim = min(first)
 
         os.kill(victim, signal.SIGKILL)  # one worker only, as the OOM killer does
         killed = time.monotonic()
@@ -101,7 +103,7 @@ def test_a_sigkilled_worker_is_replaced_and_the_server_keeps_answering(tmp_path:
             assert client.get_key("survivor").id == made  # the other worker (or the new one) answers meanwhile
             answered += 1
             now = children(supervisor)
-            if victim not in now and len(now) == 2 and (replaced := now - workers):
+            if victim not in now and len(now) == workers and (replaced := now - first):
                 break
             time.sleep(0.1)
         took = time.monotonic() - killed
@@ -110,7 +112,7 @@ def test_a_sigkilled_worker_is_replaced_and_the_server_keeps_answering(tmp_path:
         holders = listeners(server.port)
         assert holders and holders <= children(supervisor) | {supervisor}
         print(f"worker {victim} replaced by {replaced} in {took * 1000:.0f} ms; {answered} reads answered meanwhile")
-        for i in range(6):  # both workers (the kernel spreads connections over them) serve reads and writes
+        for i in range(6):  # every worker (the kernel spreads connections over them) serves reads and writes
             fresh = KeyClient(
                 server.url, credential(server, admin), verify_challenge_resource=False, connection_verify=server.ca
             )
