@@ -171,7 +171,7 @@ def test_eager_client_hello_forwarded(echo: EchoServer) -> None:
         running(proxy_config(echo.port)) as proxy,
         socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock,
     ):
-        sock.sendall(b"CONNECT localhost:8443 HTTP/1.1\r\n\r\nearly-bytes")
+        sock.sendall(b"CONNECT localhost:443 HTTP/1.1\r\n\r\nearly-bytes")
         sock.shutdown(socket.SHUT_WR)
         status, _, rest = read_head(sock)
         assert status == 200
@@ -185,6 +185,34 @@ def test_other_host_forbidden(echo: EchoServer) -> None:
     assert b"example.com is not a kluis host" in body
     assert b"--proxy-passthrough" in body
     assert int(headers["content-length"]) == len(body)
+
+
+@pytest.mark.parametrize("passthrough", [False, True])
+@pytest.mark.parametrize("target", ["mykeyvault.vault.azure.net:22", "login.microsoftonline.com:80", "localhost:1"])
+def test_a_kluis_host_on_another_port_is_forbidden(echo: EchoServer, target: str, passthrough: bool) -> None:
+    """Key Vault hosts answer on 443 only: another port of a kluis host never reaches kluis (nor, with
+    passthrough, the outside), and the answer says why."""
+    host, port = target.rsplit(":", 1)
+    with running(proxy_config(echo.port, passthrough=passthrough)) as proxy:
+        status, headers, body = exchange(proxy.port, f"CONNECT {target} HTTP/1.1\r\n\r\n".encode())
+    assert status == 403
+    assert body.decode() == (
+        f"kluis proxy: {host} is a kluis host, served on port 443 (or {echo.port}, kluis's own) only, not {port}\n"
+    )
+    assert int(headers["content-length"]) == len(body)
+
+
+@pytest.mark.parametrize("target", ["mykeyvault.vault.azure.net:443", "localhost:{upstream}"])
+def test_a_kluis_host_on_443_or_kluis_port_is_tunnelled(echo: EchoServer, target: str) -> None:
+    with (
+        running(proxy_config(echo.port)) as proxy,
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock,
+    ):
+        sock.sendall(f"CONNECT {target.format(upstream=echo.port)} HTTP/1.1\r\n\r\n".encode())
+        assert read_head(sock)[0] == 200
+        sock.sendall(b"ping")
+        sock.shutdown(socket.SHUT_WR)
+        assert read_all(sock) == b"ping"
 
 
 def test_passthrough(echo: EchoServer) -> None:

@@ -62,3 +62,23 @@ def test_verify_passes_then_names_the_tampered_record(kluis: InProcess) -> None:
     first = batch_id * 10_000  # one MAC covers the row: the first record of its batch is named
     assert code == 1 and json.loads(out)["firstBroken"]["id"] == first and first <= record["id"]
     assert err.startswith(f"ERROR: audit chain broken at record {first} ") and "altered" in err
+
+
+def test_verify_names_a_batch_edited_into_text_instead_of_an_internal_error(kluis: InProcess) -> None:
+    """The tester's edit: replace() on the blob stores text. verify used to answer ``ERROR: (InternalError)``
+    (``TypeError: can't concat str to bytes``); now exit 1 naming the first record of the edited batch."""
+    _cli(kluis, "group", "create", "-n", "rg-a")
+    code, out, _ = _cli(kluis, "audit", "list", "--operation", "CreateGroup", "-o", "json")
+    (record,) = [json.loads(x) for x in out.splitlines()]
+    batch_id = record["id"] // 10_000
+    conn = sqlite3.connect(kluis.data_dir.database)
+    conn.execute("UPDATE audit_batches SET body = replace(body, ',200,', ',403,') WHERE id = ?", (batch_id,))
+    assert conn.execute("SELECT typeof(body) FROM audit_batches WHERE id = ?", (batch_id,)).fetchone() == ("text",)
+    conn.commit()
+    conn.close()
+    code, out, err = _cli(kluis, "audit", "verify")
+    first = batch_id * 10_000
+    assert code == 1 and json.loads(out)["firstBroken"]["id"] == first, err
+    assert err.startswith(f"ERROR: audit chain broken at record {first} ") and "wrong type in body" in err
+    code, out, _ = _cli(kluis, "audit", "list", "-o", "json")  # the listing leaves that batch out, no error
+    assert code == 0 and first not in [json.loads(x)["id"] for x in out.splitlines()]

@@ -139,3 +139,35 @@ def test_env_prints_quoted_exports(kluis: InProcess) -> None:
 def test_exec_needs_a_command(kluis: InProcess) -> None:
     res = CliRunner().invoke(app, ["exec", "--data-dir", str(kluis.data_dir.path)])
     assert res.exit_code == 2 and "give a command after --" in res.output
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "value", "meaning"),
+    [
+        ("--audit-retention-days", "KLUIS_AUDIT_RETENTION_DAYS", "-1", "0 (never delete)"),
+        ("--audit-retention-count", "KLUIS_AUDIT_RETENTION_COUNT", "-5", "0 (keep all)"),
+    ],
+)
+@pytest.mark.parametrize("via", ["flag", "env"])
+def test_serve_rejects_a_negative_audit_retention_in_one_line(
+    tmp_path: Path, flag: str, env: str, value: str, meaning: str, via: str
+) -> None:
+    """A negative retention used to be accepted and silently meant 'no limit'; now it is a usage error
+    (exit 2), one line naming the flag, before anything is created. A free port and no proxy, and a
+    bounded run: were the value accepted, the server would start and the timeout end the test."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tmp_path / "d"
+    args = ["serve", "--data-dir", str(data), "--port", str(port), "--proxy-port", "0"]
+    extra = {env: value} if via == "env" else {}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
+    res = subprocess.run(
+        [sys.executable, "-m", "kluis", *args, *([flag, value] if via == "flag" else [])],
+        capture_output=True, text=True, timeout=20, env={**clean, **extra, "TERM": "dumb"},
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines() == [f"ERROR: {flag} must be {meaning} or more, not {value}"]
+    assert not data.exists()

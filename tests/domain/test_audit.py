@@ -346,6 +346,111 @@ def test_verify_finds_any_change_inside_a_batch(store: SqliteStore, change: str)
     audit.close()
 
 
+# SQL edits that change a column's SQLite storage class, not only its value (SQLite keeps the type an
+# UPDATE gives: replace() on a blob yields text). Each used to crash verify (TypeError, UnicodeDecodeError).
+_TYPE_EDITS = {
+    "body-replaced-as-text": "body = replace(body, ',200,', ',403,')",
+    "body-cast-to-text-same-bytes": "body = CAST(body AS TEXT)",
+    "body-a-number": "body = 42",
+    "count-text": "count = 'five'",
+    "first-seq-real": "first_seq = 0.5",
+    "max-time-text": "max_time_ms = 'later'",
+    "hash-a-blob": "hash = CAST(hash AS BLOB)",
+    "hash-non-ascii": "hash = 'é' || substr(hash, 2)",
+    "chain-not-utf8": "chain = CAST(X'FF' AS TEXT)",
+    "format-text": "format = '1x'",
+}
+
+
+@pytest.mark.parametrize("edit", list(_TYPE_EDITS.values()), ids=list(_TYPE_EDITS))
+def test_verify_names_the_batch_whose_column_types_were_edited(store: SqliteStore, edit: str) -> None:
+    """Any type tampering of a batch row is a broken record naming the batch's first record, never a crash;
+    the listing leaves a batch with damaged columns out and keeps the others."""
+    _two_chains(store, Clock(), 6)
+    target = batches(store)[2]
+    _sql(store, f"UPDATE audit_batches SET {edit} WHERE id = ?", target.id)
+    service = AuditService(store, KEY)
+    report = service.verify()
+    assert report.broken is not None, edit
+    assert report.broken.id == target.id * 10_000 and "altered" in report.broken.reason
+    (after,) = [b for b in batches(store) if b.id == target.id]
+    listed = [r.id for r in service.list(AuditQuery(), limit=1000)]  # never a crash either
+    assert len(listed) >= 5
+    if after.damaged:  # the store named the column; the report does too, and the listing leaves the batch out
+        assert all(column in report.broken.reason for column in after.damaged)
+        assert target.id * 10_000 not in listed
+    else:  # a readable row of the right types with a wrong MAC: listed as stored (only verify checks MACs)
+        assert edit.startswith("hash =")
+
+
+_CUTOFF_EDITS = {
+    "replaced-as-text": "value = replace(value, '1', '2')",
+    "cast-to-text-same-bytes": "value = CAST(value AS TEXT)",
+    "a-number": "value = 1700000000000",
+    "not-utf8": "value = X'FFFE'",
+    "no-number": "value = CAST('soon:abc' AS BLOB)",
+    "non-ascii-mac": "value = CAST(substr(CAST(value AS TEXT), 1, 14) || 'é' AS BLOB)",
+}
+
+
+@pytest.mark.parametrize("edit", list(_CUTOFF_EDITS.values()), ids=list(_CUTOFF_EDITS))
+def test_verify_reports_an_edited_retention_cutoff_of_any_type(store: SqliteStore, edit: str) -> None:
+    clock = Clock()
+    _two_chains(store, clock, 8)
+    service = AuditService(store, KEY)
+    assert service.prune(now_ms=clock.ms - 3500 + 86_400_000, retention_days=1, keep=0) == 4
+    assert service.verify().ok
+    _sql(store, f"UPDATE settings SET {edit} WHERE name = ?", AUDIT_CUTOFF_SETTING)
+    report = service.verify()
+    assert report.broken is not None and "cutoff" in report.broken.reason and not report.ok
+
+
+def test_on_postgresql_type_tampering_is_refused_and_text_edits_are_reported(postgres_url: str) -> None:
+    """PostgreSQL keeps each column's type (bytea, bigint, text), so the tester's SQLite edit is refused by
+    the database itself; the same edit through a text round trip, a non-ASCII MAC, and an unreadable cutoff
+    are reported as broken records, never an internal error."""
+    import psycopg
+
+    from kluis.store.postgres import PostgresStore
+
+    pg = PostgresStore(postgres_url, pool_size=2)
+    try:
+        clock = Clock()
+        _two_chains(pg, clock, 8)  # type: ignore[arg-type]
+        service = AuditService(pg, KEY)
+        assert service.prune(now_ms=clock.ms - 3500 + 86_400_000, retention_days=1, keep=0) == 4
+        assert service.verify().ok
+        listed = service.list(AuditQuery(), limit=1000)
+        target, last = listed[1].id // 10_000, listed[-1].id // 10_000
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.UndefinedFunction):  # replace(bytea, text, text): no such function
+                conn.execute("UPDATE audit_batches SET body = replace(body, ',200,', ',403,')")
+            with pytest.raises(psycopg.errors.DatatypeMismatch):
+                conn.execute("UPDATE audit_batches SET count = 'five'::text")
+            conn.execute("UPDATE audit_batches SET hash = 'é' || substr(hash, 2) WHERE id = %s", (last,))
+        broken = service.verify().broken
+        assert broken is not None and broken.id == last * 10_000 and "altered" in broken.reason
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE audit_batches SET body = convert_to(replace(convert_from(body, 'UTF8'), ',200,', ',403,'),"
+                " 'UTF8') WHERE id = %s",
+                (target,),
+            )
+        broken = service.verify().broken
+        assert broken is not None and broken.id == target * 10_000 and "altered" in broken.reason
+        for value in ("convert_to('soon:é', 'UTF8')", "'\\xfffe'::bytea"):
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute(f"UPDATE settings SET value = {value} WHERE name = %s", (AUDIT_CUTOFF_SETTING,))
+            fresh = PostgresStore(postgres_url, pool_size=1)  # settings are cached; a new node reads the row
+            try:
+                broken = AuditService(fresh, KEY).verify().broken
+            finally:
+                fresh.close()
+            assert broken is not None and "cutoff" in broken.reason, value
+    finally:
+        pg.close()
+
+
 def test_verify_finds_reordered_batches(store: SqliteStore) -> None:
     clock = Clock()
     audit = AuditLog(store, KEY, now_ms=clock)

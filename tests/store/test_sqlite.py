@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
 from kluis.store import (
+    AuditBatch,
     ObjectRecord,
     PolicyRecord,
     PrincipalRecord,
@@ -227,3 +229,39 @@ def test_connections_map_the_database_file(tmp_path: Path) -> None:
     small = SqliteStore(tmp_path / "k.db", mmap_size=0)
     with small.read() as tx:
         assert tx._c.execute("PRAGMA mmap_size").fetchone()[0] == 0
+
+
+def _sql(store: SqliteStore, statement: str, *args: object) -> None:
+    conn = sqlite3.connect(store.path)
+    conn.execute(statement, args)
+    conn.commit()
+    conn.close()
+
+
+def test_audit_columns_of_the_wrong_type_are_named_not_misread(store: SqliteStore) -> None:
+    """SQLite keeps whatever type an UPDATE gives; a batch row read back names each column that holds
+    another storage class than kluis wrote (or text that is not UTF-8) and gives its type's empty value."""
+    with store.write() as tx:
+        tx.add_audit_batches(
+            [AuditBatch("c", 0, 1, 5, 5, "", 0, "h0", b"[1]"), AuditBatch("c", 1, 1, 6, 6, "h0", 5, "h1", b"[2]")]
+        )
+    _sql(
+        store,
+        "UPDATE audit_batches SET body = CAST(body AS TEXT), count = 'x', chain = CAST(X'FF' AS TEXT) "
+        "WHERE first_seq = 0",
+    )
+    with store.read() as tx:
+        first, second = tx.list_audit_batches(after_id=0, since_ms=None, until_ms=None, limit=10)
+    assert first.damaged == ("chain", "count", "body")
+    assert (first.chain, first.count, first.body, first.hash, first.max_time_ms) == ("", 0, b"", "h0", 5)
+    assert second.damaged == () and second.body == b"[2]" and second.chain == "c"
+
+
+@pytest.mark.parametrize("edit", ["CAST(value AS TEXT)", "42", "4.2"])
+def test_a_setting_of_the_wrong_type_is_a_value_error_naming_it(store: SqliteStore, edit: str) -> None:
+    """``bytes()`` would fail on text and turn 42 into 42 zero bytes: a clear ValueError instead."""
+    with store.write() as tx:
+        tx.put_setting("s", b"1:abc")
+    _sql(store, f"UPDATE settings SET value = {edit} WHERE name = 's'")
+    with store.read() as tx, pytest.raises(ValueError, match=r"the setting 's' holds a (text|integer|real) value"):
+        tx.get_setting("s")

@@ -9,7 +9,9 @@ names. TLS stays end to end between the client and kluis; the proxy only copies
 bytes and never sees plaintext.
 
 Hosts that are not kluis's are refused by default (a proxy that silently
-tunnels everywhere is surprising), unless ``passthrough`` is enabled.
+tunnels everywhere is surprising), unless ``passthrough`` is enabled. kluis's
+hosts are tunnelled only for port 443 (or kluis's own listening port): any
+other port is refused with 403, passthrough or not.
 """
 
 from __future__ import annotations
@@ -260,6 +262,18 @@ class _Proxy:
             return
 
         intercepted = should_intercept(self.config, host)
+        if intercepted and port not in (443, self.config.upstream_port):
+            # Key Vault, Entra ID and ARM hosts answer HTTPS on 443 only; a kluis host on another port
+            # (``myvault.vault.azure.net:22``) is a mistake or a probe, never a tunnel to kluis's TLS.
+            log.debug("refusing CONNECT to kluis host %s on port %d", host, port)
+            await _respond(
+                writer,
+                403,
+                "Forbidden",
+                f"kluis proxy: {host} is a kluis host, served on port 443 (or {self.config.upstream_port}, "
+                f"kluis's own) only, not {port}",
+            )
+            return
         if intercepted:
             dest_host, dest_port = self.config.upstream_host, self.config.upstream_port
         elif self.config.passthrough:

@@ -178,6 +178,11 @@ def serve(
     )
     if log_format not in ("text", "json"):
         raise fail(f"--log-format must be text or json, not {log_format!r}", 2)
+    # A negative limit used to mean "no limit" silently; usage errors are one line (exit 2) like the one above.
+    if audit_retention_days < 0:
+        raise fail(f"--audit-retention-days must be 0 (never delete) or more, not {audit_retention_days}", 2)
+    if audit_retention_count < 0:
+        raise fail(f"--audit-retention-count must be 0 (keep all) or more, not {audit_retention_count}", 2)
     if detach:
         from kluis.cli.daemon import detach as start_detached
 

@@ -9,6 +9,11 @@ Workers never outlive the supervisor: each one asks the kernel for SIGKILL when 
 supervisor killed outright (the OOM killer, ``kill -9``) leaves no process holding the ports. On any
 other exit the supervisor reaps its workers itself. The proxy and scheduler are threads of the
 supervisor and end with it.
+
+A worker that dies on its own (the OOM killer picked it, a crash) is replaced: granian's
+``respawn_failed_workers`` starts a new one in its slot at once, while the others keep serving. A
+worker that dies again within granian's crash-loop window (5.5 s after its respawn) stops the whole
+server instead, so a worker that cannot start does not spin.
 """
 
 from __future__ import annotations
@@ -212,6 +217,7 @@ def serve(data_dir: DataDir, settings: ServerSettings, console: Console) -> None
             log_access=False,
             log_dictconfig=log_config,
             websockets=False,
+            respawn_failed_workers=True,  # one killed worker must not stop the server (module doc)
             **granian_limits(),  # type: ignore[arg-type]
         )
         try:

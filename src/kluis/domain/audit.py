@@ -344,6 +344,8 @@ class AuditService:
         first_batch = after_id // _IDS_PER_BATCH - 1 if after_id > 0 else 0
         for b in self._batches(after_id=first_batch, since_ms=query.since_ms, until_ms=query.until_ms):
             try:
+                if b.damaged:
+                    raise ValueError(f"columns of the wrong type: {', '.join(b.damaged)}")
                 records = batch_records(b)
             except ValueError:
                 log.error("audit batch %d cannot be read; left out of the listing", b.id)
@@ -356,13 +358,19 @@ class AuditService:
         return out
 
     def cutoff(self) -> tuple[int, bool]:
-        """(retention's cutoff in Unix ms, whether its MAC is authentic); (0, True) when nothing was pruned."""
-        with self._store.read() as tx:
-            raw = tx.get_setting(AUDIT_CUTOFF_SETTING)
-        if raw is None:
-            return 0, True
-        value, _, mac = raw.decode().partition(":")
-        return int(value), hmac.compare_digest(mac, _mac(self._key, f"audit-cutoff:{value}".encode()))
+        """(retention's cutoff in Unix ms, whether its MAC is authentic); (0, True) when nothing was pruned;
+        (0, False) when the stored setting cannot be read (wrong type, not ``MS:HEX``): edited outside kluis."""
+        try:
+            with self._store.read() as tx:
+                raw = tx.get_setting(AUDIT_CUTOFF_SETTING)
+            if raw is None:
+                return 0, True
+            value, _, mac = raw.decode().partition(":")
+            cutoff = int(value)
+        except ValueError:  # also UnicodeDecodeError; the store's error for a value of the wrong type
+            return 0, False
+        expected = _mac(self._key, f"audit-cutoff:{value}".encode())
+        return cutoff, hmac.compare_digest(mac.encode(), expected.encode())  # bytes: any edited text compares
 
     def verify(self) -> VerifyReport:
         """Recompute every batch's MAC and every chain's links, oldest first; report the first break."""
@@ -384,8 +392,10 @@ class AuditService:
 
     def _authentic(self, b: AuditBatch) -> bool:
         """The batch's MAC matches its columns and body, and the body holds what the columns say."""
+        if b.damaged:  # a column holds another type than kluis wrote (see AuditBatch.damaged)
+            return False
         if b.format == _FORMAT:
-            if not hmac.compare_digest(b.hash, batch_mac(self._key, b)):
+            if not hmac.compare_digest(b.hash.encode(), batch_mac(self._key, b).encode()):
                 return False
         elif b.format != 0:
             return False
@@ -396,12 +406,17 @@ class AuditService:
         if not records or records[0].time_ms != b.min_time_ms or records[-1].time_ms != b.max_time_ms:
             return False
         if b.format == 0:  # a version-4 record: its own MAC over its fields (the columns carry its links)
-            return len(records) == 1 and hmac.compare_digest(b.hash, record_mac(self._key, records[0]))
+            return len(records) == 1 and hmac.compare_digest(
+                b.hash.encode(), record_mac(self._key, records[0]).encode()
+            )
         return True
 
     def _check(self, b: AuditBatch, last: AuditBatch | None, cutoff: int) -> str | None:
         if not self._authentic(b):
             last_id = b.id * _IDS_PER_BATCH + max(b.count, 1) - 1
+            if b.damaged:
+                return (f"the record was altered: its batch (records {b.id * _IDS_PER_BATCH}..{last_id}) holds "
+                        f"values of the wrong type in {', '.join(b.damaged)}")  # fmt: skip
             return (f"the record was altered: the MAC of its batch (records {b.id * _IDS_PER_BATCH}..{last_id}) "
                     "does not match its fields")  # fmt: skip
         if last is None:

@@ -150,7 +150,10 @@ class AuditBatch:
     previous batch's ``hash`` / ``max_time_ms`` ("" / 0 for the first); ``hash`` is this batch's MAC
     (hex). ``format``: 1 for batches written by ``AuditLog``, 0 for a single record carried over
     from the per-record table of schema version 4. ``id`` is assigned by the store, ascending in
-    insertion order (0 before insertion).
+    insertion order (0 before insertion). ``damaged``: the columns a store found holding a value of
+    another type than it wrote (an edit outside kluis, e.g. SQLite text where it wrote a blob); each
+    such field then holds its type's empty value ("", 0, b"") and the batch cannot verify. Empty for
+    a row read back as written.
     """
 
     chain: str
@@ -164,6 +167,7 @@ class AuditBatch:
     body: bytes
     format: int = 1
     id: int = 0
+    damaged: tuple[str, ...] = ()
 
 
 @dataclass

@@ -90,8 +90,16 @@ class SqliteTransaction:
 
     # settings ---------------------------------------------------------------------------
     def get_setting(self, name: str) -> bytes | None:
-        row = self._c.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
-        return None if row is None else bytes(row[0])
+        """The value kluis stored (a blob); ValueError naming the setting when the row holds another type
+        (text, a number: edited outside kluis), which ``bytes()`` would misread or fail on."""
+        row = self._c.execute(
+            "SELECT typeof(value), CAST(value AS BLOB) FROM settings WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            return None
+        if row[0] != "blob":
+            raise ValueError(f"the setting {name!r} holds a {row[0]} value, not the blob kluis wrote")
+        return bytes(row[1])
 
     def put_setting(self, name: str, value: bytes) -> None:
         self._c.execute(
@@ -382,9 +390,9 @@ class SqliteTransaction:
             where += " AND min_time_ms < ?"
             args.append(until_ms)
         rows = self._c.execute(
-            f"SELECT {_AUDIT_COLS}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
+            f"SELECT {_AUDIT_READ}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
         ).fetchall()
-        return [records.AuditBatch(*r) for r in rows]
+        return [_audit_batch(r) for r in rows]
 
     def audit_time_from_newest(self, offset: int) -> int | None:
         row = self._c.execute(
@@ -404,6 +412,39 @@ class SqliteTransaction:
 
 _AUDIT_COLS = "chain, first_seq, count, min_time_ms, max_time_ms, prev_hash, prev_time_ms, hash, body, format"
 _AUDIT_FIELDS = _AUDIT_COLS.count(",") + 1
+# Each audit column's SQLite storage class as kluis writes it. SQLite keeps whatever type an UPDATE
+# gives (``replace(body, ...)`` makes the blob text), so rows are read with ``typeof`` and text as
+# bytes (text that is not UTF-8 would fail in the driver) and checked in :func:`_audit_batch`.
+_AUDIT_KINDS: tuple[tuple[str, str], ...] = tuple(
+    zip(_AUDIT_COLS.split(", "), ("text", "integer", "integer", "integer", "integer", "text", "integer", "text",
+                                  "blob", "integer"), strict=True)
+)  # fmt: skip
+_AUDIT_READ = ", ".join(
+    f"typeof({name}), " + (f"CAST({name} AS BLOB)" if kind == "text" else name) for name, kind in _AUDIT_KINDS
+)
+_EMPTY: dict[str, object] = {"text": "", "integer": 0, "blob": b""}
+
+
+def _audit_batch(row: Sequence[Any]) -> records.AuditBatch:
+    """An :class:`records.AuditBatch` from a row of ``_AUDIT_READ, id``: a column of another storage class than
+    kluis writes, or text that is not UTF-8, is named in ``damaged`` and read as its type's empty value."""
+    values: list[Any] = []
+    damaged: list[str] = []
+    for i, (name, kind) in enumerate(_AUDIT_KINDS):
+        stored, value = row[2 * i], row[2 * i + 1]
+        if stored == kind and kind == "text":
+            try:
+                value = bytes(value).decode()
+            except UnicodeDecodeError:
+                stored = "non-UTF-8 text"
+        if stored != kind:
+            damaged.append(name)
+            value = _EMPTY[kind]
+        values.append(value)
+    chain, first_seq, count, min_time, max_time, prev_hash, prev_time, mac, body, form = values
+    return records.AuditBatch(
+        chain, first_seq, count, min_time, max_time, prev_hash, prev_time, mac, body, form, row[-1], tuple(damaged)
+    )
 
 
 _CACHE_LIMIT = 20_000
