@@ -50,7 +50,15 @@ from kluis.store import records
 from kluis.store.base import CacheMiss
 from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
-from kluis.store.statements import UPSERT_OBJECT, object_row, psycopg_style
+from kluis.store.statements import (
+    AUDIT_COLUMNS,
+    INSERT_AUDIT_BATCH,
+    UPSERT_OBJECT,
+    audit_batch_row,
+    audit_batches_where,
+    object_row,
+    psycopg_style,
+)
 
 __all__ = ["CACHE_TTL", "CHANNEL", "PostgresStore", "PostgresTransaction", "ReadCache"]
 
@@ -92,8 +100,7 @@ def _policy(r: tuple[Any, ...]) -> records.PolicyRecord:
     return records.PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
 
 
-_AUDIT_COLS = "chain, first_seq, count, min_time_ms, max_time_ms, prev_hash, prev_time_ms, hash, body, format"
-_AUDIT_FIELDS = _AUDIT_COLS.count(",") + 1
+_INSERT_AUDIT_BATCH = psycopg_style(INSERT_AUDIT_BATCH)
 
 
 class _WriteLocks:
@@ -455,25 +462,15 @@ class PostgresTransaction:
     # audit log (append-only: no write lock; chains order themselves) -------------------------
     def add_audit_batches(self, batches: Sequence[records.AuditBatch]) -> None:
         for b in batches:
-            self._exec(
-                f"INSERT INTO audit_batches ({_AUDIT_COLS}) VALUES ({', '.join(['%s'] * _AUDIT_FIELDS)})",
-                (b.chain, b.first_seq, b.count, b.min_time_ms, b.max_time_ms, b.prev_hash, b.prev_time_ms, b.hash,
-                 b.body, b.format),
-            )  # fmt: skip
+            self._exec(_INSERT_AUDIT_BATCH, audit_batch_row(b))
 
     def list_audit_batches(
         self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
     ) -> list[records.AuditBatch]:
-        where = "id > %s"
-        args: list[object] = [after_id]
-        if since_ms is not None:
-            where += " AND max_time_ms >= %s"
-            args.append(since_ms)
-        if until_ms is not None:
-            where += " AND min_time_ms < %s"
-            args.append(until_ms)
+        where, args = audit_batches_where(after_id, since_ms, until_ms)
+        where = psycopg_style(where)
         rows = self._rows(
-            f"SELECT {_AUDIT_COLS}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT %s", (*args, limit)
+            f"SELECT {AUDIT_COLUMNS}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT %s", (*args, limit)
         )
         return [
             records.AuditBatch(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10]) for r in rows

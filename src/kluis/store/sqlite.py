@@ -35,7 +35,14 @@ import orjson
 from kluis.store import records
 from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.sqlite_schema import migrate
-from kluis.store.statements import UPSERT_OBJECT, object_row
+from kluis.store.statements import (
+    AUDIT_COLUMNS,
+    INSERT_AUDIT_BATCH,
+    UPSERT_OBJECT,
+    audit_batch_row,
+    audit_batches_where,
+    object_row,
+)
 
 __all__ = ["SqliteStore", "SqliteTransaction", "copy_database", "read_setting"]
 
@@ -369,26 +376,12 @@ class SqliteTransaction:
 
     # audit log ---------------------------------------------------------------------------
     def add_audit_batches(self, batches: Sequence[records.AuditBatch]) -> None:
-        self._c.executemany(
-            f"INSERT INTO audit_batches ({_AUDIT_COLS}) VALUES ({', '.join('?' * _AUDIT_FIELDS)})",
-            [
-                (b.chain, b.first_seq, b.count, b.min_time_ms, b.max_time_ms, b.prev_hash, b.prev_time_ms, b.hash,
-                 b.body, b.format)
-                for b in batches
-            ],
-        )  # fmt: skip
+        self._c.executemany(INSERT_AUDIT_BATCH, [audit_batch_row(b) for b in batches])
 
     def list_audit_batches(
         self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
     ) -> list[records.AuditBatch]:
-        where = "id > ?"
-        args: list[object] = [after_id]
-        if since_ms is not None:
-            where += " AND max_time_ms >= ?"
-            args.append(since_ms)
-        if until_ms is not None:
-            where += " AND min_time_ms < ?"
-            args.append(until_ms)
+        where, args = audit_batches_where(after_id, since_ms, until_ms)
         rows = self._c.execute(
             f"SELECT {_AUDIT_READ}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
         ).fetchall()
@@ -410,13 +403,11 @@ class SqliteTransaction:
         return int(row[0])
 
 
-_AUDIT_COLS = "chain, first_seq, count, min_time_ms, max_time_ms, prev_hash, prev_time_ms, hash, body, format"
-_AUDIT_FIELDS = _AUDIT_COLS.count(",") + 1
 # Each audit column's SQLite storage class as kluis writes it. SQLite keeps whatever type an UPDATE
 # gives (``replace(body, ...)`` makes the blob text), so rows are read with ``typeof`` and text as
 # bytes (text that is not UTF-8 would fail in the driver) and checked in :func:`_audit_batch`.
 _AUDIT_KINDS: tuple[tuple[str, str], ...] = tuple(
-    zip(_AUDIT_COLS.split(", "), ("text", "integer", "integer", "integer", "integer", "text", "integer", "text",
+    zip(AUDIT_COLUMNS.split(", "), ("text", "integer", "integer", "integer", "integer", "text", "integer", "text",
                                   "blob", "integer"), strict=True)
 )  # fmt: skip
 _AUDIT_READ = ", ".join(

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from kluis.store import records
 
-__all__ = ["UPSERT_OBJECT", "object_row", "psycopg_style"]
+__all__ = [
+    "AUDIT_COLUMNS",
+    "INSERT_AUDIT_BATCH",
+    "UPSERT_OBJECT",
+    "audit_batch_row",
+    "audit_batches_where",
+    "object_row",
+    "psycopg_style",
+]
 
 # An object's row, inserted or replaced whole (its name's case may change; the key is name_ci).
 UPSERT_OBJECT = (
@@ -27,6 +35,32 @@ def object_row(o: records.ObjectRecord) -> tuple[object, ...]:
     """The parameters of :data:`UPSERT_OBJECT` for ``o``, in its column order."""
     return (o.vault_id, o.kind, o.name.lower(), o.name, o.latest_version, o.created, o.updated, o.deleted_at,
             o.scheduled_purge_at, o.policy, o.due_at)  # fmt: skip
+
+
+# An audit batch's stored columns (kluis.domain.audit), in the order of :func:`audit_batch_row`.
+AUDIT_COLUMNS = "chain, first_seq, count, min_time_ms, max_time_ms, prev_hash, prev_time_ms, hash, body, format"
+INSERT_AUDIT_BATCH = f"INSERT INTO audit_batches ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * 10)})"
+
+
+def audit_batch_row(b: records.AuditBatch) -> tuple[object, ...]:
+    """The parameters of :data:`INSERT_AUDIT_BATCH` for ``b``."""
+    return (b.chain, b.first_seq, b.count, b.min_time_ms, b.max_time_ms, b.prev_hash, b.prev_time_ms, b.hash, b.body,
+            b.format)  # fmt: skip
+
+
+def audit_batches_where(after_id: int, since_ms: int | None, until_ms: int | None) -> tuple[str, list[object]]:
+    """The WHERE clause (``?`` placeholders) and its parameters for batches after ``after_id`` that
+    may hold records in [``since_ms``, ``until_ms``) (Unix ms; None: unbounded): a batch overlaps the
+    range when its last record is not before it and its first not after it."""
+    where = "id > ?"
+    args: list[object] = [after_id]
+    if since_ms is not None:
+        where += " AND max_time_ms >= ?"
+        args.append(since_ms)
+    if until_ms is not None:
+        where += " AND min_time_ms < ?"
+        args.append(until_ms)
+    return where, args
 
 
 def psycopg_style(sql: str) -> str:
