@@ -7,13 +7,15 @@ database, which keeps the wrapped data keys and the KEK's fingerprint. Sources, 
 - ``file:PATH`` or a bare path (the default is ``kek.key`` in the data dir): 32 raw bytes, mode 0600.
 - ``env:VAR``: the environment variable ``VAR`` holds the 32-byte key, base64 (standard or url-safe).
 - ``pkcs11:token=LABEL;object=KEY?module-path=LIB&pin-source=env:VAR`` (RFC 7512 style; values
-  percent-encoded; ``pin-source`` is ``env:VAR`` (default ``env:KLUIS_PKCS11_PIN``) or ``file:PATH``):
+  percent-encoded; ``pin-source`` is ``env:VAR`` (default ``env:KLUIS_PKCS11_PIN``) or ``file:PATH``;
+  ``serial=SERIAL`` picks one of several tokens with the same label; ``pin-value`` is refused, never printed):
   an AES key on a PKCS#11 token, via ``python-pkcs11``. Wrapping and unwrapping happen inside the
   token (``C_WrapKey`` / ``C_UnwrapKey``); the KEK never leaves it.
 
 Every source wraps with AES Key Wrap (RFC 3394; ``CKM_AES_KEY_WRAP`` on a token), whose integrity
 check makes a wrong KEK fail to unwrap rather than give wrong keys. Errors are
-:class:`KekUnavailable` with one line for people that names the source.
+:class:`KekUnavailable` with one line for people that names the source. Any other ``scheme:`` prefix
+is an error, not a file name; key file paths are kept absolute (:func:`canonical_source`).
 """
 
 from __future__ import annotations
