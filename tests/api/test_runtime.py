@@ -439,3 +439,226 @@ def test_restore_checks_the_kek_source_the_data_dir_uses(
     monkeypatch.delenv("KLUIS_TEST_RESTORE_KEK")
     with pytest.raises(RuntimeError, match=r"KLUIS_TEST_RESTORE_KEK is not set .*the snapshot needs"):
         restore_database(target, snapshot, force=True)
+
+
+# -- rotation safety: no way to lose the only copy of the database's KEK ------------------------------
+
+
+def _started(data_dir: DataDir) -> bytes:
+    """A bootstrapped data dir with server.json (default kek.key); the KEK's bytes."""
+    Runtime(data_dir, SETTINGS, bootstrap=True).close()
+    data_dir.write_server(SETTINGS)
+    return data_dir.kek.read_bytes()
+
+
+def _opens(data_dir: DataDir) -> None:
+    saved = data_dir.read_server()
+    Runtime(data_dir, saved if saved is not None else SETTINGS).close()
+
+
+def test_a_second_rotation_while_one_runs_is_refused_and_the_first_ones_key_survives(
+    data_dir: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import kluis.api.runtime as runtime_module
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    _started(data_dir)
+    inside, release = threading.Event(), threading.Event()
+    real = runtime_module.rotate_kek
+
+    def slow(*args: Any, **kwargs: Any) -> Any:  # the first rotation pauses with its new key staged
+        inside.set()
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runtime_module, "rotate_kek", slow)
+    results: list[Any] = []
+    first = threading.Thread(target=lambda: results.append(rotate_database_kek(data_dir, None)))
+    first.start()
+    try:
+        assert inside.wait(30)
+        staged_before = sorted(p.name for p in data_dir.path.glob("kek.key*"))
+        with pytest.raises(StartupError, match="Another `kluis kek rotate` is running"):
+            rotate_database_kek(data_dir, None)
+        assert sorted(p.name for p in data_dir.path.glob("kek.key*")) == staged_before  # wrote nothing
+    finally:
+        release.set()
+        first.join(30)
+    assert results and results[0]["to"] == kek_fingerprint(data_dir.kek.read_bytes())
+    _opens(data_dir)
+
+
+def test_the_staged_key_name_is_unique_to_the_attempt(data_dir: DataDir) -> None:
+    from kluis.api.runtime import rotate_database_kek
+
+    _started(data_dir)
+    stray = data_dir.path / "kek.key.new"
+    stray.write_bytes(b"\x07" * 32)  # not ours: a rotation must neither overwrite nor use it
+    result = rotate_database_kek(data_dir, None)
+    assert stray.read_bytes() == b"\x07" * 32 and result["to"] != kek_fp(stray)
+    _opens(data_dir)
+
+
+def kek_fp(path: Path) -> str:
+    from kluis.api.runtime import kek_fingerprint
+
+    return kek_fingerprint(path.read_bytes())
+
+
+def _interrupt_after_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C between the commit and the staged key's move into place (os.replace of a ``.new`` file)."""
+    import os
+
+    real = os.replace
+
+    def replace(src: Any, dst: Any, **kwargs: Any) -> None:
+        if str(src).endswith(".new"):
+            raise KeyboardInterrupt
+        real(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_a_rotation_interrupted_after_its_commit_keeps_the_new_key_and_the_next_start_rolls_it_forward(
+    data_dir: DataDir, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from kluis.api.runtime import rotate_database_kek
+
+    old = _started(data_dir)
+    with monkeypatch.context() as m:
+        _interrupt_after_commit(m)
+        with pytest.raises(KeyboardInterrupt):
+            rotate_database_kek(data_dir, None)
+    (staged,) = data_dir.path.glob("kek.key.*.new")  # the only copy of the key the database expects: kept
+    new = staged.read_bytes()
+    assert data_dir.kek.read_bytes() == old
+    caplog.set_level("WARNING", logger="kluis.kek")
+    rt = Runtime(data_dir, SETTINGS, bootstrap=True)  # kluis serve's start
+    rt.close()
+    assert data_dir.kek.read_bytes() == new and not list(data_dir.path.glob("kek.key.*.new"))
+    assert [b.read_bytes() for b in data_dir.path.glob("kek.key.*.bak")] == [old, old]  # rotation's and roll-forward's
+    assert sum("Rolled an interrupted `kluis kek rotate` forward" in r.message for r in caplog.records) == 1
+
+
+def test_a_rotation_after_a_killed_one_rolls_it_forward_instead_of_deleting_its_key(
+    data_dir: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    _started(data_dir)
+    with monkeypatch.context() as m:
+        _interrupt_after_commit(m)
+        with pytest.raises(KeyboardInterrupt):
+            rotate_database_kek(data_dir, None)
+    (staged,) = data_dir.path.glob("kek.key.*.new")
+    staged.rename(data_dir.path / "kek.key.new")  # the name an older kluis staged under
+    result = rotate_database_kek(data_dir, None)
+    assert result["to"] == kek_fingerprint(data_dir.kek.read_bytes())
+    _opens(data_dir)
+
+
+def test_a_start_with_no_matching_key_lists_the_key_files_found(data_dir: DataDir) -> None:
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    old = _started(data_dir)
+    result = rotate_database_kek(data_dir, None)
+    data_dir.kek.write_bytes(b"\x02" * 32)  # the current key, lost
+    with pytest.raises(StartupError) as caught:
+        Runtime(data_dir, SETTINGS, bootstrap=True)
+    message = str(caught.value)
+    assert f"expects {result['to']}" in message and "\n" not in message
+    assert f"Key files found: {result['oldKeyBackup']} ({kek_fingerprint(old)})" in message
+
+
+def test_an_unknown_scheme_is_an_error_not_a_relative_file(
+    data_dir: DataDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kluis.api.runtime import kek_source_of, rotate_database_kek
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    with pytest.raises(StartupError, match=r"unknown scheme 'foo': give file:PATH, env:VAR, pkcs11:\.\.\. or a path"):
+        Runtime(data_dir, ServerSettings(key_pool=0, kek="foo:bar"), bootstrap=True)
+    _started(data_dir)
+    with pytest.raises(StartupError, match="unknown scheme 'garbage'"):
+        rotate_database_kek(data_dir, "garbage:xyz")
+    assert list(cwd.iterdir()) == [] and sorted(p.name for p in data_dir.path.glob("kek.key*")) == ["kek.key"]
+    rotate_database_kek(data_dir, "rel.key")  # a relative path: stored absolute
+    saved = data_dir.read_server()
+    assert saved is not None and saved.kek == f"file:{cwd / 'rel.key'}"
+    assert kek_source_of("file:x.key", data_dir) == f"file:{cwd / 'x.key'}" and kek_source_of("", data_dir) == ""
+    monkeypatch.chdir(tmp_path)
+    _opens(data_dir)
+
+
+def test_plain_rotate_after_moving_to_env_makes_a_fresh_key_and_sets_the_retired_file_aside(
+    data_dir: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import os
+
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    retired = _started(data_dir)
+    monkeypatch.setenv("KLUIS_TEST_ROTATE_KEK", base64.b64encode(os.urandom(32)).decode())
+    rotate_database_kek(data_dir, "env:KLUIS_TEST_ROTATE_KEK")
+    result = rotate_database_kek(data_dir, None)  # README: a new random kek.key
+    assert result["to"] != kek_fingerprint(retired) and result["to"] == kek_fingerprint(data_dir.kek.read_bytes())
+    assert Path(result["retiredKeyFile"]).read_bytes() == retired
+    saved = data_dir.read_server()
+    assert saved is not None and saved.kek == ""
+    _opens(data_dir)
+
+
+def test_readiness_stays_ready_after_rotations_with_a_detail_for_the_next_start(data_dir: DataDir) -> None:
+    import base64
+    import os
+
+    from kluis.api.runtime import rotate_database_kek
+
+    _started(data_dir)
+    rt = Runtime(data_dir, SETTINGS)
+    try:
+        rotate_database_kek(data_dir, None)  # in place: kek.key holds the database's new KEK
+        assert rt.readiness_report() == ({"database": "ok", "kek": "ok"}, {})
+        os.environ["KLUIS_TEST_READY_KEK"] = base64.b64encode(os.urandom(32)).decode()
+        try:
+            rotate_database_kek(data_dir, "env:KLUIS_TEST_READY_KEK")  # kek.key is retired now
+            checks, details = rt.readiness_report()
+        finally:
+            del os.environ["KLUIS_TEST_READY_KEK"]
+        assert checks == {"database": "ok", "kek": "ok"}
+        assert "is not the database's key-encryption key" in details["kek"] and "next start" in details["kek"]
+    finally:
+        rt.close()
+
+
+def test_two_rotations_in_one_second_keep_both_old_keys(data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kluis.api.runtime import rotate_database_kek
+
+    first = _started(data_dir)
+    frozen = time.gmtime()
+    monkeypatch.setattr(time, "gmtime", lambda *_: frozen)
+    one = rotate_database_kek(data_dir, None)
+    second = data_dir.kek.read_bytes()
+    two = rotate_database_kek(data_dir, None)
+    assert one["oldKeyBackup"] != two["oldKeyBackup"]
+    assert Path(one["oldKeyBackup"]).read_bytes() == first and Path(two["oldKeyBackup"]).read_bytes() == second
+
+
+def test_a_key_file_in_a_missing_directory_is_one_clear_line(data_dir: DataDir, tmp_path: Path) -> None:
+    from kluis.api.runtime import rotate_database_kek
+
+    nowhere = tmp_path / "no-such-dir" / "k.key"
+    with pytest.raises(StartupError) as caught:
+        Runtime(data_dir, ServerSettings(key_pool=0, kek=f"file:{nowhere}"), bootstrap=True)
+    assert str(caught.value) == (
+        f"Cannot create the key-encryption key file {nowhere}: the directory {nowhere.parent} does not exist."
+    )
+    _started(data_dir)
+    with pytest.raises(StartupError, match=r"^The new key-encryption key: Cannot create .* does not exist\.$"):
+        rotate_database_kek(data_dir, f"file:{nowhere}")
+    _opens(data_dir)

@@ -16,11 +16,13 @@ from kluis.crypto.kek import (
     KekUnavailable,
     Pkcs11Kek,
     SoftwareKek,
+    canonical_source,
     create_kek_file,
     fingerprint_of,
     init_pkcs11_kek,
     open_kek,
     parse_pkcs11_uri,
+    redact_source,
 )
 from kluis.crypto.seal import derive_key, new_dek, new_kek
 from tests.conftest import SOFTHSM_TOKEN
@@ -177,3 +179,69 @@ def test_pkcs11_errors_name_the_token_and_key(softhsm: SoftHsm, monkeypatch: pyt
     bad_module = bad_module.replace(f"module-path={softhsm.module}", "module-path=/no/such.so")
     with pytest.raises(KekUnavailable, match=r"Cannot load the PKCS#11 module /no/such.so"):
         open_kek(bad_module, default_file=nowhere)
+
+
+def test_a_refused_pin_value_is_never_printed() -> None:
+    uri = "pkcs11:token=t;object=k?module-path=/m.so&pin-value=SECRET-4711"
+    with pytest.raises(KekUnavailable) as caught:
+        open_kek(uri, default_file=Path("/nonexistent"))
+    assert "SECRET-4711" not in str(caught.value) and "pin-value=***" in str(caught.value)
+    with pytest.raises(KekUnavailable) as caught:
+        init_pkcs11_kek(uri)
+    assert "SECRET-4711" not in str(caught.value)
+    assert redact_source("pkcs11:token=t;pin-value=1%202;object=k") == "pkcs11:token=t;pin-value=***;object=k"
+
+
+def test_sources_are_canonical_and_unknown_schemes_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    default = tmp_path / "d" / "kek.key"
+    assert canonical_source("", default_file=default) == ""
+    assert canonical_source("k.key", default_file=default) == f"file:{tmp_path / 'k.key'}"
+    assert canonical_source("file:sub/k.key", default_file=default) == f"file:{tmp_path / 'sub' / 'k.key'}"
+    assert canonical_source("./odd:name", default_file=default) == f"file:{tmp_path / 'odd:name'}"
+    assert canonical_source("env:V", default_file=default) == "env:V"
+    for typo in ("garbage:xyz", "foo:bar", "envv:X", "pkcs:token=t"):
+        with pytest.raises(KekUnavailable, match=r"unknown scheme .*give file:PATH, env:VAR, pkcs11:\.\.\. or a path"):
+            open_kek(typo, default_file=default)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_key_file_others_can_read_is_made_private_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "kek.key"
+    create_kek_file(path)
+    os.chmod(path, 0o644)
+    caplog.set_level("WARNING", logger="kluis.kek")
+    FileKek(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert any("had mode 644; kluis made it 0600" in r.getMessage() for r in caplog.records)
+
+
+def test_a_key_file_in_a_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(KekUnavailable, match=r"the directory .*no-dir does not exist\.$"):
+        create_kek_file(tmp_path / "no-dir" / "k.key")
+    create_kek_file(tmp_path / "k.key")
+    with pytest.raises(FileExistsError):
+        create_kek_file(tmp_path / "k.key")
+
+
+def test_two_tokens_with_one_label_need_serial(softhsm: SoftHsm) -> None:
+    import pkcs11
+
+    softhsm.init_token("kluis-twin")
+    softhsm.init_token("kluis-twin")
+    lib = pkcs11.lib(softhsm.module)
+    lib.reinitialize()  # SoftHSM2 lists the tokens it found at C_Initialize
+    serials = sorted(t.serial.decode() for t in lib.get_tokens(token_label="kluis-twin"))
+    assert len(serials) == 2
+    uri = softhsm.uri("kluis-twin", "kek-twin")
+    with pytest.raises(KekUnavailable, match=r"Several PKCS#11 tokens are labelled 'kluis-twin'.*add serial=SERIAL"):
+        init_pkcs11_kek(uri)
+    first = uri.replace("?", f";serial={serials[0]}?")
+    made = init_pkcs11_kek(first)
+    assert open_kek(first, default_file=Path("/nonexistent")).fingerprint == made.fingerprint
+    with pytest.raises(KekUnavailable, match="has no AES key labelled 'kek-twin'"):  # the other token has none
+        open_kek(uri.replace("?", f";serial={serials[1]}?"), default_file=Path("/nonexistent"))
+    with pytest.raises(KekUnavailable, match="with serial 'nope'"):
+        open_kek(uri.replace("?", ";serial=nope?"), default_file=Path("/nonexistent"))

@@ -269,10 +269,15 @@ async def liveness(ctx: RequestContext) -> Response:
 
 
 async def readiness(ctx: RequestContext) -> Response:
-    """``/readyz``: 200 when the database answers and the KEK opens what it sealed, else 503 with the reasons."""
-    checks = ctx.runtime.readiness()
+    """``/readyz``: 200 when the database answers and the data keys open what they sealed, else 503
+    with the reasons; ``details`` (only when there are some) notes what does not stop serving, e.g. a
+    KEK source that the next start could not use."""
+    checks, details = ctx.runtime.readiness_report()
     ready = all(v == "ok" for v in checks.values())
-    return json_response({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
+    body: dict[str, Any] = {"status": "ok" if ready else "unavailable", "checks": checks}
+    if details:
+        body["details"] = details
+    return json_response(body, 200 if ready else 503)
 
 
 _AUDIT_LIMIT = 1000  # records per page of the audit listing

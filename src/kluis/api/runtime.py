@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -37,11 +38,14 @@ from kluis.crypto.kek import (
     KekMissing,
     KekUnavailable,
     KeyEncryptionKey,
+    canonical_source,
     create_kek_file,
     fingerprint_of,
     open_kek,
+    redact_source,
 )
 from kluis.crypto.kek import init_pkcs11_kek as make_pkcs11_kek
+from kluis.crypto.seal import KEK_SIZE
 from kluis.domain.audit import AuditLog, AuditService
 from kluis.domain.authorization import AccessPolicyAuthorizer, Authorizer
 from kluis.domain.backup import BackupEnvelope, ObjectBackup
@@ -83,6 +87,7 @@ __all__ = [
     "database_of",
     "init_pkcs11_kek",
     "kek_fingerprint",
+    "kek_source_of",
     "open_node_kek",
     "restore_database",
     "rotate_database_kek",
@@ -90,6 +95,7 @@ __all__ = [
     "upgrade_database",
 ]
 
+log = logging.getLogger("kluis.kek")
 DEFAULT_GROUP = "kluis"
 # PostgreSQL: threads (and pooled connections) per worker for requests' database work; on 2 cores 4
 # beat 8 (create EC key 58% vs 50% of SQLite's rate: fewer threads contend less for the GIL).
@@ -174,7 +180,8 @@ def restore_database(data_dir: DataDir, snapshot: Path, *, force: bool = False) 
     wraps the snapshot's data keys, or cannot be read. Without a ``kek.key`` the database is
     restored and the answer says which KEK (by fingerprint) to put there before ``kluis serve``;
     kluis never creates a new KEK for it. Pending migrations run on the next start (or ``kluis db
-    upgrade``). Returns what was restored and ``kekPresent``.
+    upgrade``). Returns what was restored, ``kekPresent`` and ``kekSource`` (the source the data
+    dir's server uses: ``file:PATH``, ``env:VAR`` or a ``pkcs11:`` URI).
     """
     if not snapshot.is_file():
         raise FileNotFoundError(f"No snapshot at {snapshot}.")
@@ -215,7 +222,14 @@ def restore_database(data_dir: DataDir, snapshot: Path, *, force: bool = False) 
         for suffix in ("-wal", "-shm"):  # the old database's journal must not be replayed onto the new one
             Path(str(data_dir.database) + suffix).unlink(missing_ok=True)
         os.replace(staged, data_dir.database)
-    return {**info, "file": str(data_dir.database), "from": str(snapshot), "kekPresent": kek_present}
+    source = (settings.kek if settings else "") or f"file:{data_dir.kek}"
+    return {
+        **info,
+        "file": str(data_dir.database),
+        "from": str(snapshot),
+        "kekPresent": kek_present,
+        "kekSource": redact_source(source),
+    }
 
 
 def kek_fingerprint(kek: bytes) -> str:
@@ -224,32 +238,165 @@ def kek_fingerprint(kek: bytes) -> str:
     return fingerprint_of(kek)
 
 
-def open_node_kek(data_dir: DataDir, store: Any, source: str, *, create: bool, database: str) -> KeyEncryptionKey:
+def open_node_kek(
+    data_dir: DataDir,
+    store: Any,
+    source: str,
+    *,
+    create: bool,
+    database: str,
+    recover: bool = False,
+    locked: bool = False,
+) -> KeyEncryptionKey:
     """The KEK ``source`` names ("" for the data dir's ``kek.key``), as a :class:`StartupError` with
-    one line naming the source and the fingerprint the database expects when it is missing or not
-    usable. A key file is created (mode 0600) only with ``create`` and for a database holding
-    nothing sealed: kluis never makes a new KEK for sealed data."""
+    one line naming the source and the fingerprint the database expects when it is missing, not
+    usable or not the database's KEK (listing the staged and backup key files found, with their
+    fingerprints). A key file is created (mode 0600) only with ``create`` and for a database holding
+    nothing sealed: kluis never makes a new KEK for sealed data. With ``recover`` (``kluis serve``'s
+    main process, ``kluis kek rotate``) a rotation interrupted after its commit is rolled forward
+    first: see :func:`_roll_forward` (``locked``: the caller holds the data dir's rotate lock)."""
     with store.read() as tx:
         expected = tx.get_setting(KEK_CHECK_SETTING)
         sealed = tx.get_setting("token_signing_key")
     known = f" with fingerprint {expected.decode()}" if expected is not None else ""
     try:
-        return open_kek(source, default_file=data_dir.kek)
+        canonical = canonical_source(source, default_file=data_dir.kek)
+    except KekUnavailable as e:
+        raise StartupError(str(e)) from None
+    key_file = Path(canonical[len("file:") :]) if canonical.startswith("file:") else None
+    if not canonical:
+        key_file = data_dir.kek
+    if recover and key_file is not None and expected is not None:
+        _roll_forward(data_dir, key_file, expected.decode(), locked=locked)
+    try:
+        kek = open_kek(canonical, default_file=data_dir.kek)
     except KekMissing as e:
         if expected is not None or sealed is not None:
             raise StartupError(
                 f"The key-encryption key file {e.path} is missing, but the database {redact(database)} "
                 f"holds data sealed under a key{known}. Restore kek.key from your backup (a node joining a "
-                "shared database: copy the first node's kek.key); kluis never creates a new one for a "
-                "database that has sealed data."
+                f"shared database: copy the first node's kek.key); kluis never creates a new one for a "
+                f"database that has sealed data.{_found_keys(data_dir, e.path)}"
             ) from None
         if not create:
             raise StartupError(f"No key-encryption key at {e.path}; start `kluis serve` first.") from None
-        create_kek_file(e.path)
-        return open_kek(source, default_file=data_dir.kek)
+        try:
+            create_kek_file(e.path)
+            return open_kek(canonical, default_file=data_dir.kek)
+        except KekUnavailable as made:
+            raise StartupError(str(made)) from None
     except KekUnavailable as e:
         wanted = f" The database {redact(database)} expects the key-encryption key{known}." if known else ""
         raise StartupError(f"{e}{wanted}") from None
+    if expected is not None and kek.fingerprint != expected.decode():
+        raise StartupError(
+            f"{kek.label[:1].upper()}{kek.label[1:]} is not the key of the database: its fingerprint is "
+            f"{kek.fingerprint}, the database expects {expected.decode()}. Give kluis that key-encryption key."
+            f"{_found_keys(data_dir, key_file)}"
+        )
+    return kek
+
+
+def _rotate_lock(data_dir: DataDir) -> Path:
+    return data_dir.path / "kek.rotate.lock"
+
+
+def _staged_files(final: Path) -> list[Path]:
+    """Key files a rotation staged beside ``final`` (``NAME.<id>.new``; ``NAME.new`` from older kluis)."""
+    found = [p for p in final.parent.glob(f"{final.name}.*.new") if p.is_file()]
+    legacy = final.with_name(final.name + ".new")
+    return sorted(found + ([legacy] if legacy.is_file() else []))
+
+
+def _file_fingerprint(path: Path) -> str | None:
+    try:
+        key = path.read_bytes()
+    except OSError:
+        return None
+    return fingerprint_of(key) if len(key) == KEK_SIZE else None
+
+
+def _found_keys(data_dir: DataDir, key_file: Path | None) -> str:
+    """ " Key files found: NAME (fingerprint F), ..." for the staged and backup key files beside
+    ``key_file`` and the data dir's ``kek.key`` ("" when there are none)."""
+    places = {data_dir.kek}
+    if key_file is not None:
+        places.add(key_file)
+    found: dict[Path, str] = {}
+    for final in places:
+        candidates = [final, *_staged_files(final), *final.parent.glob(f"{final.name}.*.bak")]
+        for path in candidates:
+            fingerprint = _file_fingerprint(path) if path.is_file() else None
+            if fingerprint is not None and path != key_file:
+                found[path] = fingerprint
+    if not found:
+        return ""
+    return " Key files found: " + ", ".join(f"{p} ({f})" for p, f in sorted(found.items())) + "."
+
+
+def _unique_backup(final: Path) -> Path:
+    """``NAME.YYYYmmddTHHMMSSZ.bak`` beside ``final``, or ``...Z-2.bak``, ``-3``... when taken (same second)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    n = 1
+    while True:
+        candidate = final.with_name(f"{final.name}.{stamp}{'' if n == 1 else f'-{n}'}.bak")
+        try:
+            os.link(final, candidate)
+        except FileExistsError:
+            n += 1
+            continue
+        return candidate
+
+
+def _roll_forward(data_dir: DataDir, final: Path, expected: str, *, locked: bool) -> None:
+    """Finish a rotation interrupted after its commit: when ``final`` (the key file) is not the
+    database's KEK (``expected``) but a staged ``NAME.*.new`` beside it is, keep ``final`` as a
+    dated ``.bak`` and move the staged key into place (logging one line). Unless the caller holds
+    it (``locked``), waits for the data dir's rotate lock so it never races a rotation in progress."""
+    if _file_fingerprint(final) == expected or not any(_file_fingerprint(p) == expected for p in _staged_files(final)):
+        return
+    if locked:
+        _move_staged_into_place(final, expected)
+        return
+    data_dir.ensure()
+    with open(_rotate_lock(data_dir), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a running rotation finishes its own work first
+        _move_staged_into_place(final, expected)
+
+
+def _move_staged_into_place(final: Path, expected: str) -> None:
+    if _file_fingerprint(final) == expected:
+        return
+    staged = next((p for p in _staged_files(final) if _file_fingerprint(p) == expected), None)
+    if staged is None:
+        return
+    backup = _unique_backup(final) if final.exists() else None
+    os.replace(staged, final)
+    _fsync_dir(final.parent)
+    log.warning(
+        "Rolled an interrupted `kluis kek rotate` forward: %s (fingerprint %s) is the key file now%s.",
+        final,
+        expected,
+        f"; the previous one is kept as {backup}" if backup is not None else "",
+    )
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def kek_source_of(source: str, data_dir: DataDir) -> str:
+    """``--kek`` as kluis stores it in server.json: a key file as ``file:`` and an absolute path
+    (taken from the current directory), ``env:``/``pkcs11:`` as given, "" for the data dir's
+    ``kek.key``. StartupError (one line naming the accepted forms) for an unknown ``scheme:``."""
+    try:
+        return canonical_source(source, default_file=data_dir.kek)
+    except KekUnavailable as e:
+        raise StartupError(str(e)) from None
 
 
 def init_pkcs11_kek(uri: str) -> dict[str, str]:
@@ -272,10 +419,18 @@ def rotate_database_kek(
     ``old_source``: the database's KEK (default: server.json's source, else ``kek.key``); ``database``:
     a ``postgresql://`` URL or SQLite file (default: server.json's, else the data dir's).
     ``new_source``: the new KEK (``env:``/``pkcs11:`` hold it already; a ``file:`` path that does not
-    exist gets a new random key). None, or the old key file itself: a new random key replaces that
-    file, the old one kept beside it as ``NAME.YYYYmmddTHHMMSSZ.bak`` (0600). server.json is updated to
-    the new source so workers and the next start use it. StartupError (one line) for a wrong or
-    missing KEK, changing nothing. Returns the fingerprints, the number of data keys and where the KEK is.
+    exist gets a new random key; an unknown ``scheme:`` is refused). None, or the old key file
+    itself: a new random key, always, in place of the key file (the old KEK's file, else the data
+    dir's ``kek.key``); the file it replaces is kept beside it as ``NAME.YYYYmmddTHHMMSSZ.bak``
+    (0600; ``-2``... when taken). server.json is updated to the new source so workers and the
+    next start use it.
+
+    One rotation at a time per data dir (``kek.rotate.lock``: a second one fails at once, writing
+    nothing). The new key file is staged as ``NAME.<random>.new`` and moved into place after the
+    commit; a staged file is removed only when the commit certainly did not happen, and a rotation
+    interrupted after its commit is rolled forward by the next start or rotation. StartupError (one
+    line) for a wrong or missing KEK, changing nothing. Returns the fingerprints, the number of data
+    keys and where the KEK is.
     """
     settings = data_dir.read_server()
     if old_source is None:
@@ -283,26 +438,59 @@ def rotate_database_kek(
     database = database or database_of(data_dir, settings)
     if not is_postgres_url(database) and not Path(database).exists():
         raise FileNotFoundError(f"No database at {database}; start `kluis serve` first.")
-    store = open_store(database, pool_size=1)
-    staged: Path | None = None
-    backup: Path | None = None
     try:
-        old = open_node_kek(data_dir, store, old_source, create=False, database=database)
-        target = new_source.strip() if new_source is not None else ""
+        target = canonical_source(new_source or "", default_file=data_dir.kek)
+    except KekUnavailable as e:
+        raise StartupError(f"The new key-encryption key: {e}") from None
+    data_dir.ensure()
+    with open(_rotate_lock(data_dir), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StartupError(
+                f"Another `kluis kek rotate` is running on {data_dir.path} (it holds {lock.name}); "
+                "wait for it to finish, then check `kluis kek rotate`'s answer before rotating again."
+            ) from None
+        store = open_store(database, pool_size=1)
+        try:
+            return _rotate_locked(data_dir, settings, store, database, target, old_source)
+        finally:
+            store.close()
+
+
+def _rotate_locked(
+    data_dir: DataDir,
+    settings: ServerSettings | None,
+    store: Any,
+    database: str,
+    target: str,
+    old_source: str,
+) -> dict[str, Any]:
+    """:func:`rotate_database_kek` under the data dir's rotate lock, with the store open."""
+    old = open_node_kek(data_dir, store, old_source, create=False, database=database, recover=True, locked=True)
+    staged: Path | None = None  # a key file this rotation wrote; removed unless the commit may have happened
+    final: Path | None = None  # where the staged key goes after the commit
+    backup: Path | None = None
+    may_have_committed = False
+    try:
         same_file = isinstance(old, FileKek) and (not target or _file_of(target, data_dir) == old.path.resolve())
-        final: Path | None = None
-        if same_file:  # a new random key in place of the old file
-            assert isinstance(old, FileKek)
-            final = old.path
-            staged = final.with_name(final.name + ".new")
-            staged.unlink(missing_ok=True)
-            create_kek_file(staged)
-            new = open_node_kek(data_dir, store, f"file:{staged}", create=False, database=database)
-            target = old_source if old_source else ""
+        if same_file or not target:  # always a new random key, in place of the key file
+            final = old.path if isinstance(old, FileKek) else data_dir.kek
+            staged = final.with_name(f"{final.name}.{uuid.uuid4().hex[:12]}.new")
+            new: KeyEncryptionKey
+            try:
+                create_kek_file(staged)
+                new = open_kek(f"file:{staged}", default_file=data_dir.kek)
+            except KekUnavailable as e:
+                raise StartupError(f"The new key-encryption key: {e}") from None
+            target = old_source if same_file else ""
         else:
-            path = _file_of(target, data_dir) if not target.startswith(("env:", "pkcs11:")) else None
+            path = _file_of(target, data_dir) if target.startswith("file:") else None
             if path is not None and not path.exists():
-                create_kek_file(path)
+                try:
+                    create_kek_file(path)
+                except KekUnavailable as e:
+                    raise StartupError(f"The new key-encryption key: {e}") from None
                 staged = path  # a new key file: removed again if the rotation does not happen
             try:
                 new = open_kek(target, default_file=data_dir.kek)
@@ -310,21 +498,21 @@ def rotate_database_kek(
                 raise StartupError(f"The new key-encryption key: {e}") from None
 
         def put_in_place() -> None:
-            nonlocal backup
-            if final is None or staged is None:
-                return
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            backup = final.with_name(f"{final.name}.{stamp}.bak")
-            os.link(final, backup)  # the old key, kept: snapshots made before need it
+            nonlocal backup, may_have_committed
+            if final is not None and final.exists():
+                backup = _unique_backup(final)  # the file replaced, kept: snapshots made before may need it
+            may_have_committed = True  # from here on the commit may happen: the staged key must survive
 
         try:
             result = rotate_kek(store, old, new, before_commit=put_in_place)
-        except KeyringError as e:
+        except KeyringError as e:  # raised before the commit: nothing changed
+            may_have_committed = False
             if backup is not None:
                 backup.unlink(missing_ok=True)
             raise StartupError(str(e)) from None
         if final is not None and staged is not None:
             os.replace(staged, final)  # committed: the new key takes the old one's name
+            _fsync_dir(final.parent)
         staged = None
         if settings is not None and settings.kek != target:
             settings.kek = target
@@ -333,13 +521,13 @@ def rotate_database_kek(
             **result,
             "kek": new.label if final is None else f"the key-encryption key file {final}",
             "source": target or f"file:{data_dir.kek}",
-            "oldKeyBackup": str(backup) if backup is not None else None,
+            "oldKeyBackup": str(backup) if backup is not None and isinstance(old, FileKek) else None,
+            **({"retiredKeyFile": str(backup)} if backup is not None and not isinstance(old, FileKek) else {}),
             "database": redact(database),
         }
     finally:
-        if staged is not None:
+        if staged is not None and not may_have_committed:
             staged.unlink(missing_ok=True)
-        store.close()
 
 
 def _file_of(source: str, data_dir: DataDir) -> Path:
@@ -360,7 +548,9 @@ class Runtime:
         # Runs each request's synchronous domain and database work off the event loop (None: inline).
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="kluis-db") if threads > 0 else None
         try:
-            self.kek = open_node_kek(data_dir, self.store, settings.kek, create=bootstrap, database=self.database)
+            self.kek = open_node_kek(
+                data_dir, self.store, settings.kek, create=bootstrap, database=self.database, recover=bootstrap
+            )
             try:
                 self.keyring = open_keyring(self.store, self.kek, create=bootstrap)
             except KeyringError as e:
@@ -592,17 +782,25 @@ class Runtime:
         )
 
     def readiness(self) -> dict[str, str]:
-        """What ``/readyz`` checks, each "ok" or why not: the database answers a query; the data keys
-        in memory open what they sealed (the sealed token-signing key); and the KEK source still holds
-        the database's KEK, or the one this node started with (after a ``kluis kek rotate`` to another
-        source a running node keeps serving on its unwrapped keys; its next start needs the new KEK)."""
+        """The checks of :meth:`readiness_report` (each "ok" or why not)."""
+        return self.readiness_report()[0]
+
+    def readiness_report(self) -> tuple[dict[str, str], dict[str, str]]:
+        """What ``/readyz`` answers: (checks, details). Checks, each "ok" or why not: the database
+        answers a query, and the data keys in memory open what they sealed (the sealed token-signing
+        key) with the KEK source readable. A node that holds its data keys can serve, so a KEK source
+        that no longer holds the database's KEK nor the one this node started with does not fail
+        readiness: it is a detail (``kek``: the next start needs the database's KEK), logged as a
+        warning at most every ``_KEK_WARN_INTERVAL`` seconds. After a ``kluis kek rotate`` (the
+        source holds the new key) there is no detail at all."""
         checks = {"database": "ok", "kek": "ok"}
+        details: dict[str, str] = {}
         try:
             with self.store.read() as tx:
                 sealed = tx.get_setting("token_signing_key")
                 expected = tx.get_setting(KEK_CHECK_SETTING)
         except Exception as exc:
-            return {"database": f"unreachable: {type(exc).__name__}", "kek": "unknown"}
+            return {"database": f"unreachable: {type(exc).__name__}", "kek": "unknown"}, details
         try:
             if sealed is None:
                 checks["kek"] = "the database holds no sealed signing key"
@@ -610,13 +808,28 @@ class Runtime:
                 self.sealer.unseal(sealed, context=b"kluis/token-signing-key")
             now = self.kek.current_fingerprint()
             if expected is not None and now not in (expected.decode(), self.keyring.kek_fingerprint):
-                where = f"{self.kek.path.name} on disk" if isinstance(self.kek, FileKek) else self.kek.label
-                checks["kek"] = f"{where} is not the database's key"
+                where = str(self.kek.path) if isinstance(self.kek, FileKek) else self.kek.label
+                details["kek"] = (
+                    f"{where} (fingerprint {now}) is not the database's key-encryption key "
+                    f"({expected.decode()}): this node serves on the data keys it holds, but its next start "
+                    "needs the database's KEK"
+                )
+                self._warn_kek(details["kek"])
         except KekUnavailable as exc:
             checks["kek"] = f"unusable: {exc}"
         except (CryptoError, OSError) as exc:
             checks["kek"] = f"unusable: {type(exc).__name__}"
-        return checks
+        return checks, details
+
+    _KEK_WARN_INTERVAL = 600.0  # seconds between two log warnings about the KEK source
+    _kek_warned = 0.0  # time.monotonic() of the last one (0: never)
+
+    def _warn_kek(self, message: str) -> None:
+        now = time.monotonic()
+        if self._kek_warned and now - self._kek_warned < self._KEK_WARN_INTERVAL:
+            return
+        self._kek_warned = now
+        log.warning("Readiness: %s.", message)
 
     def admin_object_id(self) -> str:
         with self.store.read() as tx:

@@ -45,8 +45,24 @@ def restore(
         raise fail(str(e)) from None
     emit(info, output)
     if not info["kekPresent"]:
-        print(
-            f"WARNING: {data_dir_of(data_dir).kek} is missing: put the kek.key with fingerprint "
-            f"{info['kekFingerprint']} there before `kluis serve`.",
-            file=sys.stderr,
+        print(f"WARNING: {missing_kek_advice(info['kekSource'], info['kekFingerprint'])}", file=sys.stderr)
+
+
+def missing_kek_advice(source: str, fingerprint: str) -> str:
+    """One line telling what to provide before ``kluis serve``: the key-encryption key with
+    ``fingerprint``, worded for ``source`` (``file:PATH``, ``env:VAR`` or a ``pkcs11:`` URI)."""
+    if source.startswith("env:"):
+        return (
+            f"set the environment variable {source[len('env:') :]} to the key-encryption key with fingerprint "
+            f"{fingerprint} (base64) before `kluis serve`."
         )
+    if source.startswith("pkcs11:"):
+        return (
+            f"the PKCS#11 token named by --kek must hold the key-encryption key with fingerprint {fingerprint} "
+            "before `kluis serve`."
+        )
+    path = source[len("file:") :] if source.startswith("file:") else source
+    return (
+        f"{path} is missing: put the key-encryption key with fingerprint {fingerprint} there before `kluis serve` "
+        "(or start kluis with --kek env:VAR or --kek pkcs11:... holding that key)."
+    )

@@ -4,6 +4,8 @@
 (they hold the unwrapped data keys; a server started afterwards needs the new KEK). Without
 ``--to`` a new random key replaces the key file, the old one kept beside it with a date. Snapshots
 (``kluis backup``) made before a rotation hold data keys wrapped by the old KEK: keep it with them.
+One rotation at a time per data dir; a rotation interrupted after its commit is rolled forward by
+the next ``kluis serve`` or ``kluis kek rotate`` (the staged ``kek.key.*.new`` moved into place).
 ``init-pkcs11`` generates the AES-256 KEK on a token (SoftHSM2 or a real HSM) for ``--kek pkcs11:...``.
 """
 
@@ -30,7 +32,7 @@ def rotate(
         typer.Option(
             "--to",
             help="The new KEK: file:PATH (created if missing), env:VAR (base64 key) or a pkcs11: URI; "
-            "default: a new random key in place of the key file.",
+            "default: a new random key in place of the key file (always fresh; a retired kek.key is set aside).",
             show_default=False,
         ),
     ] = None,

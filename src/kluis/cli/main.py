@@ -154,6 +154,13 @@ def serve(
     """Start kluis: HTTPS on 127.0.0.1:8443, a CONNECT proxy on :8080, SQLite in the data dir."""
     if workers <= 0:
         workers = min(os.cpu_count() or 1, 8)
+    if kek:  # a typo'd scheme is an error, and a relative key file path is stored absolute
+        from kluis.api.runtime import kek_source_of
+
+        try:
+            kek = kek_source_of(kek, data_dir_of(data_dir))
+        except StartupError as e:
+            raise fail(str(e)) from None
     settings = ServerSettings(
         host=host,
         port=port,

@@ -7,21 +7,26 @@ database, which keeps the wrapped data keys and the KEK's fingerprint. Sources, 
 - ``file:PATH`` or a bare path (the default is ``kek.key`` in the data dir): 32 raw bytes, mode 0600.
 - ``env:VAR``: the environment variable ``VAR`` holds the 32-byte key, base64 (standard or url-safe).
 - ``pkcs11:token=LABEL;object=KEY?module-path=LIB&pin-source=env:VAR`` (RFC 7512 style; values
-  percent-encoded; ``pin-source`` is ``env:VAR`` (default ``env:KLUIS_PKCS11_PIN``) or ``file:PATH``):
+  percent-encoded; ``pin-source`` is ``env:VAR`` (default ``env:KLUIS_PKCS11_PIN``) or ``file:PATH``;
+  ``serial=SERIAL`` picks one of several tokens with the same label; ``pin-value`` is refused, never printed):
   an AES key on a PKCS#11 token, via ``python-pkcs11``. Wrapping and unwrapping happen inside the
   token (``C_WrapKey`` / ``C_UnwrapKey``); the KEK never leaves it.
 
 Every source wraps with AES Key Wrap (RFC 3394; ``CKM_AES_KEY_WRAP`` on a token), whose integrity
 check makes a wrong KEK fail to unwrap rather than give wrong keys. Errors are
-:class:`KekUnavailable` with one line for people that names the source.
+:class:`KekUnavailable` with one line for people that names the source. Any other ``scheme:`` prefix
+is an error, not a file name; key file paths are kept absolute (:func:`canonical_source`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
+import logging
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,12 +46,20 @@ __all__ = [
     "KeyEncryptionKey",
     "Pkcs11Kek",
     "SoftwareKek",
+    "canonical_source",
     "create_kek_file",
     "fingerprint_of",
     "init_pkcs11_kek",
     "open_kek",
     "parse_pkcs11_uri",
+    "redact_source",
 ]
+
+log = logging.getLogger("kluis.kek")
+ACCEPTED_FORMS = "file:PATH, env:VAR, pkcs11:... or a path"
+# A "scheme:" prefix (RFC 3986 scheme syntax) that is none of file:, env:, pkcs11: is a mistake, not a file name.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_PIN_VALUE = re.compile(r"(pin-value=)[^;&?]*", re.IGNORECASE)
 
 DEFAULT_PIN_ENV = "KLUIS_PKCS11_PIN"
 # What a token's KEK wraps to make its fingerprint: a fixed, public 32-byte value.
@@ -154,6 +167,7 @@ class FileKek(SoftwareKek):
         label = f"the key-encryption key file {path}"
         if not path.exists():
             raise KekMissing(f"The key-encryption key file {path} is missing.", path)
+        _tighten(path)
         try:
             key = path.read_bytes()
         except OSError as e:
@@ -167,11 +181,63 @@ class FileKek(SoftwareKek):
             raise KekUnavailable(f"Cannot read the key-encryption key file {self.path}: {e.strerror or e}.") from None
 
 
+def _tighten(path: Path) -> None:
+    """A key file others may read or write is made 0600 (as kluis does for its database files), with a warning."""
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+            log.warning("The key-encryption key file %s had mode %o; kluis made it 0600.", path, mode & 0o777)
+    except OSError as e:
+        log.warning("The key-encryption key file %s is readable by others and cannot be made 0600: %s", path, e)
+
+
 def create_kek_file(path: Path) -> None:
-    """Write a new random KEK to ``path`` (mode 0600); FileExistsError if it exists (never overwrites)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Write a new random KEK to ``path`` (mode 0600), flushed to disk. FileExistsError if it exists
+    (never overwrites); KekUnavailable (one line) when its directory is missing or not writable."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise KekUnavailable(
+                f"Cannot create the key-encryption key file {path}: the directory {path.parent} does not exist."
+            ) from None
+        raise KekUnavailable(f"Cannot create the key-encryption key file {path}: {e.strerror or e}.") from None
     with os.fdopen(fd, "wb") as f:
         f.write(new_kek())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def redact_source(source: str) -> str:
+    """``source`` fit to print: a ``pin-value=`` in a ``pkcs11:`` URI is replaced by ``***``."""
+    return _PIN_VALUE.sub(r"\1***", source)
+
+
+def canonical_source(source: str, *, default_file: Path) -> str:
+    """The KEK source as kluis stores it (server.json): ``env:VAR`` and ``pkcs11:`` URIs as given,
+    a key file as ``file:`` and an absolute path ("" stays "": the data dir's ``kek.key``, ``default_file``).
+    KekUnavailable (one line naming the accepted forms) for any other ``scheme:`` prefix, so a typo
+    is never taken for a relative file name."""
+    text = source.strip()
+    if not text:
+        return ""
+    if text.startswith(("env:", "pkcs11:")):
+        return text
+    if text.startswith("file:"):
+        text = text[len("file:") :]
+        if not text:
+            return f"file:{default_file.absolute()}"
+    else:
+        match = _SCHEME.match(text)
+        if match:
+            raise KekUnavailable(
+                f"The key-encryption key source {redact_source(text)!r} has an unknown scheme {match.group(1)!r}: "
+                f"give {ACCEPTED_FORMS}."
+            )
+    return f"file:{Path(text).expanduser().absolute()}"
 
 
 def _env_kek(var: str) -> SoftwareKek:
@@ -251,7 +317,7 @@ class Pkcs11Kek:
         try:
             self._attrs = parse_pkcs11_uri(uri)
         except ValueError as e:
-            raise KekUnavailable(f"The key-encryption key source {uri!r}: {e}.") from None
+            raise KekUnavailable(f"The key-encryption key source {redact_source(uri)!r}: {e}.") from None
         self.source = uri
         self.label = f"the key {self._attrs['object']!r} on the PKCS#11 token {self._attrs['token']!r}"
         self.fingerprint = self.current_fingerprint()
@@ -275,15 +341,28 @@ class Pkcs11Kek:
     @contextmanager
     def _session(self, *, rw: bool = False) -> Iterator[Any]:
         import pkcs11
-        from pkcs11.exceptions import NoSuchToken, PinIncorrect, PinLenRange, PKCS11Error
+        from pkcs11.exceptions import MultipleTokensReturned, NoSuchToken, PinIncorrect, PinLenRange, PKCS11Error
 
         lib = _library(self._attrs["module-path"], self.label)
         pin = self._pin()
+        serial = self._attrs.get("serial")
+        which = f" with serial {serial!r}" if serial else ""
         try:
-            token = lib.get_token(token_label=self._attrs["token"])
+            if serial:
+                token = lib.get_token(token_label=self._attrs["token"], token_serial=serial.encode())
+            else:
+                token = lib.get_token(token_label=self._attrs["token"])
         except NoSuchToken:
             raise KekUnavailable(
-                f"No PKCS#11 token labelled {self._attrs['token']!r} in {self._attrs['module-path']}."
+                f"No PKCS#11 token labelled {self._attrs['token']!r}{which} in {self._attrs['module-path']}."
+            ) from None
+        except MultipleTokensReturned:
+            serials = ", ".join(
+                sorted(t.serial.decode(errors="replace") for t in lib.get_tokens(token_label=self._attrs["token"]))
+            )
+            raise KekUnavailable(
+                f"Several PKCS#11 tokens are labelled {self._attrs['token']!r} in {self._attrs['module-path']} "
+                f"(serials {serials}): add serial=SERIAL to the pkcs11: URI to say which."
             ) from None
         except PKCS11Error as e:
             raise KekUnavailable(f"Cannot reach the PKCS#11 token {self._attrs['token']!r}: {e!r}.") from None
@@ -387,7 +466,7 @@ def init_pkcs11_kek(uri: str) -> Pkcs11Kek:
     try:
         attrs = parse_pkcs11_uri(uri)
     except ValueError as e:
-        raise KekUnavailable(f"The key-encryption key source {uri!r}: {e}.") from None
+        raise KekUnavailable(f"The key-encryption key source {redact_source(uri)!r}: {e}.") from None
     probe = Pkcs11Kek.__new__(Pkcs11Kek)
     probe._attrs = attrs
     probe.source = uri
@@ -414,13 +493,12 @@ def init_pkcs11_kek(uri: str) -> Pkcs11Kek:
 
 
 def open_kek(source: str, *, default_file: Path) -> KeyEncryptionKey:
-    """Load the KEK ``source`` names ("" for ``default_file``). Raises :class:`KekMissing` for a key
-    file that does not exist, :class:`KekUnavailable` (one line naming the source) for anything else."""
-    text = source.strip()
+    """Load the KEK ``source`` names ("" for ``default_file``; a relative path is taken from the current
+    directory, see :func:`canonical_source`). Raises :class:`KekMissing` for a key file that does not
+    exist, :class:`KekUnavailable` (one line naming the source) for an unknown ``scheme:`` and anything else."""
+    text = canonical_source(source, default_file=default_file)
     if text.startswith("env:"):
         return _env_kek(text[len("env:") :])
     if text.startswith("pkcs11:"):
         return Pkcs11Kek(text)
-    if text.startswith("file:"):
-        text = text[len("file:") :]
-    return FileKek(Path(text).expanduser() if text else default_file)
+    return FileKek(Path(text[len("file:") :]) if text else default_file)
