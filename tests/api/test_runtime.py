@@ -490,6 +490,52 @@ def test_a_second_rotation_while_one_runs_is_refused_and_the_first_ones_key_surv
     _opens(data_dir)
 
 
+def test_a_start_during_a_rotation_waits_for_it_and_opens_the_new_key(
+    data_dir: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start reads the database's fingerprint and the key file under the rotate lock, so it never
+    compares a fingerprint from before a rotation's commit with a key file from after it."""
+    import threading
+
+    import kluis.api.runtime as runtime_module
+    from kluis.api.runtime import rotate_database_kek
+
+    _started(data_dir)
+    inside, release = threading.Event(), threading.Event()
+    real = runtime_module.rotate_kek
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        inside.set()
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runtime_module, "rotate_kek", slow)
+    rotation = threading.Thread(target=lambda: rotate_database_kek(data_dir, None))
+    rotation.start()
+    opened: list[str] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            rt = Runtime(data_dir, SETTINGS, bootstrap=True)  # kluis serve's start
+            opened.append(rt.kek.fingerprint)
+            rt.close()
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    try:
+        assert inside.wait(30)
+        starting = threading.Thread(target=start)
+        starting.start()
+        starting.join(1.0)
+        assert starting.is_alive() and not opened  # waits for the rotation instead of racing it
+    finally:
+        release.set()
+        rotation.join(30)
+    starting.join(30)
+    assert not errors and opened == [kek_fp(data_dir.kek)]  # the key the rotation committed
+
+
 def test_the_staged_key_name_is_unique_to_the_attempt(data_dir: DataDir) -> None:
     from kluis.api.runtime import rotate_database_kek
 
@@ -570,6 +616,22 @@ def test_a_start_with_no_matching_key_lists_the_key_files_found(data_dir: DataDi
     message = str(caught.value)
     assert f"expects {result['to']}" in message and "\n" not in message
     assert f"Key files found: {result['oldKeyBackup']} ({kek_fingerprint(old)})" in message
+
+
+def test_a_start_error_names_at_most_five_key_files_newest_first(data_dir: DataDir) -> None:
+    import os
+
+    _started(data_dir)
+    for i in range(8):  # old backups pile up over years of rotations
+        bak = data_dir.path / f"kek.key.2026010{i}T000000Z.bak"
+        bak.write_bytes(bytes([i + 1]) * 32)
+        os.utime(bak, (1_700_000_000 + i, 1_700_000_000 + i))
+    data_dir.kek.write_bytes(b"\x0f" * 32)
+    with pytest.raises(StartupError) as caught:
+        Runtime(data_dir, SETTINGS, bootstrap=True)
+    message = str(caught.value)
+    assert message.count(".bak (") == 5 and message.endswith(" and 3 older.")
+    assert "kek.key.20260107T000000Z.bak" in message and "kek.key.20260100T000000Z.bak" not in message
 
 
 def test_an_unknown_scheme_is_an_error_not_a_relative_file(

@@ -254,7 +254,18 @@ def open_node_kek(
     fingerprints). A key file is created (mode 0600) only with ``create`` and for a database holding
     nothing sealed: kluis never makes a new KEK for sealed data. With ``recover`` (``kluis serve``'s
     main process, ``kluis kek rotate``) a rotation interrupted after its commit is rolled forward
-    first: see :func:`_roll_forward` (``locked``: the caller holds the data dir's rotate lock)."""
+    first: see :func:`_roll_forward` (``locked``: the caller holds the data dir's rotate lock). A
+    recovering start holds that lock from reading the database's fingerprint to comparing it, so a
+    rotation running at the same time is seen either whole or not at all."""
+    if recover and not locked:
+        data_dir.ensure()
+        with open(_rotate_lock(data_dir), "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("Waiting for a running `kluis kek rotate` on %s to finish.", data_dir.path)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            return open_node_kek(data_dir, store, source, create=create, database=database, recover=True, locked=True)
     with store.read() as tx:
         expected = tx.get_setting(KEK_CHECK_SETTING)
         sealed = tx.get_setting("token_signing_key")
@@ -316,9 +327,12 @@ def _file_fingerprint(path: Path) -> str | None:
     return fingerprint_of(key) if len(key) == KEK_SIZE else None
 
 
+_FOUND_SHOWN = 5  # key files named in a start error, newest first (a data dir may keep many .bak files)
+
+
 def _found_keys(data_dir: DataDir, key_file: Path | None) -> str:
-    """ " Key files found: NAME (fingerprint F), ..." for the staged and backup key files beside
-    ``key_file`` and the data dir's ``kek.key`` ("" when there are none)."""
+    """ " Key files found: NAME (F), ... and N older." for the staged and backup key files beside
+    ``key_file`` and the data dir's ``kek.key``, the ``_FOUND_SHOWN`` newest ("" when there are none)."""
     places = {data_dir.kek}
     if key_file is not None:
         places.add(key_file)
@@ -331,7 +345,10 @@ def _found_keys(data_dir: DataDir, key_file: Path | None) -> str:
                 found[path] = fingerprint
     if not found:
         return ""
-    return " Key files found: " + ", ".join(f"{p} ({f})" for p, f in sorted(found.items())) + "."
+    newest = sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:_FOUND_SHOWN]
+    listed = ", ".join(f"{p} ({found[p]})" for p in newest)
+    more = f" and {len(found) - len(newest)} older" if len(found) > len(newest) else ""
+    return f" Key files found: {listed}{more}."
 
 
 def _unique_backup(final: Path) -> Path:
