@@ -105,3 +105,19 @@ class KluisServer:
 
     def admin(self) -> dict[str, str]:
         return dict(json.loads((self.data_dir / "admin.json").read_text()))
+
+
+def admin_clients(server: KluisServer) -> tuple[Any, Any, Any]:
+    """(KeyClient, SecretClient, ClientSecretCredential) of the official sync SDKs, signed in as the
+    server's administrator, talking to its HTTPS listener directly."""
+    from azure.identity import ClientSecretCredential
+    from azure.keyvault.keys import KeyClient
+    from azure.keyvault.secrets import SecretClient
+
+    admin = server.admin()
+    cred = ClientSecretCredential(
+        "adfs", admin["appId"], admin["password"], authority=server.url, connection_verify=server.ca
+    )
+    keys = KeyClient(server.url, cred, verify_challenge_resource=False, connection_verify=server.ca)
+    secrets = SecretClient(server.url, cred, verify_challenge_resource=False, connection_verify=server.ca)
+    return keys, secrets, cred

@@ -18,25 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from azure.identity import ClientSecretCredential
-from azure.keyvault.keys import KeyClient
-from azure.keyvault.secrets import SecretClient
 
-from tests.e2e.server import KluisServer, free_port
+from tests.e2e.server import KluisServer, admin_clients, free_port
 
 pytestmark = pytest.mark.slow
 
 SECRET_VALUE = "s3cr3t-value-that-must-never-reach-the-audit-log"
-
-
-def _clients(server: KluisServer) -> tuple[KeyClient, SecretClient, ClientSecretCredential]:
-    admin = server.admin()
-    cred = ClientSecretCredential(
-        "adfs", admin["appId"], admin["password"], authority=server.url, connection_verify=server.ca
-    )
-    keys = KeyClient(server.url, cred, verify_challenge_resource=False, connection_verify=server.ca)
-    secrets = SecretClient(server.url, cred, verify_challenge_resource=False, connection_verify=server.ca)
-    return keys, secrets, cred
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +54,7 @@ def _wait_for(fetch: Callable[[], list[dict[str, Any]]], count: int, timeout: fl
 
 def test_sdk_calls_are_audited_with_caller_and_no_secrets(served: tuple[KluisServer, int]) -> None:
     server, _ = served
-    keys, secrets, cred = _clients(server)
+    keys, secrets, cred = admin_clients(server)
     with keys, secrets:
         keys.create_ec_key("audited-key", curve="P-256")
         keys.get_key("audited-key")
@@ -131,7 +118,7 @@ def test_health_readiness_metrics_and_json_logs(served: tuple[KluisServer, int])
     assert httpx.get(f"{server.url}/healthz", verify=tls).json() == {"status": "ok"}
     ready = httpx.get(f"{server.url}/readyz", verify=tls)
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "kek": "ok"}
-    keys, _, _ = _clients(server)
+    keys, _, _ = admin_clients(server)
     with keys:
         keys.create_ec_key("metered", curve="P-256")
         for _ in range(3):
@@ -149,7 +136,7 @@ def test_health_readiness_metrics_and_json_logs(served: tuple[KluisServer, int])
 
 def test_backup_while_serving_restores_into_a_new_data_dir(served: tuple[KluisServer, int], tmp_path: Path) -> None:
     server, _ = served
-    keys, secrets, _ = _clients(server)
+    keys, secrets, _ = admin_clients(server)
     with keys, secrets:
         keys.create_rsa_key("kept-key", size=2048)
         secrets.set_secret("kept-secret", SECRET_VALUE)
@@ -166,7 +153,7 @@ def test_backup_while_serving_restores_into_a_new_data_dir(served: tuple[KluisSe
     shutil.copy(server.data_dir / "admin.json", restored / "admin.json")  # the same administrator
     second = KluisServer(restored, extra_args=["--workers", "1", "--key-pool", "0"]).start()
     try:
-        keys2, secrets2, _ = _clients(second)
+        keys2, secrets2, _ = admin_clients(second)
         with keys2, secrets2:
             assert keys2.get_key("kept-key").key_type == "RSA"
             assert secrets2.get_secret("kept-secret").value == SECRET_VALUE

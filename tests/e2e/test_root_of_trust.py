@@ -17,26 +17,15 @@ import pytest
 from azure.identity import ClientSecretCredential
 from azure.keyvault.keys import KeyClient
 from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
-from azure.keyvault.secrets import SecretClient
 
 from tests.conftest import SOFTHSM_TOKEN
-from tests.e2e.server import KluisServer
+from tests.e2e.server import KluisServer, admin_clients
 from tests.softhsm import SoftHsm
 
 pytestmark = pytest.mark.slow
 
 SECRET = "root-of-trust-secret-value"
 DIGEST = hashlib.sha256(b"signed under a data key").digest()
-
-
-def _clients(server: KluisServer) -> tuple[KeyClient, SecretClient, ClientSecretCredential]:
-    admin = server.admin()
-    cred = ClientSecretCredential(
-        "adfs", admin["appId"], admin["password"], authority=server.url, connection_verify=server.ca
-    )
-    keys = KeyClient(server.url, cred, verify_challenge_resource=False, connection_verify=server.ca)
-    secrets = SecretClient(server.url, cred, verify_challenge_resource=False, connection_verify=server.ca)
-    return keys, secrets, cred
 
 
 def _signer(server: KluisServer, keys: KeyClient, cred: ClientSecretCredential, name: str) -> CryptographyClient:
@@ -60,7 +49,7 @@ def test_a_pkcs11_kek_on_softhsm_serves_across_a_restart(softhsm: SoftHsm, tmp_p
     try:
         assert not (data / "kek.key").exists()
         assert _ready(server) == {"status": "ok", "checks": {"database": "ok", "kek": "ok"}}
-        keys, secrets, cred = _clients(server)
+        keys, secrets, cred = admin_clients(server)
         key = keys.create_ec_key("hsm-rooted", curve="P-256")
         signature = _signer(server, keys, cred, "hsm-rooted").sign(SignatureAlgorithm.es256, DIGEST).signature
         secrets.set_secret("hsm-secret", SECRET)
@@ -69,7 +58,7 @@ def test_a_pkcs11_kek_on_softhsm_serves_across_a_restart(softhsm: SoftHsm, tmp_p
     assert json.loads((data / "server.json").read_text())["kek"] == uri
     server.start()
     try:
-        keys, secrets, cred = _clients(server)
+        keys, secrets, cred = admin_clients(server)
         assert keys.get_key("hsm-rooted").key.x == key.key.x
         signer = _signer(server, keys, cred, "hsm-rooted")
         assert signer.verify(SignatureAlgorithm.es256, DIGEST, signature).is_valid
@@ -92,7 +81,7 @@ def test_rotating_the_kek_while_serving(softhsm: SoftHsm, tmp_path: Path) -> Non
     server = KluisServer(data, extra_args=["--workers", "2", "--key-pool", "0", "--audit-flush-ms", "50"]).start()
     uri = softhsm.uri(SOFTHSM_TOKEN, "kek-e2e-rotate")
     try:
-        keys, secrets, cred = _clients(server)
+        keys, secrets, cred = admin_clients(server)
         key = keys.create_ec_key("rotated-kek", curve="P-256")
         secrets.set_secret("rotated-secret", SECRET)
         backup = keys.backup_key("rotated-kek")  # made before the rotation
@@ -136,7 +125,7 @@ def test_rotating_the_kek_while_serving(softhsm: SoftHsm, tmp_path: Path) -> Non
     server.extra_args = ["--workers", "1", "--key-pool", "0", "--kek", uri]  # restart on the new KEK
     server.start()
     try:
-        keys, secrets, cred = _clients(server)
+        keys, secrets, cred = admin_clients(server)
         assert secrets.get_secret("rotated-secret").value == SECRET
         assert keys.get_key("made-after-rotation").key_type == "EC"
         keys.begin_delete_key("rotated-kek").wait()
