@@ -48,6 +48,15 @@ def _through_proxy(
     return response
 
 
+def _assert_audited_from_client(kluis: KluisServer, name: str) -> None:
+    """Every CreateKey record of ``name`` (an SDK's unauthenticated first try answered 401, then the
+    200) names the client's own address."""
+    out = kluis.cli("audit", "list", "--operation", "CreateKey", "-o", "json").stdout
+    records = [r for r in map(json.loads, out.splitlines()) if r["name"] == name]
+    assert 200 in {r["status"] for r in records}
+    assert {r["clientAddress"] for r in records} == {CLIENT_IP}
+
+
 def test_the_proxy_passes_the_real_client_address_on(kluis: KluisServer, admin: Principal) -> None:
     token = _token(kluis, admin)
     name = unique("proxied")
@@ -63,6 +72,63 @@ def test_the_proxy_passes_the_real_client_address_on(kluis: KluisServer, admin: 
     )  # fmt: skip
     assert direct.status_code == 200 and "addr=127.0.0.1;" in direct.headers["x-ms-keyvault-network-info"]
     # the acknowledged write's audit record names the real client
-    out = kluis.cli("audit", "list", "--operation", "CreateKey", "-o", "json").stdout
-    (record,) = [r for r in map(json.loads, out.splitlines()) if r["name"] == name]
-    assert record["clientAddress"] == CLIENT_IP
+    _assert_audited_from_client(kluis, name)
+
+
+def test_the_sync_sdk_through_the_proxy_is_audited_with_its_own_address(kluis: KluisServer, admin: Principal) -> None:
+    """Zero-change mode with the official sync SDK (requests) on a connection bound to 127.0.0.2."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from azure.identity import ClientSecretCredential
+    from azure.keyvault.keys import KeyClient
+    from requests.adapters import HTTPAdapter
+
+    class FromClientAddress(HTTPAdapter):
+        def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+            super().init_poolmanager(*args, **{**kwargs, "source_address": (CLIENT_IP, 0)})  # type: ignore[arg-type]
+
+        def proxy_manager_for(self, proxy: str, **kwargs: object) -> object:
+            return super().proxy_manager_for(proxy, **{**kwargs, "source_address": (CLIENT_IP, 0)})
+
+    def transport() -> RequestsTransport:
+        session = requests.Session()
+        session.trust_env = False
+        session.mount("https://", FromClientAddress())
+        session.proxies = {"https": f"http://127.0.0.1:{kluis.proxy_port}"}
+        return RequestsTransport(session=session, session_owner=True, connection_verify=kluis.ca)
+
+    credential = ClientSecretCredential(admin.tenant, admin.app_id, admin.password, transport=transport())
+    name = unique("syncproxied")
+    with KeyClient("https://default.vault.azure.net", credential, transport=transport()) as client:
+        assert client.create_ec_key(name, curve="P-256").name == name
+    _assert_audited_from_client(kluis, name)
+
+
+def test_the_async_sdk_through_the_proxy_is_audited_with_its_own_address(kluis: KluisServer, admin: Principal) -> None:
+    """The same with the official async SDK (aiohttp), its connections bound to 127.0.0.2."""
+    import asyncio
+
+    import aiohttp
+    from azure.core.pipeline.transport import AioHttpTransport
+    from azure.identity.aio import ClientSecretCredential
+    from azure.keyvault.keys.aio import KeyClient
+
+    name = unique("asyncproxied")
+    proxies = {"https": f"http://127.0.0.1:{kluis.proxy_port}"}
+
+    def transport() -> AioHttpTransport:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(CLIENT_IP, 0)))
+        return AioHttpTransport(session=session, session_owner=True, connection_verify=kluis.ca)
+
+    async def journey() -> None:
+        credential = ClientSecretCredential(
+            admin.tenant, admin.app_id, admin.password, proxies=proxies, transport=transport()
+        )
+        async with (
+            credential,
+            KeyClient("https://default.vault.azure.net", credential, proxies=proxies, transport=transport()) as client,
+        ):
+            assert (await client.create_ec_key(name, curve="P-256")).name == name
+
+    asyncio.run(journey())
+    _assert_audited_from_client(kluis, name)
