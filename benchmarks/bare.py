@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.server import free_port, launch, stop_process, with_pythonpath
+from benchmarks.server import free_port, launch, stop_process, with_pythonpath, worker_pids
 
 __all__ = ["BareServer", "app"]
 
@@ -67,6 +67,10 @@ class BareServer:
             cwd=str(root),
         )
         return self
+
+    def worker_pids(self) -> list[int]:
+        """granian's worker processes (children of the server process), for ``--profile``."""
+        return worker_pids(self.process.pid) if self.process is not None else []
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -123,6 +123,7 @@ _RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("request body", ("Request.body", "Request._read", "_rsgi_chunks", "RequestContext.body", "parse_body")),
 )
 _REQUEST_ROOT = "KluisApp.__rsgi__ ("
+_BARE_ROOT = "BareApp.__rsgi__ ("  # benchmarks/bare.py: the HTTP stack's own share, profiled beside kluis
 
 
 def py_spy() -> str | None:
@@ -141,6 +142,18 @@ def response_frame() -> str:
         if "protocol.response_bytes(" in text:
             return f"KluisApp.__rsgi__ (kluis/api/app.py:{first + offset})"
     return "KluisApp.__rsgi__ (kluis/api/app.py:response_bytes)"
+
+
+@functools.lru_cache(maxsize=1)
+def _bare_response_frame() -> str:
+    """As :func:`response_frame`, for the bare endpoint's ``response_bytes`` call."""
+    from benchmarks.bare import BareApp
+
+    lines, first = inspect.getsourcelines(BareApp.__rsgi__)
+    for offset, text in enumerate(lines):
+        if "protocol.response_bytes(" in text:
+            return f"BareApp.__rsgi__ (benchmarks/bare.py:{first + offset})"
+    return "BareApp.__rsgi__ (benchmarks/bare.py:response_bytes)"
 
 
 def _name(frame: str) -> str:
@@ -169,6 +182,9 @@ def classify(thread: str, frames: list[str], response: str = "") -> str | None:
             if any(m in f for f in request for m in marks):
                 return category
         return "dispatcher (rest)"
+    bare = next((i for i, f in enumerate(frames) if f.startswith(_BARE_ROOT)), None)
+    if bare is not None:  # the bare endpoint: its response write, else its own Python (parse, JSON)
+        return "response write (granian)" if frames[bare] == _bare_response_frame() else "dispatcher (rest)"
     if thread.startswith("kluis-audit") or any("kluis/domain/audit.py" in f for f in frames):
         return "audit + events"
     if any("_granian" in f for f in frames):

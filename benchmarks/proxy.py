@@ -53,7 +53,7 @@ def measure(server: KluisProcess, *, repeat: int, duration: float, connections: 
         runs.append({"round": rnd, "subject": subject, **result.as_dict(), "proxy_cpu_us": cpu / ok * 1e6})
     by = {s: [r for r in runs if r["subject"] == s] for s in ("direct", "proxied")}
     ratios = [p["ops_s"] / d["ops_s"] for d, p in zip(by["direct"], by["proxied"], strict=True) if d["ops_s"]]
-    summary = {
+    summary: dict[str, Any] = {
         s: {
             "ops_s": median([r["ops_s"] for r in rs]), "ops_s_spread": spread([r["ops_s"] for r in rs]),
             "p50_ms": median([r["p50_ms"] for r in rs]), "p50_ms_spread": spread([r["p50_ms"] for r in rs]),

@@ -372,7 +372,13 @@ def _kluis_phase(
         for op in args.ops:
             results["operations"][op] = _operation(b, op, server, fixture, base, raw, bare)
             if args.profile and py_spy() and not OPERATIONS[op].scenario(fixture).delay_ms:
-                _profile(b, results, server, OPERATIONS[op].scenario(fixture), op, OPERATIONS[op].label)
+                _profile(b, results, server.url, server.worker_pids, OPERATIONS[op].scenario(fixture), op,
+                         OPERATIONS[op].label)  # fmt: skip
+        if args.profile and py_spy():  # the HTTP stack's own share: the same breakdown of the bare endpoint
+            methods = sorted({OPERATIONS[op].scenario(fixture).method for op in args.ops} & set(BARE))
+            for method in methods:
+                _profile(b, results, bare.url, bare.worker_pids, BARE[method], f"bare_{method.lower()}",
+                         f"bare endpoint {method}")  # fmt: skip
     finally:
         bare.stop()
 
@@ -413,10 +419,11 @@ def _operation(
     return entry
 
 
-def _profile(b: Bench, results: dict[str, Any], server: KluisProcess, scenario: Scenario, key: str,
-             label: str) -> None:  # fmt: skip
-    """One extra run of ``scenario`` under :class:`benchmarks.profile.Recording`; its breakdown goes to
-    ``results["profile"][key]`` (and is logged). A failure is logged, never fatal."""
+def _profile(b: Bench, results: dict[str, Any], url: str, pids: Callable[[], list[int]], scenario: Scenario,
+             key: str, label: str) -> None:  # fmt: skip
+    """One extra run of ``scenario`` at ``url`` (a server whose worker processes ``pids`` lists) under
+    :class:`benchmarks.profile.Recording`; its breakdown goes to ``results["profile"][key]`` (and is
+    logged). A failure is logged, never fatal."""
     out = b.args.out
     out.mkdir(parents=True, exist_ok=True)
     prefix = out / f"profile-{key}"
@@ -427,14 +434,14 @@ def _profile(b: Bench, results: dict[str, Any], server: KluisProcess, scenario: 
 
     def hook(spy: bool) -> Callable[[], Recording]:
         def start() -> Recording:
-            recordings.append(Recording.start(server.worker_pids(), max(int(seconds) - 1, 1), prefix, spy=spy))
+            recordings.append(Recording.start(pids(), max(int(seconds) - 1, 1), prefix, spy=spy))
             return recordings[-1]
 
         return start
 
     try:  # a clean run measures CPU per request and thread; the sampled one splits it
-        run = b.load(server.url, scenario, "cpu", warm=False, hook=hook(False), duration=seconds)
-        b.load(server.url, scenario, "profile", warm=False, hook=hook(True), duration=seconds)
+        run = b.load(url, scenario, "cpu", warm=False, hook=hook(False), duration=seconds)
+        b.load(url, scenario, "profile", warm=False, hook=hook(True), duration=seconds)
         clean, sampled = recordings
         sampled.clean = clean
         requests = max(int(run["requests"]) - int(run["errors"]), 1)
@@ -504,7 +511,8 @@ def _scaling(b: Bench, results: dict[str, Any]) -> None:
             sizes[str(n)] = entry
             if args.profile and py_spy() and n == args.sizes[-1]:
                 for op, label in (("get_key_cold", "cold get"), ("get_key", "hot get")):
-                    _profile(b, results, server, scenarios[op], f"{op}@{n}", f"{label} ({n:,} keys)")
+                    _profile(b, results, server.url, server.worker_pids, scenarios[op], f"{op}@{n}",
+                             f"{label} ({n:,} keys)")  # fmt: skip
     finally:
         server.stop()
 

@@ -66,3 +66,16 @@ def test_breakdown_splits_each_threads_cpu_over_its_busy_samples_per_request() -
     assert per["store"] == 300.0 and per["crypto"] == 100.0  # µs per request: 0.4 s * 3/4 / 1000
     assert per["TLS + HTTP (granian)"] == 150.0  # its own 100 plus the unsampled thread's 50 (default: granian)
     assert sum(per.values()) == 550.0
+
+
+def test_the_bare_endpoints_samples_are_its_response_write_or_its_own_python() -> None:
+    from benchmarks.bare import BareApp
+    from benchmarks.profile import _bare_response_frame
+
+    frame = _bare_response_frame()
+    lines, first = inspect.getsourcelines(BareApp.__rsgi__)
+    assert "protocol.response_bytes(" in lines[int(frame.rsplit(":", 1)[1].rstrip(")")) - first]
+    assert classify("MainThread", _frames(ROOT, frame, "write (libc.so.6)")) == "response write (granian)"
+    parse = "BareApp.__rsgi__ (benchmarks/bare.py:33);loads (json/__init__.py:346)"
+    assert classify("MainThread", _frames(ROOT, parse)) == "dispatcher (rest)"
+    assert classify("MainThread", _frames(ROOT, "run_forever (loop.c:33397)")) != "dispatcher (rest)"
