@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kluis.crypto import _aes, _ec, _rsa
 from kluis.crypto.algorithms import (
+    AesMode,
     Curve,
     EncryptionAlgorithm,
     KeyFamily,
@@ -117,12 +118,12 @@ def _encrypt(
         assert isinstance(key.public, rsa.RSAPublicKey)
         return EncryptResult(_rsa.encrypt(key.public, alg, plaintext))
     secret = _oct(key)
-    if alg.is_gcm:
+    if alg.aes_mode is AesMode.GCM:
         nonce = os.urandom(_aes.GCM_IV_SIZE) if iv is None else iv
         ciphertext, tag = _aes.gcm_encrypt(secret, alg, plaintext, nonce, aad)
         return EncryptResult(ciphertext, iv=nonce, tag=tag, aad=aad)
     _unused(alg, aad=aad)
-    ciphertext = _aes.cbc_encrypt(secret, alg, plaintext, iv, pad=alg.is_cbc_pad)
+    ciphertext = _aes.cbc_encrypt(secret, alg, plaintext, iv, pad=alg.aes_mode is AesMode.CBC_PAD)
     return EncryptResult(ciphertext, iv=iv)
 
 
@@ -139,10 +140,10 @@ def _decrypt(
         assert isinstance(key.private, rsa.RSAPrivateKey)
         return _rsa.decrypt(key.private, alg, ciphertext)
     secret = _oct(key)
-    if alg.is_gcm:
+    if alg.aes_mode is AesMode.GCM:
         return _aes.gcm_decrypt(secret, alg, ciphertext, iv, tag, aad)
     _unused(alg, aad=aad, tag=tag)
-    return _aes.cbc_decrypt(secret, alg, ciphertext, iv, pad=alg.is_cbc_pad)
+    return _aes.cbc_decrypt(secret, alg, ciphertext, iv, pad=alg.aes_mode is AesMode.CBC_PAD)
 
 
 class CipherParams(TypedDict, total=False):
@@ -180,7 +181,7 @@ def decrypt(key: KeyMaterial, alg: str, ciphertext: bytes, **params: Unpack[Deci
 def wrap_key(key: KeyMaterial, alg: str, key_bytes: bytes, **params: Unpack[CipherParams]) -> EncryptResult:
     """Wrap ``key_bytes``: RSA encryption, AES key wrap (RFC 3394/5649), or AES GCM/CBC."""
     parsed = _cipher_alg(key, KeyOperation.WRAP_KEY, alg)
-    if parsed.is_key_wrap:
+    if parsed.aes_mode is AesMode.KEY_WRAP:
         _unused(parsed, iv=params.get("iv"), aad=params.get("aad"))
         pad = parsed is _E.CKM_AES_KEY_WRAP_PAD
         return EncryptResult(_aes.key_wrap(_oct(key), parsed, key_bytes, pad=pad))
@@ -190,7 +191,7 @@ def wrap_key(key: KeyMaterial, alg: str, key_bytes: bytes, **params: Unpack[Ciph
 def unwrap_key(key: KeyMaterial, alg: str, wrapped: bytes, **params: Unpack[DecipherParams]) -> bytes:
     """Inverse of :func:`wrap_key`."""
     parsed = _cipher_alg(key, KeyOperation.UNWRAP_KEY, alg)
-    if parsed.is_key_wrap:
+    if parsed.aes_mode is AesMode.KEY_WRAP:
         _unused(parsed, iv=params.get("iv"), aad=params.get("aad"), tag=params.get("tag"))
         pad = parsed is _E.CKM_AES_KEY_WRAP_PAD
         return _aes.key_unwrap(_oct(key), parsed, wrapped, pad=pad)
