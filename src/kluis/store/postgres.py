@@ -63,7 +63,7 @@ LISTEN_COALESCE = 0.005  # seconds the listener lets notifications gather after 
 _CACHE_LIMIT = 20_000
 _EXCLUSIVE_LOCKS = {"scheduler": SCHEDULER_LOCK}
 
-# `duplicates` pairs this file with sqlite.py on purpose: the same queries, each in its own dialect.
+# The same queries as sqlite.py, each in its own dialect; the ones whose text both dialects take are in statements.py.
 _OBJECT_COLS = "vault_id, kind, name, latest_version, created, updated, deleted_at, scheduled_purge_at, policy, due_at"
 _VERSION_COLS = "vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, updated, tags, props, seq"
 _PRINCIPAL_COLS = "object_id, app_id, display_name, secret_hash, is_admin, created"
