@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import overload
 
 from platformdirs import user_data_dir
 
@@ -132,8 +133,12 @@ class _Inside:
         self.name = name
         self.__doc__ = doc or f"``{name}`` in the data directory."
 
-    def __get__(self, data_dir: DataDir, owner: type[DataDir] | None = None) -> Path:
-        return data_dir.path / self.name
+    @overload
+    def __get__(self, data_dir: None, owner: type[DataDir]) -> _Inside: ...
+    @overload
+    def __get__(self, data_dir: DataDir, owner: type[DataDir] | None = None) -> Path: ...
+    def __get__(self, data_dir: DataDir | None, owner: type[DataDir] | None = None) -> Path | _Inside:
+        return self if data_dir is None else data_dir.path / self.name  # on the class: the descriptor itself
 
 
 class DataDir:
