@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import overload
 
 from platformdirs import user_data_dir
 
@@ -125,8 +126,36 @@ def granian_limits() -> dict[str, object]:
     }
 
 
+class _Inside:
+    """A fixed name inside the data directory, read as a :class:`Path` attribute of :class:`DataDir`."""
+
+    def __init__(self, name: str, doc: str = "") -> None:
+        self.name = name
+        self.__doc__ = doc or f"``{name}`` in the data directory."
+
+    @overload
+    def __get__(self, data_dir: None, owner: type[DataDir]) -> _Inside: ...
+    @overload
+    def __get__(self, data_dir: DataDir, owner: type[DataDir] | None = None) -> Path: ...
+    def __get__(self, data_dir: DataDir | None, owner: type[DataDir] | None = None) -> Path | _Inside:
+        return self if data_dir is None else data_dir.path / self.name  # on the class: the descriptor itself
+
+
 class DataDir:
     """Paths inside the data directory; creates it 0700 on first use."""
+
+    database = _Inside("kluis.db")
+    kek = _Inside("kek.key")
+    tls = _Inside("tls")
+    admin = _Inside("admin.json")
+    server = _Inside("server.json")
+    ca_bundle = _Inside("ca-bundle.pem")
+    metrics = _Inside(
+        "metrics", "Prometheus multiprocess files of the running server's processes (emptied on each start)."
+    )
+    serve_lock = _Inside(
+        "serve.lock", "Held (shared flock) by every running ``kluis serve`` of this data dir; restore needs it free."
+    )
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -135,40 +164,6 @@ class DataDir:
         self.path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path, 0o700)
         return self
-
-    @property
-    def database(self) -> Path:
-        return self.path / "kluis.db"
-
-    @property
-    def kek(self) -> Path:
-        return self.path / "kek.key"
-
-    @property
-    def tls(self) -> Path:
-        return self.path / "tls"
-
-    @property
-    def admin(self) -> Path:
-        return self.path / "admin.json"
-
-    @property
-    def server(self) -> Path:
-        return self.path / "server.json"
-
-    @property
-    def ca_bundle(self) -> Path:
-        return self.path / "ca-bundle.pem"
-
-    @property
-    def metrics(self) -> Path:
-        """Prometheus multiprocess files of the running server's processes (emptied on each start)."""
-        return self.path / "metrics"
-
-    @property
-    def serve_lock(self) -> Path:
-        """Held (shared flock) by every running ``kluis serve`` of this data dir; restore needs it free."""
-        return self.path / "serve.lock"
 
     def write_server(self, settings: ServerSettings) -> None:
         _write_private(self.server, json.dumps(asdict(settings), indent=2))

@@ -171,3 +171,31 @@ def test_serve_rejects_a_negative_audit_retention_in_one_line(
     assert res.returncode == 2, res.stderr
     assert res.stderr.splitlines() == [f"ERROR: {flag} must be {meaning} or more, not {value}"]
     assert not data.exists()
+
+
+def test_serve_reads_kluis_option_variables_and_no_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each serve option that has an environment variable reads KLUIS_<OPTION NAME> (--kek only
+    KLUIS_KEK_SOURCE, not KLUIS_KEK); --hostname, --domain, --proxy-passthrough and --detach read none.
+    The options fill ServerSettings by name, with --workers, --audit, --hostname and --domain read first."""
+    import kluis.cli.daemon
+    import kluis.cli.serve
+    from kluis.config import ServerSettings
+
+    started: list[ServerSettings] = []
+    monkeypatch.setattr(kluis.cli.serve, "serve", lambda data_dir, settings, console: started.append(settings))
+    monkeypatch.setattr(kluis.cli.daemon, "detach", lambda data_dir, settings: pytest.fail("KLUIS_DETACH was read"))
+    for name in [k for k in os.environ if k.startswith("KLUIS_")]:
+        monkeypatch.delenv(name)
+    env = {
+        "KLUIS_PORT": "9443", "KLUIS_KEY_POOL": "3", "KLUIS_AUDIT": "off", "KLUIS_ACCESS_LOG": "1",
+        "KLUIS_SCHEDULER_INTERVAL": "2.5", "KLUIS_KEK": "env:NOT_READ", "KLUIS_HOSTNAME": "h.test",
+        "KLUIS_DOMAIN": "d.test", "KLUIS_PROXY_PASSTHROUGH": "1", "KLUIS_DETACH": "1",
+    }  # fmt: skip
+    args = ["serve", "--data-dir", str(tmp_path), "--workers", "2", "--hostname", "a.test", "--metrics-port", "9"]
+    res = CliRunner().invoke(app, args, env=env)
+    assert res.exit_code == 0, res.output
+    [settings] = started
+    assert settings == ServerSettings(
+        port=9443, key_pool=3, audit=False, access_log=True, scheduler_interval=2.5, workers=2,
+        hostnames=["a.test"], metrics_port=9,
+    )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from dataclasses import fields
 from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
@@ -74,69 +75,52 @@ def _main(
     """kluis: a self-hosted Azure Key Vault."""
 
 
-@app.command()
+# Every serve option that has an environment variable reads KLUIS_<OPTION NAME> (`auto_envvar_prefix`),
+# but for those marked `_NO_ENV`: they read none, or (--kek: KLUIS_KEK_SOURCE) only the one they name.
+# An option named like a ServerSettings field sets that field (see `serve`).
+_NO_ENV: dict[str, Any] = {"allow_from_autoenv": False}
+_SETTINGS_FIELDS = frozenset(f.name for f in fields(ServerSettings))
+
+
+@app.command(context_settings={"auto_envvar_prefix": "KLUIS"})
 def serve(
+    ctx: typer.Context,
     data_dir: DataDirOpt = None,
-    host: Annotated[str, typer.Option(envvar="KLUIS_HOST", help="Address of the HTTPS listener.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="KLUIS_PORT", help="Port of the HTTPS listener.")] = 8443,
-    proxy_port: Annotated[
-        int,
-        typer.Option("--proxy-port", envvar="KLUIS_PROXY_PORT", help="CONNECT proxy port; 0 turns it off."),
-    ] = 8080,
+    host: Annotated[str, typer.Option(help="Address of the HTTPS listener.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the HTTPS listener.")] = 8443,
+    proxy_port: Annotated[int, typer.Option(help="CONNECT proxy port; 0 turns it off.")] = 8080,
     hostname: Annotated[
-        list[str] | None, typer.Option("--hostname", help="Extra host name for the certificate (repeatable).")
+        list[str] | None, typer.Option(help="Extra host name for the certificate (repeatable).", **_NO_ENV)
     ] = None,
     domain: Annotated[
-        list[str] | None,
-        typer.Option("--domain", help="Vault domain: NAME.DOMAIN addresses vault NAME (repeatable)."),
+        list[str] | None, typer.Option(help="Vault domain: NAME.DOMAIN addresses vault NAME (repeatable).", **_NO_ENV)
     ] = None,
-    workers: Annotated[
-        int, typer.Option(envvar="KLUIS_WORKERS", help="Worker processes (0: one per CPU core, at most 8).")
-    ] = 0,
+    workers: Annotated[int, typer.Option(help="Worker processes (0: one per CPU core, at most 8).")] = 0,
     proxy_passthrough: Annotated[
-        bool, typer.Option("--proxy-passthrough", help="Tunnel other hosts instead of refusing them.")
+        bool, typer.Option("--proxy-passthrough", help="Tunnel other hosts instead of refusing them.", **_NO_ENV)
     ] = False,
-    scheduler_interval: Annotated[
-        float, typer.Option(help="Seconds between rotation/purge checks.", envvar="KLUIS_SCHEDULER_INTERVAL")
-    ] = 30.0,
-    key_pool: Annotated[
-        int, typer.Option(envvar="KLUIS_KEY_POOL", help="Pre-generated RSA-2048 keys per worker (0: off).")
-    ] = 16,
-    throttle_limit: Annotated[
-        int, typer.Option(envvar="KLUIS_THROTTLE_LIMIT", help="Requests per 10 s per vault before 429 (0: off).")
-    ] = 100_000,
-    audit: Annotated[str, typer.Option("--audit", envvar="KLUIS_AUDIT", help="Audit log: on or off.")] = "on",
-    audit_retention_days: Annotated[
-        int, typer.Option(envvar="KLUIS_AUDIT_RETENTION_DAYS", help="Delete audit records older than this (0: never).")
-    ] = 90,
-    audit_retention_count: Annotated[
-        int, typer.Option(envvar="KLUIS_AUDIT_RETENTION_COUNT", help="Keep at most this many audit records (0: all).")
-    ] = 0,
-    audit_flush_ms: Annotated[
-        int, typer.Option(envvar="KLUIS_AUDIT_FLUSH_MS", help="Milliseconds between batched audit writes.")
-    ] = 200,
-    metrics_port: Annotated[
-        int, typer.Option(envvar="KLUIS_METRICS_PORT", help="Prometheus metrics port, plain HTTP (0: off).")
-    ] = 0,
-    metrics_host: Annotated[
-        str, typer.Option(envvar="KLUIS_METRICS_HOST", help="Address of the metrics listener.")
-    ] = "127.0.0.1",
-    log_format: Annotated[
-        str, typer.Option(envvar="KLUIS_LOG_FORMAT", help="text, or json (one object per line, with request ids).")
-    ] = "text",
-    access_log: Annotated[
-        bool, typer.Option("--access-log", envvar="KLUIS_ACCESS_LOG", help="Log one line per request.")
-    ] = False,
+    scheduler_interval: Annotated[float, typer.Option(help="Seconds between rotation/purge checks.")] = 30.0,
+    key_pool: Annotated[int, typer.Option(help="Pre-generated RSA-2048 keys per worker (0: off).")] = 16,
+    throttle_limit: Annotated[int, typer.Option(help="Requests per 10 s per vault before 429 (0: off).")] = 100_000,
+    audit: Annotated[str, typer.Option(help="Audit log: on or off.")] = "on",
+    audit_retention_days: Annotated[int, typer.Option(help="Delete audit records older than this (0: never).")] = 90,
+    audit_retention_count: Annotated[int, typer.Option(help="Keep at most this many audit records (0: all).")] = 0,
+    audit_flush_ms: Annotated[int, typer.Option(help="Milliseconds between batched audit writes.")] = 200,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port, plain HTTP (0: off).")] = 0,
+    metrics_host: Annotated[str, typer.Option(help="Address of the metrics listener.")] = "127.0.0.1",
+    log_format: Annotated[str, typer.Option(help="text, or json (one object per line, with request ids).")] = "text",
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log one line per request.")] = False,
     detach: Annotated[
         bool,
         typer.Option(
-            "--detach", help="Run in the background (log and pid file in the data dir); return once it answers."
+            "--detach",
+            help="Run in the background (log and pid file in the data dir); return once it answers.",
+            **_NO_ENV,
         ),
     ] = False,
     database: Annotated[
         str,
         typer.Option(
-            envvar="KLUIS_DATABASE",
             help="postgresql://user:password@host:port/db to share one PostgreSQL database between several "
             "kluis nodes (each with the same kek.key); default: SQLite in the data dir.",
         ),
@@ -146,6 +130,7 @@ def serve(
         typer.Option(
             "--kek",
             envvar="KLUIS_KEK_SOURCE",
+            **_NO_ENV,  # not KLUIS_KEK as well
             help="The key-encryption key: file:PATH, env:VAR (base64 key) or pkcs11:token=...;object=..."
             "?module-path=...&pin-source=env:VAR; default: kek.key in the data dir.",
         ),
@@ -161,28 +146,16 @@ def serve(
             kek = kek_source_of(kek, data_dir_of(data_dir))
         except StartupError as e:
             raise fail(str(e)) from None
-    settings = ServerSettings(
-        host=host,
-        port=port,
-        proxy_port=proxy_port,
-        hostnames=list(hostname or []),
-        domains=list(domain or []),
-        workers=workers,
-        proxy_passthrough=proxy_passthrough,
-        scheduler_interval=scheduler_interval,
-        key_pool=key_pool,
-        throttle_limit=throttle_limit,
-        audit=_on_off(audit, "--audit"),
-        audit_retention_days=audit_retention_days,
-        audit_retention_count=audit_retention_count,
-        audit_flush_ms=audit_flush_ms,
-        metrics_port=metrics_port,
-        metrics_host=metrics_host,
-        log_format=log_format,
-        access_log=access_log,
-        database=database,
-        kek=kek,
-    )
+    # The options are the settings, by name; these are read (or named) otherwise.
+    derived = {
+        "hostnames": list(hostname or []),
+        "domains": list(domain or []),
+        "workers": workers,
+        "audit": _on_off(audit, "--audit"),
+        "kek": kek,
+    }
+    given = {name: value for name, value in ctx.params.items() if name in _SETTINGS_FIELDS}
+    settings = ServerSettings(**(given | derived))
     if log_format not in ("text", "json"):
         raise fail(f"--log-format must be text or json, not {log_format!r}", 2)
     # A negative limit used to mean "no limit" silently; usage errors are one line (exit 2) like the one above.

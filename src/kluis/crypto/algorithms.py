@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from kluis.crypto.errors import InvalidParameter, UnsupportedAlgorithm
 
 __all__ = [
+    "AesMode",
     "Curve",
     "EncryptionAlgorithm",
     "KeyFamily",
@@ -54,6 +55,17 @@ def _parse(enum: type[_EnumT], value: str, what: str, exc: type[Exception]) -> _
     raise exc(f"Unknown {what} {value!r} (allowed: {allowed})")
 
 
+class _AzureNames(StrEnum):
+    """A set of Azure's names, read from the wire with ``parse``; :data:`_PARSED_AS` says what each set is
+    called in messages and the error an unknown name raises."""
+
+    @classmethod
+    def parse(cls, value: str) -> Self:
+        """The member named ``value`` (see :func:`_parse`); the set's error if there is none."""
+        what, error = _PARSED_AS[cls]
+        return _parse(cls, value, what, error)
+
+
 # `duplicates` pairs these enums by shape: each spells out Azure's own names, which is the point of them.
 class KeyFamily(StrEnum):
     """What the key *is*, independent of where it is protected (software or "HSM")."""
@@ -63,7 +75,7 @@ class KeyFamily(StrEnum):
     OCT = "oct"
 
 
-class KeyType(StrEnum):
+class KeyType(_AzureNames):
     """Azure ``kty``.  The ``-HSM`` variants use the same software implementation."""
 
     RSA = "RSA"
@@ -76,10 +88,6 @@ class KeyType(StrEnum):
     @property
     def family(self) -> KeyFamily:
         return _KTY_FAMILY[self]
-
-    @classmethod
-    def parse(cls, value: str) -> Self:
-        return _parse(cls, value, "key type", InvalidParameter)
 
 
 _KTY_FAMILY: Mapping[KeyType, KeyFamily] = MappingProxyType(
@@ -101,7 +109,7 @@ def family_of(value: str) -> KeyFamily:
     return KeyType.parse(value).family
 
 
-class Curve(StrEnum):
+class Curve(_AzureNames):
     """Azure ``crv`` names.  ``P-256K`` is secp256k1."""
 
     P_256 = "P-256"
@@ -119,17 +127,13 @@ class Curve(StrEnum):
         """Length of one coordinate / one half of a raw ``r||s`` signature."""
         return (self.bits + 7) // 8
 
-    @classmethod
-    def parse(cls, value: str) -> Self:
-        return _parse(cls, value, "curve", InvalidParameter)
-
 
 _CURVE_BITS: Mapping[Curve, int] = MappingProxyType(
     {Curve.P_256: 256, Curve.P_384: 384, Curve.P_521: 521, Curve.P_256K: 256}
 )
 
 
-class EncryptionAlgorithm(StrEnum):
+class EncryptionAlgorithm(_AzureNames):
     """Algorithms for encrypt / decrypt / wrapKey / unwrapKey."""
 
     RSA_OAEP = "RSA-OAEP"
@@ -150,31 +154,22 @@ class EncryptionAlgorithm(StrEnum):
     CKM_AES_KEY_WRAP = "CKM_AES_KEY_WRAP"
     CKM_AES_KEY_WRAP_PAD = "CKM_AES_KEY_WRAP_PAD"
 
-    @classmethod
-    def parse(cls, value: str) -> Self:
-        return _parse(cls, value, "encryption algorithm", UnsupportedAlgorithm)
-
     @property
-    def is_gcm(self) -> bool:
-        return self in _GCM
-
-    @property
-    def is_cbc(self) -> bool:
-        """AES-CBC without padding (data must be block aligned)."""
-        return self in _CBC
-
-    @property
-    def is_cbc_pad(self) -> bool:
-        """AES-CBC with PKCS#7 padding."""
-        return self in _CBC_PAD
-
-    @property
-    def is_key_wrap(self) -> bool:
-        """RFC 3394 / RFC 5649 AES key wrap."""
-        return self in _KW
+    def aes_mode(self) -> AesMode | None:
+        """How an AES algorithm uses its key; None for the RSA ones."""
+        return _AES_MODES.get(self)
 
 
-class SignatureAlgorithm(StrEnum):
+class AesMode(StrEnum):
+    """The AES modes, spelt as the algorithm names end: ``A256GCM`` is GCM."""
+
+    GCM = "GCM"
+    CBC = "CBC"  # without padding: data must be block aligned
+    CBC_PAD = "CBCPAD"  # PKCS#7 padding
+    KEY_WRAP = "KW"  # RFC 3394 / RFC 5649 AES key wrap, as are CKM_AES_KEY_WRAP and CKM_AES_KEY_WRAP_PAD
+
+
+class SignatureAlgorithm(_AzureNames):
     """Algorithms for sign / verify."""
 
     PS256 = "PS256"
@@ -192,12 +187,8 @@ class SignatureAlgorithm(StrEnum):
     HS384 = "HS384"
     HS512 = "HS512"
 
-    @classmethod
-    def parse(cls, value: str) -> Self:
-        return _parse(cls, value, "signature algorithm", UnsupportedAlgorithm)
 
-
-class KeyOperation(StrEnum):
+class KeyOperation(_AzureNames):
     """Azure ``key_ops`` values."""
 
     ENCRYPT = "encrypt"
@@ -209,22 +200,37 @@ class KeyOperation(StrEnum):
     IMPORT = "import"
     EXPORT = "export"
 
-    @classmethod
-    def parse(cls, value: str) -> Self:
-        return _parse(cls, value, "key operation", InvalidParameter)
-
 
 _E = EncryptionAlgorithm
 _S = SignatureAlgorithm
-_GCM = frozenset({_E.A128GCM, _E.A192GCM, _E.A256GCM})
-_CBC = frozenset({_E.A128CBC, _E.A192CBC, _E.A256CBC})
-_CBC_PAD = frozenset({_E.A128CBCPAD, _E.A192CBCPAD, _E.A256CBCPAD})
-_KW = frozenset({_E.A128KW, _E.A192KW, _E.A256KW, _E.CKM_AES_KEY_WRAP, _E.CKM_AES_KEY_WRAP_PAD})
+#: The AES algorithms' modes: A<bits><mode> by name, and the two PKCS#11 key-wrap mechanisms.
+_AES_MODES: Mapping[EncryptionAlgorithm, AesMode] = MappingProxyType(
+    {alg: AesMode(alg.value[4:]) for alg in EncryptionAlgorithm if alg.value[1:4].isdigit()}
+    | {_E.CKM_AES_KEY_WRAP: AesMode.KEY_WRAP, _E.CKM_AES_KEY_WRAP_PAD: AesMode.KEY_WRAP}
+)
+
+
+def _in_mode(mode: AesMode) -> frozenset[EncryptionAlgorithm]:
+    return frozenset(alg for alg, its in _AES_MODES.items() if its is mode)
+
+
+_GCM, _CBC, _CBC_PAD, _KW = map(_in_mode, (AesMode.GCM, AesMode.CBC, AesMode.CBC_PAD, AesMode.KEY_WRAP))
 _RSA_CIPHER = frozenset({_E.RSA1_5, _E.RSA_OAEP, _E.RSA_OAEP_256})
 _RSA_SIGN = frozenset({_S.PS256, _S.PS384, _S.PS512, _S.RS256, _S.RS384, _S.RS512, _S.RSNULL})
 _EC_SIGN = frozenset({_S.ES256, _S.ES256K, _S.ES384, _S.ES512})
 _HMAC_SIGN = frozenset({_S.HS256, _S.HS384, _S.HS512})
 _AES_CIPHER = _GCM | _CBC | _CBC_PAD
+
+#: What each set of names is called in an unknown name's message, and the error that raises.
+_PARSED_AS: Mapping[type[_AzureNames], tuple[str, type[Exception]]] = MappingProxyType(
+    {
+        KeyType: ("key type", InvalidParameter),
+        Curve: ("curve", InvalidParameter),
+        EncryptionAlgorithm: ("encryption algorithm", UnsupportedAlgorithm),
+        SignatureAlgorithm: ("signature algorithm", UnsupportedAlgorithm),
+        KeyOperation: ("key operation", InvalidParameter),
+    }
+)
 
 Algorithm: TypeAlias = EncryptionAlgorithm | SignatureAlgorithm
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -63,60 +64,45 @@ def _allowed(values: tuple[int, ...]) -> str:
     return ", ".join(str(v) for v in values)
 
 
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class KeyMaterial:
-    """One private key: an RSA or EC private key object, or raw AES/HMAC bytes."""
+    """One private key: an RSA or EC private key object, or raw AES/HMAC bytes.
 
-    __slots__ = ("_curve", "_family", "_key_size", "_private", "_public")
+    Made from the private part alone (``KeyMaterial(private)``); the rest is derived once and read-only:
+    ``family``; ``key_size`` in bits (RSA modulus, EC curve order 256/384/521, or AES key length);
+    ``curve`` (EC keys only); ``public``, the public key object (None for symmetric keys). TypeError for
+    another kind of key object, InvalidKey for a curve or an AES key length kluis does not support.
+    """
 
-    _private: PrivateKey
-    _public: PublicKey | None
-    _family: KeyFamily
-    _key_size: int
-    _curve: Curve | None
+    private: PrivateKey
+    family: KeyFamily = field(init=False)
+    key_size: int = field(init=False)
+    curve: Curve | None = field(init=False)
+    public: PublicKey | None = field(init=False)
 
-    def __init__(self, private: PrivateKey) -> None:
-        self._private = private
+    def __post_init__(self) -> None:
+        private = self.private
+        curve: Curve | None = None
+        public: PublicKey | None = None
         if isinstance(private, rsa.RSAPrivateKey):
-            self._family, self._key_size, self._curve = KeyFamily.RSA, private.key_size, None
-            self._public = private.public_key()
+            family, size, public = KeyFamily.RSA, private.key_size, private.public_key()
         elif isinstance(private, ec.EllipticCurvePrivateKey):
             curve = _curve_of(private)
-            self._family, self._key_size, self._curve = KeyFamily.EC, curve.bits, curve
-            self._public = private.public_key()
+            family, size, public = KeyFamily.EC, curve.bits, private.public_key()
         elif isinstance(private, bytes):
             if len(private) * 8 not in AES_KEY_SIZES:
                 raise InvalidKey(f"Symmetric key must be 16, 24 or 32 bytes long (got {len(private)} bytes)")
-            self._family, self._key_size, self._curve = KeyFamily.OCT, len(private) * 8, None
-            self._public = None
+            family, size = KeyFamily.OCT, len(private) * 8
         else:
             raise TypeError(f"unsupported key object {type(private).__name__}")
-
-    @property
-    def family(self) -> KeyFamily:
-        return self._family
-
-    @property
-    def key_size(self) -> int:
-        """Bits: RSA modulus, EC curve order (256/384/521), or AES key length."""
-        return self._key_size
-
-    @property
-    def curve(self) -> Curve | None:
-        return self._curve
-
-    @property
-    def private(self) -> PrivateKey:
-        return self._private
-
-    @property
-    def public(self) -> PublicKey | None:
-        """Public key object, or None for symmetric keys."""
-        return self._public
+        derived = {"family": family, "key_size": size, "curve": curve, "public": public}
+        for name, value in derived.items():  # a frozen dataclass is written once, here
+            object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         # Never include key bytes: reprs end up in logs and tracebacks.
-        extra = f", curve={self._curve.value!r}" if self._curve else ""
-        return f"KeyMaterial(family={self._family.value!r}, key_size={self._key_size}{extra})"
+        extra = f", curve={self.curve.value!r}" if self.curve else ""
+        return f"KeyMaterial(family={self.family.value!r}, key_size={self.key_size}{extra})"
 
     def public_jwk(self) -> dict[str, str]:
         """Public JWK members only (no kty/kid/key_ops: the caller owns those).
@@ -124,16 +110,16 @@ class KeyMaterial:
         RSA: ``n`` and ``e`` minimal big-endian; EC: ``crv``, ``x``, ``y`` padded
         to the curve length; oct: ``{}`` because symmetric keys never leave kluis.
         """
-        pub = self._public
+        pub = self.public
         if isinstance(pub, rsa.RSAPublicKey):
             nums = pub.public_numbers()
             return {"n": b64url_encode_int(nums.n), "e": b64url_encode_int(nums.e)}
         if isinstance(pub, ec.EllipticCurvePublicKey):
-            assert self._curve is not None
+            assert self.curve is not None
             point = pub.public_numbers()
-            size = self._curve.byte_length
+            size = self.curve.byte_length
             return {
-                "crv": self._curve.value,
+                "crv": self.curve.value,
                 "x": b64url_encode_int(point.x, size),
                 "y": b64url_encode_int(point.y, size),
             }
@@ -141,7 +127,7 @@ class KeyMaterial:
 
     def to_bytes(self) -> bytes:
         """Private serialisation for sealing: PKCS#8 DER (RSA/EC) or the raw key (oct)."""
-        key = self._private
+        key = self.private
         if isinstance(key, bytes):
             return key
         return key.private_bytes(

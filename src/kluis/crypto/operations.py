@@ -17,12 +17,14 @@ import functools
 import hmac as _consttime
 import os
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from cryptography.hazmat.primitives import hmac
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kluis.crypto import _aes, _ec, _rsa
 from kluis.crypto.algorithms import (
+    AesMode,
     Curve,
     EncryptionAlgorithm,
     KeyFamily,
@@ -37,6 +39,8 @@ from kluis.crypto.errors import InvalidKey, InvalidParameter
 from kluis.crypto.keys import KeyMaterial
 
 __all__ = [
+    "CipherParams",
+    "DecipherParams",
     "EncryptResult",
     "decrypt",
     "encrypt",
@@ -99,28 +103,8 @@ def _oct(key: KeyMaterial) -> bytes:
     return key.private
 
 
-def _rsa_private(key: KeyMaterial) -> rsa.RSAPrivateKey:
-    if not isinstance(key.private, rsa.RSAPrivateKey):
-        raise InvalidKey("Key is not an RSA key")
-    return key.private
-
-
-def _rsa_public(key: KeyMaterial) -> rsa.RSAPublicKey:
-    if not isinstance(key.public, rsa.RSAPublicKey):
-        raise InvalidKey("Key is not an RSA key")
-    return key.public
-
-
-def _ec_private(key: KeyMaterial) -> ec.EllipticCurvePrivateKey:
-    if not isinstance(key.private, ec.EllipticCurvePrivateKey):
-        raise InvalidKey("Key is not an EC key")
-    return key.private
-
-
-def _ec_public(key: KeyMaterial) -> ec.EllipticCurvePublicKey:
-    if not isinstance(key.public, ec.EllipticCurvePublicKey):
-        raise InvalidKey("Key is not an EC key")
-    return key.public
+# The RSA and EC branches below assert their key object's class: a KeyMaterial's family is derived from
+# that class (kluis.crypto.keys), so the assertion only tells the type checker what the family implies.
 
 
 # --- encrypt / decrypt ------------------------------------------------------
@@ -131,14 +115,15 @@ def _encrypt(
 ) -> EncryptResult:
     if key.family is KeyFamily.RSA:
         _unused(alg, iv=iv, aad=aad)
-        return EncryptResult(_rsa.encrypt(_rsa_public(key), alg, plaintext))
+        assert isinstance(key.public, rsa.RSAPublicKey)
+        return EncryptResult(_rsa.encrypt(key.public, alg, plaintext))
     secret = _oct(key)
-    if alg.is_gcm:
+    if alg.aes_mode is AesMode.GCM:
         nonce = os.urandom(_aes.GCM_IV_SIZE) if iv is None else iv
         ciphertext, tag = _aes.gcm_encrypt(secret, alg, plaintext, nonce, aad)
         return EncryptResult(ciphertext, iv=nonce, tag=tag, aad=aad)
     _unused(alg, aad=aad)
-    ciphertext = _aes.cbc_encrypt(secret, alg, plaintext, iv, pad=alg.is_cbc_pad)
+    ciphertext = _aes.cbc_encrypt(secret, alg, plaintext, iv, pad=alg.aes_mode is AesMode.CBC_PAD)
     return EncryptResult(ciphertext, iv=iv)
 
 
@@ -152,77 +137,65 @@ def _decrypt(
 ) -> bytes:
     if key.family is KeyFamily.RSA:
         _unused(alg, iv=iv, aad=aad, tag=tag)
-        return _rsa.decrypt(_rsa_private(key), alg, ciphertext)
+        assert isinstance(key.private, rsa.RSAPrivateKey)
+        return _rsa.decrypt(key.private, alg, ciphertext)
     secret = _oct(key)
-    if alg.is_gcm:
+    if alg.aes_mode is AesMode.GCM:
         return _aes.gcm_decrypt(secret, alg, ciphertext, iv, tag, aad)
     _unused(alg, aad=aad, tag=tag)
-    return _aes.cbc_decrypt(secret, alg, ciphertext, iv, pad=alg.is_cbc_pad)
+    return _aes.cbc_decrypt(secret, alg, ciphertext, iv, pad=alg.aes_mode is AesMode.CBC_PAD)
 
 
-def encrypt(
-    key: KeyMaterial,
-    alg: str,
-    plaintext: bytes,
-    *,
-    iv: bytes | None = None,
-    aad: bytes | None = None,
-) -> EncryptResult:
+class CipherParams(TypedDict, total=False):
+    """The optional keyword parameters of :func:`encrypt` and :func:`wrap_key` (absent or None: not given).
+
+    ``iv``: AES-CBC's 16-byte IV (required), or AES-GCM's nonce (generated when absent); ``aad``: AES-GCM's
+    additional authenticated data. An algorithm that does not use one rejects it (InvalidParameter)."""
+
+    iv: bytes | None
+    aad: bytes | None
+
+
+class DecipherParams(CipherParams, total=False):
+    """The optional keyword parameters of :func:`decrypt` and :func:`unwrap_key`: those encrypting takes
+    (the values it used) and ``tag``, AES-GCM's 16-byte authentication tag."""
+
+    tag: bytes | None
+
+
+def encrypt(key: KeyMaterial, alg: str, plaintext: bytes, **params: Unpack[CipherParams]) -> EncryptResult:
     """Encrypt ``plaintext``.  GCM generates a 12-byte iv when none is given; CBC requires one."""
     parsed = _cipher_alg(key, KeyOperation.ENCRYPT, alg)
-    return _encrypt(key, parsed, plaintext, iv, aad)
+    return _encrypt(key, parsed, plaintext, params.get("iv"), params.get("aad"))
 
 
-def decrypt(
-    key: KeyMaterial,
-    alg: str,
-    ciphertext: bytes,
-    *,
-    iv: bytes | None = None,
-    aad: bytes | None = None,
-    tag: bytes | None = None,
-) -> bytes:
+def decrypt(key: KeyMaterial, alg: str, ciphertext: bytes, **params: Unpack[DecipherParams]) -> bytes:
     """Decrypt ``ciphertext``; any cryptographic failure raises one generic ``OperationFailed``."""
     parsed = _cipher_alg(key, KeyOperation.DECRYPT, alg)
-    return _decrypt(key, parsed, ciphertext, iv, aad, tag)
+    return _decrypt(key, parsed, ciphertext, params.get("iv"), params.get("aad"), params.get("tag"))
 
 
 # --- wrap / unwrap ----------------------------------------------------------
 
 
-def wrap_key(
-    key: KeyMaterial,
-    alg: str,
-    key_bytes: bytes,
-    *,
-    iv: bytes | None = None,
-    aad: bytes | None = None,
-) -> EncryptResult:
+def wrap_key(key: KeyMaterial, alg: str, key_bytes: bytes, **params: Unpack[CipherParams]) -> EncryptResult:
     """Wrap ``key_bytes``: RSA encryption, AES key wrap (RFC 3394/5649), or AES GCM/CBC."""
     parsed = _cipher_alg(key, KeyOperation.WRAP_KEY, alg)
-    if parsed.is_key_wrap:
-        _unused(parsed, iv=iv, aad=aad)
+    if parsed.aes_mode is AesMode.KEY_WRAP:
+        _unused(parsed, iv=params.get("iv"), aad=params.get("aad"))
         pad = parsed is _E.CKM_AES_KEY_WRAP_PAD
         return EncryptResult(_aes.key_wrap(_oct(key), parsed, key_bytes, pad=pad))
-    return _encrypt(key, parsed, key_bytes, iv, aad)
+    return _encrypt(key, parsed, key_bytes, params.get("iv"), params.get("aad"))
 
 
-def unwrap_key(
-    key: KeyMaterial,
-    alg: str,
-    wrapped: bytes,
-    *,
-    iv: bytes | None = None,
-    aad: bytes | None = None,
-    tag: bytes | None = None,
-) -> bytes:
+def unwrap_key(key: KeyMaterial, alg: str, wrapped: bytes, **params: Unpack[DecipherParams]) -> bytes:
     """Inverse of :func:`wrap_key`."""
     parsed = _cipher_alg(key, KeyOperation.UNWRAP_KEY, alg)
-    if parsed.is_key_wrap:
-        _unused(parsed, iv=iv, aad=aad, tag=tag)
+    if parsed.aes_mode is AesMode.KEY_WRAP:
+        _unused(parsed, iv=params.get("iv"), aad=params.get("aad"), tag=params.get("tag"))
         pad = parsed is _E.CKM_AES_KEY_WRAP_PAD
         return _aes.key_unwrap(_oct(key), parsed, wrapped, pad=pad)
-    return _decrypt(key, parsed, wrapped, iv, aad, tag)
+    return _decrypt(key, parsed, wrapped, params.get("iv"), params.get("aad"), params.get("tag"))
 
 
 # --- sign / verify ----------------------------------------------------------
@@ -250,9 +223,10 @@ def sign(key: KeyMaterial, alg: str, digest: bytes) -> bytes:
     if parsed is not _S.RSNULL:
         _check_digest(parsed, digest)
     if key.family is KeyFamily.RSA:
-        return _rsa.sign(_rsa_private(key), parsed, digest)
-    assert key.curve is not None
-    return _ec.sign(_ec_private(key), key.curve, parsed, digest)
+        assert isinstance(key.private, rsa.RSAPrivateKey)
+        return _rsa.sign(key.private, parsed, digest)
+    assert key.curve is not None and isinstance(key.private, ec.EllipticCurvePrivateKey)
+    return _ec.sign(key.private, key.curve, parsed, digest)
 
 
 def verify(key: KeyMaterial, alg: str, digest: bytes, signature: bytes) -> bool:
@@ -266,6 +240,7 @@ def verify(key: KeyMaterial, alg: str, digest: bytes, signature: bytes) -> bool:
     if parsed is not _S.RSNULL:
         _check_digest(parsed, digest)
     if key.family is KeyFamily.RSA:
-        return _rsa.verify(_rsa_public(key), parsed, digest, signature)
-    assert key.curve is not None
-    return _ec.verify(_ec_public(key), key.curve, parsed, digest, signature)
+        assert isinstance(key.public, rsa.RSAPublicKey)
+        return _rsa.verify(key.public, parsed, digest, signature)
+    assert key.curve is not None and isinstance(key.public, ec.EllipticCurvePublicKey)
+    return _ec.verify(key.public, key.curve, parsed, digest, signature)

@@ -46,19 +46,10 @@ import psycopg
 from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool
 
-from kluis.store import records
+from kluis.store import records, statements
 from kluis.store.base import CacheMiss
 from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
-from kluis.store.statements import (
-    AUDIT_COLUMNS,
-    INSERT_AUDIT_BATCH,
-    UPSERT_OBJECT,
-    audit_batch_row,
-    audit_batches_where,
-    object_row,
-    psycopg_style,
-)
 
 __all__ = ["CACHE_TTL", "CHANNEL", "PostgresStore", "PostgresTransaction", "ReadCache"]
 
@@ -72,11 +63,13 @@ LISTEN_COALESCE = 0.005  # seconds the listener lets notifications gather after 
 _CACHE_LIMIT = 20_000
 _EXCLUSIVE_LOCKS = {"scheduler": SCHEDULER_LOCK}
 
-# `duplicates` pairs this file with sqlite.py on purpose: the same queries, each in its own dialect.
+# The same queries as sqlite.py, each in its own dialect; the ones whose text both dialects take are in statements.py.
 _OBJECT_COLS = "vault_id, kind, name, latest_version, created, updated, deleted_at, scheduled_purge_at, policy, due_at"
 _VERSION_COLS = "vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, updated, tags, props, seq"
 _PRINCIPAL_COLS = "object_id, app_id, display_name, secret_hash, is_admin, created"
-_UPSERT_OBJECT = psycopg_style(UPSERT_OBJECT)
+_UPSERT_OBJECT = statements.psycopg_style(statements.UPSERT_OBJECT)
+_INSERT_VAULT = statements.psycopg_style(statements.INSERT_VAULT)
+_UPDATE_VERSION = statements.psycopg_style(statements.UPDATE_VERSION)
 _VAULT_SELECT = (
     "SELECT v.vault_id, v.name, g.name, v.location, v.retention_days, v.purge_protection, v.created, v.sku "
     "FROM vaults v JOIN groups g ON g.name_ci = v.group_ci"
@@ -100,7 +93,7 @@ def _policy(r: tuple[Any, ...]) -> records.PolicyRecord:
     return records.PolicyRecord(r[0], r[1], r[2].split(), r[3].split(), r[4].split())
 
 
-_INSERT_AUDIT_BATCH = psycopg_style(INSERT_AUDIT_BATCH)
+_INSERT_AUDIT_BATCH = statements.psycopg_style(statements.INSERT_AUDIT_BATCH)
 
 
 class _WriteLocks:
@@ -297,21 +290,7 @@ class PostgresTransaction:
     # vaults -----------------------------------------------------------------------------
     def add_vault(self, v: records.VaultRecord) -> None:
         self._lock_all(write=True)
-        self._exec(
-            "INSERT INTO vaults (vault_id, name_ci, name, group_ci, location, retention_days, purge_protection, "
-            "created, sku) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                v.vault_id,
-                v.name.lower(),
-                v.name,
-                v.group_name.lower(),
-                v.location,
-                v.retention_days,
-                v.purge_protection,
-                v.created,
-                v.sku,
-            ),
-        )
+        self._exec(_INSERT_VAULT, statements.vault_row(v))
 
     def get_vault(self, name: str) -> records.VaultRecord | None:
         self._lock_all(write=False)
@@ -370,7 +349,7 @@ class PostgresTransaction:
 
     def put_object(self, o: records.ObjectRecord) -> None:
         self._lock_object(o.vault_id, o.kind, o.name)
-        self._exec(_UPSERT_OBJECT, object_row(o))
+        self._exec(_UPSERT_OBJECT, statements.object_row(o))
 
     def delete_object(self, vault_id: str, kind: str, name: str) -> None:
         self._lock_object(vault_id, kind, name)
@@ -431,22 +410,7 @@ class PostgresTransaction:
 
     def update_version(self, v: records.VersionRecord) -> None:
         self._lock_object(v.vault_id, v.kind, v.name)
-        self._exec(
-            "UPDATE object_versions SET enabled = %s, nbf = %s, exp = %s, updated = %s, tags = %s, props = %s "
-            "WHERE vault_id = %s AND kind = %s AND name_ci = %s AND version = %s",
-            (
-                v.enabled,
-                v.nbf,
-                v.exp,
-                v.updated,
-                _json(v.tags),
-                _json(v.props),
-                v.vault_id,
-                v.kind,
-                v.name.lower(),
-                v.version,
-            ),
-        )
+        self._exec(_UPDATE_VERSION, statements.version_update_row(v, _json))
 
     def list_versions(
         self, vault_id: str, kind: str, name: str, *, after_seq: int | None, limit: int
@@ -462,15 +426,16 @@ class PostgresTransaction:
     # audit log (append-only: no write lock; chains order themselves) -------------------------
     def add_audit_batches(self, batches: Sequence[records.AuditBatch]) -> None:
         for b in batches:
-            self._exec(_INSERT_AUDIT_BATCH, audit_batch_row(b))
+            self._exec(_INSERT_AUDIT_BATCH, statements.audit_batch_row(b))
 
     def list_audit_batches(
         self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
     ) -> list[records.AuditBatch]:
-        where, args = audit_batches_where(after_id, since_ms, until_ms)
-        where = psycopg_style(where)
+        where, args = statements.audit_batches_where(after_id, since_ms, until_ms)
+        where = statements.psycopg_style(where)
         rows = self._rows(
-            f"SELECT {AUDIT_COLUMNS}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT %s", (*args, limit)
+            f"SELECT {statements.AUDIT_COLUMNS}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT %s",
+            (*args, limit),
         )
         return [
             records.AuditBatch(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10]) for r in rows

@@ -32,17 +32,9 @@ from typing import Any
 
 import orjson
 
-from kluis.store import records
+from kluis.store import records, statements
 from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
 from kluis.store.sqlite_schema import migrate
-from kluis.store.statements import (
-    AUDIT_COLUMNS,
-    INSERT_AUDIT_BATCH,
-    UPSERT_OBJECT,
-    audit_batch_row,
-    audit_batches_where,
-    object_row,
-)
 
 __all__ = ["SqliteStore", "SqliteTransaction", "copy_database", "read_setting"]
 
@@ -198,21 +190,7 @@ class SqliteTransaction:
         return records.VaultRecord(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7])
 
     def add_vault(self, v: records.VaultRecord) -> None:
-        self._c.execute(
-            "INSERT INTO vaults (vault_id, name_ci, name, group_ci, location, retention_days, purge_protection, "
-            "created, sku) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                v.vault_id,
-                v.name.lower(),
-                v.name,
-                v.group_name.lower(),
-                v.location,
-                v.retention_days,
-                int(v.purge_protection),
-                v.created,
-                v.sku,
-            ),
-        )
+        self._c.execute(statements.INSERT_VAULT, statements.vault_row(v))
 
     def get_vault(self, name: str) -> records.VaultRecord | None:
         row = self._c.execute(self._VAULT_SELECT + " WHERE v.name_ci = ?", (name.lower(),)).fetchone()
@@ -281,7 +259,7 @@ class SqliteTransaction:
         return obj, (None if row[_N_OBJECT] is None else _version(row[_N_OBJECT:]))
 
     def put_object(self, o: records.ObjectRecord) -> None:
-        self._c.execute(UPSERT_OBJECT, object_row(o))
+        self._c.execute(statements.UPSERT_OBJECT, statements.object_row(o))
 
     def delete_object(self, vault_id: str, kind: str, name: str) -> None:
         args = (vault_id, kind, name.lower())
@@ -340,22 +318,7 @@ class SqliteTransaction:
         return None if row is None else _version(row)
 
     def update_version(self, v: records.VersionRecord) -> None:
-        self._c.execute(
-            "UPDATE object_versions SET enabled = ?, nbf = ?, exp = ?, updated = ?, tags = ?, props = ? "
-            "WHERE vault_id = ? AND kind = ? AND name_ci = ? AND version = ?",
-            (
-                int(v.enabled),
-                v.nbf,
-                v.exp,
-                v.updated,
-                orjson.dumps(v.tags),
-                orjson.dumps(v.props),
-                v.vault_id,
-                v.kind,
-                v.name.lower(),
-                v.version,
-            ),
-        )
+        self._c.execute(statements.UPDATE_VERSION, statements.version_update_row(v, orjson.dumps))
 
     def list_versions(
         self, vault_id: str, kind: str, name: str, *, after_seq: int | None, limit: int
@@ -376,12 +339,12 @@ class SqliteTransaction:
 
     # audit log ---------------------------------------------------------------------------
     def add_audit_batches(self, batches: Sequence[records.AuditBatch]) -> None:
-        self._c.executemany(INSERT_AUDIT_BATCH, [audit_batch_row(b) for b in batches])
+        self._c.executemany(statements.INSERT_AUDIT_BATCH, [statements.audit_batch_row(b) for b in batches])
 
     def list_audit_batches(
         self, *, after_id: int, since_ms: int | None, until_ms: int | None, limit: int
     ) -> list[records.AuditBatch]:
-        where, args = audit_batches_where(after_id, since_ms, until_ms)
+        where, args = statements.audit_batches_where(after_id, since_ms, until_ms)
         rows = self._c.execute(
             f"SELECT {_AUDIT_READ}, id FROM audit_batches WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
         ).fetchall()
@@ -407,8 +370,8 @@ class SqliteTransaction:
 # gives (``replace(body, ...)`` makes the blob text), so rows are read with ``typeof`` and text as
 # bytes (text that is not UTF-8 would fail in the driver) and checked in :func:`_audit_batch`.
 _AUDIT_KINDS: tuple[tuple[str, str], ...] = tuple(
-    zip(AUDIT_COLUMNS.split(", "), ("text", "integer", "integer", "integer", "integer", "text", "integer", "text",
-                                  "blob", "integer"), strict=True)
+    zip(statements.AUDIT_COLUMNS.split(", "), ("text", "integer", "integer", "integer", "integer", "text", "integer",
+                                             "text", "blob", "integer"), strict=True)
 )  # fmt: skip
 _AUDIT_READ = ", ".join(
     f"typeof({name}), " + (f"CAST({name} AS BLOB)" if kind == "text" else name) for name, kind in _AUDIT_KINDS

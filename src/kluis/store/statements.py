@@ -8,17 +8,55 @@ stay in each store, where the dialects differ.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from kluis.store import records
 
 __all__ = [
     "AUDIT_COLUMNS",
     "INSERT_AUDIT_BATCH",
+    "INSERT_VAULT",
+    "UPDATE_VERSION",
     "UPSERT_OBJECT",
     "audit_batch_row",
     "audit_batches_where",
     "object_row",
     "psycopg_style",
+    "vault_row",
+    "version_update_row",
 ]
+
+# What the dialects store differently is passed in as data: ``json`` encodes a JSON column's value the
+# way the driver wants it (SQLite: the orjson bytes; PostgreSQL: psycopg's Jsonb). Booleans go as they
+# are: sqlite3 binds a bool as the integer 0 or 1, which is what the SQLite schema stores.
+JsonEncoder = Callable[[Any], object]
+
+# A new vault's row.
+INSERT_VAULT = (
+    "INSERT INTO vaults (vault_id, name_ci, name, group_ci, location, retention_days, purge_protection, "
+    "created, sku) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def vault_row(v: records.VaultRecord) -> tuple[object, ...]:
+    """The parameters of :data:`INSERT_VAULT` for ``v``."""
+    return (v.vault_id, v.name.lower(), v.name, v.group_name.lower(), v.location, v.retention_days,
+            v.purge_protection, v.created, v.sku)  # fmt: skip
+
+
+# A version's changeable fields (never its material or its identity).
+UPDATE_VERSION = (
+    "UPDATE object_versions SET enabled = ?, nbf = ?, exp = ?, updated = ?, tags = ?, props = ? "
+    "WHERE vault_id = ? AND kind = ? AND name_ci = ? AND version = ?"
+)
+
+
+def version_update_row(v: records.VersionRecord, json: JsonEncoder) -> tuple[object, ...]:
+    """The parameters of :data:`UPDATE_VERSION` for ``v``, its tags and props encoded by ``json``."""
+    return (v.enabled, v.nbf, v.exp, v.updated, json(v.tags), json(v.props), v.vault_id, v.kind, v.name.lower(),
+            v.version)  # fmt: skip
+
 
 # An object's row, inserted or replaced whole (its name's case may change; the key is name_ci).
 UPSERT_OBJECT = (

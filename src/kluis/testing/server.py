@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from kluis.config import DataDir
+from kluis.config import DataDir, ServerSettings
 
 if TYPE_CHECKING:
     from kluis.cli.client import AdminClient
@@ -89,12 +89,17 @@ class KluisServer:
     @property
     def url(self) -> str:
         """The HTTPS listener, ``https://localhost:PORT`` (the management API and the default vault)."""
-        return f"https://localhost:{self.port}"
+        return self._listening.url
 
     @property
     def proxy_url(self) -> str:
         """The CONNECT proxy that makes ``https://NAME.vault.azure.net`` reach vault NAME."""
-        return f"http://127.0.0.1:{self.proxy_port}"
+        return self._listening.proxy_url
+
+    @property
+    def _listening(self) -> ServerSettings:
+        """Where it listens (loopback, its two ports), as kluis's own commands describe a server."""
+        return ServerSettings(host="127.0.0.1", port=self.port, proxy_port=self.proxy_port)
 
     @property
     def ca_file(self) -> Path:
@@ -151,12 +156,10 @@ class KluisServer:
 
     def _wait_healthy(self) -> None:
         from kluis.cli.daemon import wait_healthy
-        from kluis.config import ServerSettings
 
         assert self.process is not None
-        settings = ServerSettings(host="127.0.0.1", port=self.port, proxy_port=self.proxy_port)
         # Its error quotes DATA_DIR/kluis.log, which is where this server logs.
-        wait_healthy(DataDir(self.data_dir), settings, self.process.poll, timeout=self.start_timeout, poll=0.01)
+        wait_healthy(DataDir(self.data_dir), self._listening, self.process.poll, timeout=self.start_timeout, poll=0.01)
 
     def stop(self, *, keep_files: bool = False) -> int | None:
         """Stop the server (SIGINT to its process group, as Ctrl-C; SIGKILL after 15 s); returns its exit code.

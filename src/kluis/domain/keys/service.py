@@ -10,7 +10,7 @@ are made before any of this runs (the API's route table + ``kluis.domain.authori
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import orjson
 
@@ -29,12 +29,24 @@ __all__ = [
     "RELEASE_POLICY_CONTENT_TYPE",
     "SUPPORTED_KEY_OPS",
     "KeyService",
+    "KeySpec",
     "check_key_tags",
     "check_key_type",
     "check_ops",
     "check_ops_for",
     "check_release_policy",
 ]
+
+
+class KeySpec(TypedDict, total=False):
+    """How CreateKey makes a key (absent or None: the key type's default): ``size`` in bits (RSA 2048,
+    3072 or 4096; oct 128, 192 or 256), ``curve`` (EC: P-256, P-384, P-521, P-256K) and ``public_exponent``
+    (RSA: 3 or 65537). BadParameter names the value a key type does not take."""
+
+    size: int | None
+    curve: str | None
+    public_exponent: int | None
+
 
 KEY = ObjectKind(
     kind="key",
@@ -231,21 +243,13 @@ class KeyService:
         return self.lifecycle.add_version(vault, name, material.to_bytes(), changes, props, check=check)
 
     def create_key(
-        self,
-        vault: VaultRecord,
-        name: str,
-        *,
-        kty: str,
-        size: int | None = None,
-        curve: str | None = None,
-        public_exponent: int | None = None,
-        changes: KeyChanges | None = None,
+        self, vault: VaultRecord, name: str, *, kty: str, changes: KeyChanges | None = None, **spec: Unpack[KeySpec]
     ) -> ObjectView:
-        """CreateKey (keys/create): a new key, or a new version of an existing one."""
+        """CreateKey (keys/create): a new key, or a new version of an existing one, made as ``spec`` says."""
         self.lifecycle.ensure_not_deleted(vault, name)  # fail fast before spending ms on key generation
         key_type = self._key_type(kty)
         check_key_type(vault, key_type)  # before spending ms on key generation
-        material = self._generate(key_type, size, curve, public_exponent)
+        material = self._generate(key_type, spec)
         return self._add(vault, name, key_type.value, material, changes or KeyChanges())
 
     @staticmethod
@@ -257,7 +261,8 @@ class KeyService:
                 f"Invalid key type '{kty}'. Allowed values: {', '.join(t.value for t in KeyType)}."
             ) from None
 
-    def _generate(self, kty: KeyType, size: int | None, curve: str | None, public_exponent: int | None) -> KeyMaterial:
+    def _generate(self, kty: KeyType, spec: KeySpec) -> KeyMaterial:
+        size, curve, public_exponent = spec.get("size"), spec.get("curve"), spec.get("public_exponent")
         try:
             crv = None
             if curve is not None:
@@ -357,12 +362,8 @@ class KeyService:
         if key_type.family == "oct":
             raise BadParameter("Symmetric keys cannot be rotated by Key Vault; import a new version instead.")
         current = self.material(latest)
-        material = self._generate(
-            key_type,
-            current.key_size if key_type.family == "RSA" else None,
-            current.curve.value if current.curve else None,
-            None,
-        )
+        size = current.key_size if key_type.family == "RSA" else None
+        material = self._generate(key_type, KeySpec(size=size, curve=current.curve.value if current.curve else None))
         policy = RotationPolicy.from_json(obj.policy) if obj.policy else None
         # The new version keeps the key_ops its type supports: a key stored before kluis checked
         # key_ops against the type (an EC key with wrapKey) still rotates, scheduler included.
