@@ -50,14 +50,17 @@ _OBJECT_COLS = "vault_id, kind, name, latest_version, created, updated, deleted_
 _VERSION_COLS = "vault_id, kind, name_ci, version, sealed, enabled, nbf, exp, created, updated, tags, props, seq"
 _N_OBJECT = _OBJECT_COLS.count(",") + 1
 # An object with its current version, in one statement (one snapshot): a cold read costs one
-# statement instead of two. LEFT JOIN: the object is answered even if its version row is missing.
+# statement instead of two. The version row is found by its rowid (``latest_seq``, schema version 7):
+# two B-tree descents, not three through the object_versions_id index; its identity columns are
+# checked as well, so a NULL or stale ``latest_seq`` answers no version (the caller's version read
+# then finds it by the index), never another row. LEFT JOIN: the object is answered without its version.
 _OBJECT_AND_LATEST = (
     "SELECT "
     + ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLS.split(","))
     + ", "
     + ", ".join(f"v.{c.strip()}" for c in _VERSION_COLS.split(","))
-    + " FROM objects o LEFT JOIN object_versions v ON v.vault_id = o.vault_id AND v.kind = o.kind "
-    "AND v.name_ci = o.name_ci AND v.version = o.latest_version "
+    + " FROM objects o LEFT JOIN object_versions v ON v.seq = o.latest_seq AND v.vault_id = o.vault_id "
+    "AND v.kind = o.kind AND v.name_ci = o.name_ci AND v.version = o.latest_version "
     "WHERE o.vault_id = ? AND o.kind = ? AND o.name_ci = ?"
 )
 # Bytes of the database file SQLite maps into memory per connection (``PRAGMA mmap_size``): none by
