@@ -18,6 +18,24 @@ _BOOLEANS |= {("key_versions", "enabled"), ("key_versions", "exportable")}
 _V1_TABLES = ("settings", "principals", "groups", "vaults", "policies", "keys", "key_versions")
 
 
+def _load_version_1(conn: psycopg.Connection[tuple[object, ...]], tmp_path: Path) -> None:
+    """The first release's SQLite fixture (copied to ``tmp_path``), row for row into PostgreSQL at version 1."""
+    shutil.copytree(FIXTURE, tmp_path / "data")
+    source = sqlite3.connect(tmp_path / "data" / "kluis.db")
+    assert migrate(conn, target=1) == (0, 1)
+    for table in _V1_TABLES:
+        cursor = source.execute(f"SELECT * FROM {table}")
+        names = [d[0] for d in cursor.description]
+        rows = [
+            tuple(bool(v) if (table, n) in _BOOLEANS else v for n, v in zip(names, row, strict=True))
+            for row in cursor.fetchall()
+        ]
+        if rows:
+            marks = ", ".join(["%s"] * len(names))
+            conn.cursor().executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows)
+    source.close()
+
+
 def test_both_backends_have_the_same_migration_numbers() -> None:
     assert len(postgres_schema.MIGRATIONS) == len(sqlite_schema.MIGRATIONS) == SCHEMA_VERSION
 
@@ -48,21 +66,8 @@ def test_a_newer_database_is_refused(postgres_url: str) -> None:
 def test_version_1_data_upgrades_to_the_same_records_as_sqlite(postgres_url: str, tmp_path: Path) -> None:
     """The first release's tables, copied row for row into PostgreSQL at version 1, upgrade to exactly
     the records SQLite's own migrations make of them (keys with their versions, seq, props, SKU)."""
-    shutil.copytree(FIXTURE, tmp_path / "data")
-    source = sqlite3.connect(tmp_path / "data" / "kluis.db")
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        assert migrate(conn, target=1) == (0, 1)
-        for table in _V1_TABLES:
-            cursor = source.execute(f"SELECT * FROM {table}")
-            names = [d[0] for d in cursor.description]
-            rows = [
-                tuple(bool(v) if (table, n) in _BOOLEANS else v for n, v in zip(names, row, strict=True))
-                for row in cursor.fetchall()
-            ]
-            if rows:
-                marks = ", ".join(["%s"] * len(names))
-                conn.cursor().executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows)
-    source.close()
+        _load_version_1(conn, tmp_path)
     pg = PostgresStore(postgres_url, listen=False)
     lite = SqliteStore(tmp_path / "data" / "kluis.db")
     try:
@@ -96,3 +101,49 @@ def test_version_1_data_upgrades_to_the_same_records_as_sqlite(postgres_url: str
     finally:
         pg.close()
         lite.close()
+
+
+def test_version_7_points_each_object_at_its_current_version_row_with_data_intact(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Migration 7 only: a database at schema 6 gets ``objects.latest_seq`` filled; no other value changes;
+    later upserts keep it."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        _load_version_1(conn, tmp_path)
+        assert migrate(conn, target=6) == (1, 6)
+        order = " ORDER BY vault_id, kind, name_ci"
+        objects = conn.execute("SELECT * FROM objects" + order).fetchall()
+        versions = conn.execute("SELECT * FROM object_versions ORDER BY seq").fetchall()
+        assert objects and versions
+        assert migrate(conn) == (6, SCHEMA_VERSION)
+        after = conn.execute("SELECT * FROM objects" + order).fetchall()
+        assert [r[:-1] for r in after] == objects  # the new column comes last
+        assert conn.execute("SELECT * FROM object_versions ORDER BY seq").fetchall() == versions
+        current = conn.execute(
+            "SELECT o.latest_seq, v.seq FROM objects o JOIN object_versions v ON v.vault_id = o.vault_id "
+            "AND v.kind = o.kind AND v.name_ci = o.name_ci AND v.version = o.latest_version"
+        ).fetchall()
+        assert len(current) == len(objects) and all(seq == want for seq, want in current)
+    pg = PostgresStore(postgres_url, listen=False)
+    try:
+        with pg.read() as tx:
+            vault = tx.get_vault("legacy")
+            assert vault is not None
+            obj = tx.get_object(vault.vault_id, "key", "rsa-key")
+            assert obj is not None
+            latest = tx.get_version(vault.vault_id, "key", "rsa-key", obj.latest_version)
+            assert latest is not None
+        with pg.write() as tx:  # a new current version: the shared upsert points the object at its row
+            latest.version = "e" * 32
+            tx.add_version(latest)
+            obj.latest_version = latest.version
+            tx.put_object(obj)
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT o.latest_seq, v.seq FROM objects o JOIN object_versions v ON v.vault_id = o.vault_id "
+                "AND v.kind = o.kind AND v.name_ci = o.name_ci AND v.version = o.latest_version "
+                "WHERE o.name_ci = 'rsa-key'"
+            ).fetchone()
+            assert row is not None and row[0] == row[1] == latest.seq
+    finally:
+        pg.close()

@@ -16,7 +16,7 @@ from kluis.store import (
     SqliteStore,
     VersionRecord,
 )
-from kluis.store.sqlite import SqliteTransaction
+from kluis.store.sqlite import _OBJECT_AND_LATEST, SqliteTransaction
 from tests.store.contract import *  # noqa: F403 - the store contract, run here against SQLite
 from tests.store.contract import seed
 
@@ -222,13 +222,15 @@ def test_a_cold_object_read_brings_its_current_version_in_the_same_statement(sto
     assert direct == latest
 
 
-def test_connections_map_the_database_file(tmp_path: Path) -> None:
+def test_connections_do_not_map_the_database_file_unless_asked(tmp_path: Path) -> None:
+    # a mapped WAL reader unmaps the whole file whenever another connection committed (every audit flush):
+    # reads through SQLite's page cache cost a cold read less (see MMAP_SIZE)
     s = SqliteStore(tmp_path / "k.db")
     with s.read() as tx:
-        assert tx._c.execute("PRAGMA mmap_size").fetchone()[0] > 0
-    small = SqliteStore(tmp_path / "k.db", mmap_size=0)
-    with small.read() as tx:
         assert tx._c.execute("PRAGMA mmap_size").fetchone()[0] == 0
+    mapped = SqliteStore(tmp_path / "k.db", mmap_size=1 << 20)
+    with mapped.read() as tx:
+        assert tx._c.execute("PRAGMA mmap_size").fetchone()[0] == 1 << 20
 
 
 def _sql(store: SqliteStore, statement: str, *args: object) -> None:
@@ -265,3 +267,28 @@ def test_a_setting_of_the_wrong_type_is_a_value_error_naming_it(store: SqliteSto
     _sql(store, f"UPDATE settings SET value = {edit} WHERE name = 's'")
     with store.read() as tx, pytest.raises(ValueError, match=r"the setting 's' holds a (text|integer|real) value"):
         tx.get_setting("s")
+
+
+def test_a_cold_object_read_finds_its_current_version_by_rowid_and_never_a_wrong_one(store: SqliteStore) -> None:
+    with store.write() as tx:
+        tx.add_version(_version("v1", "k", "a" * 32))
+        tx.add_version(_version("v1", "k", "b" * 32, created=2))
+        tx.put_object(_object("v1", "k", "b" * 32, 1, 2))
+    conn = store._conn()
+    plan = " | ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + _OBJECT_AND_LATEST, ("v1", "key", "k")))
+    assert "USING INTEGER PRIMARY KEY" in plan and "object_versions_id" not in plan  # two descents, not three
+    seqs = dict(conn.execute("SELECT version, seq FROM object_versions WHERE name_ci = 'k'").fetchall())
+    assert conn.execute("SELECT latest_seq FROM objects WHERE name_ci = 'k'").fetchone()[0] == seqs["b" * 32]
+    for stale in (seqs["a" * 32], None):  # pointing at another version, or unset: the index finds the right one
+        _sql(store, "UPDATE objects SET latest_seq = ? WHERE name_ci = 'k'", stale)
+        with store.read() as tx:
+            obj, latest = SqliteTransaction(tx._c).get_object_and_latest("v1", "key", "K")
+            assert obj is not None and latest is None
+            obj = tx.get_object("v1", "key", "K")
+            assert obj is not None
+            v = tx.get_version("v1", "key", "K", obj.latest_version)
+        assert v is not None and v.version == "b" * 32 and v.created == 2
+    with store.write() as tx:  # the next upsert of the object sets it again
+        tx.put_object(_object("v1", "k", "b" * 32, 1, 3))
+    with store.read() as tx:
+        assert SqliteTransaction(tx._c).get_object_and_latest("v1", "key", "k")[1] is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kluis.store import SCHEMA_VERSION, SqliteStore
+from kluis.store.sqlite import SqliteTransaction
 from kluis.store.sqlite_schema import migrate
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema_v1"
@@ -76,3 +77,31 @@ def test_vaults_made_before_skus_become_premium(v1_db: Path) -> None:
     assert "sku" not in {r[1] for r in conn.execute("PRAGMA table_info(vaults)")}
     assert migrate(conn) == (2, SCHEMA_VERSION)
     assert {r[0] for r in conn.execute("SELECT sku FROM vaults")} == {"premium"}
+
+
+def test_version_7_points_each_object_at_its_current_version_row_with_data_intact(v1_db: Path) -> None:
+    """Migration 7 only: a database at schema 6 gets ``objects.latest_seq`` filled; no other value changes."""
+    conn = sqlite3.connect(v1_db, isolation_level=None)
+    assert migrate(conn, target=6) == (0, 6)
+    assert "latest_seq" not in {r[1] for r in conn.execute("PRAGMA table_info(objects)")}
+    objects = conn.execute("SELECT * FROM objects ORDER BY vault_id, kind, name_ci").fetchall()
+    versions = conn.execute("SELECT * FROM object_versions ORDER BY seq").fetchall()
+    assert objects and versions
+    assert migrate(conn) == (6, SCHEMA_VERSION)
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(objects)")]
+    after = conn.execute(f"SELECT {', '.join(cols)} FROM objects ORDER BY vault_id, kind, name_ci").fetchall()
+    assert [r[: cols.index("latest_seq")] for r in after] == objects  # the new column comes last
+    assert conn.execute("SELECT * FROM object_versions ORDER BY seq").fetchall() == versions
+    current = conn.execute(
+        "SELECT o.latest_seq, v.seq FROM objects o JOIN object_versions v ON v.vault_id = o.vault_id "
+        "AND v.kind = o.kind AND v.name_ci = o.name_ci AND v.version = o.latest_version"
+    ).fetchall()
+    assert len(current) == len(objects) and all(seq == want for seq, want in current)
+    conn.close()
+    store = SqliteStore(v1_db)
+    with store.read() as tx:
+        vault = tx.get_vault("legacy")
+        assert vault is not None
+        obj, latest = SqliteTransaction(tx._c).get_object_and_latest(vault.vault_id, "key", "rsa-key")
+        assert obj is not None and latest is not None and latest.version == obj.latest_version
+    store.close()

@@ -116,7 +116,14 @@ SELECT setval(pg_get_serial_sequence('audit_batches', 'id'), coalesce(max(id), 0
 DROP TABLE audit_log
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Each object names its current version's row by seq, as sqlite_schema's migration 7 (kept by the shared upsert).
+_V7 = """
+ALTER TABLE objects ADD COLUMN latest_seq BIGINT;
+UPDATE objects o SET latest_seq = v.seq FROM object_versions v
+    WHERE v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_ci = o.name_ci AND v.version = o.latest_version
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _TRACK = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"

@@ -59,20 +59,25 @@ def version_update_row(v: records.VersionRecord, json: JsonEncoder) -> tuple[obj
 
 
 # An object's row, inserted or replaced whole (its name's case may change; the key is name_ci).
+# ``latest_seq`` is the ``seq`` of the current version's row (schema version 7), looked up here so no
+# caller passes it: NULL while that row does not exist yet. A read joins by it and checks the version's
+# identity columns too, so a NULL or stale value costs a second lookup, never a wrong answer.
 UPSERT_OBJECT = (
     "INSERT INTO objects (vault_id, kind, name_ci, name, latest_version, created, updated, deleted_at, "
-    "scheduled_purge_at, policy, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "scheduled_purge_at, policy, due_at, latest_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "(SELECT seq FROM object_versions WHERE vault_id = ? AND kind = ? AND name_ci = ? AND version = ?)) "
     "ON CONFLICT (vault_id, kind, name_ci) DO UPDATE SET name = excluded.name, "
     "latest_version = excluded.latest_version, updated = excluded.updated, "
     "deleted_at = excluded.deleted_at, scheduled_purge_at = excluded.scheduled_purge_at, "
-    "policy = excluded.policy, due_at = excluded.due_at"
+    "policy = excluded.policy, due_at = excluded.due_at, latest_seq = excluded.latest_seq"
 )
 
 
 def object_row(o: records.ObjectRecord) -> tuple[object, ...]:
-    """The parameters of :data:`UPSERT_OBJECT` for ``o``, in its column order."""
-    return (o.vault_id, o.kind, o.name.lower(), o.name, o.latest_version, o.created, o.updated, o.deleted_at,
-            o.scheduled_purge_at, o.policy, o.due_at)  # fmt: skip
+    """The parameters of :data:`UPSERT_OBJECT` for ``o``, in its column order (then the current version's key)."""
+    name_ci = o.name.lower()
+    return (o.vault_id, o.kind, name_ci, o.name, o.latest_version, o.created, o.updated, o.deleted_at,
+            o.scheduled_purge_at, o.policy, o.due_at, o.vault_id, o.kind, name_ci, o.latest_version)  # fmt: skip
 
 
 # An audit batch's stored columns (kluis.domain.audit), in the order of :func:`audit_batch_row`.
