@@ -27,6 +27,7 @@ from kluis.domain.errors import BadParameter, Conflict, Forbidden, NotFound
 from kluis.domain.paging import decode_token, encode_token
 from kluis.domain.views import Changes, DeletedInfo, ObjectView, Page, is_set
 from kluis.store import ObjectRecord, Store, Transaction, VaultRecord, VersionRecord
+from kluis.store.cached import clone
 
 __all__ = [
     "MAX_PAGE",
@@ -212,11 +213,15 @@ class Lifecycle:
         return obj
 
     def version(self, tx: Transaction, obj: ObjectRecord, version: str | None) -> VersionRecord:
-        """The given version of ``obj`` (None or "": the current one)."""
+        """The given version of ``obj`` (None or "": the current one), named with the object's stored
+        casing (versions are stored under the case-folded name). A cached read's records are shared
+        and read-only: one whose name differs is answered as a renamed copy."""
         v = tx.get_version(obj.vault_id, self.kind.kind, obj.name, version or obj.latest_version)
         if v is None:
             raise self.kind.not_found(obj.name, version)
-        v.name = obj.name  # versions are stored under the case-folded name; answer with the stored casing
+        if v.name != obj.name:
+            v = clone(v)
+            v.name = obj.name
         return v
 
     def read(self, vault: VaultRecord, name: str, version: str | None = None) -> tuple[ObjectRecord, VersionRecord]:

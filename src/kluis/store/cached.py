@@ -3,8 +3,16 @@
 ``CachedLookups`` goes before a store's transaction class (``class CachedReadTransaction(CachedLookups,
 SqliteTransaction)``); the store supplies ``_memo(key, load)``: its own freshness rule (SQLite: exact,
 by ``PRAGMA data_version``; PostgreSQL: notifications plus an age bound). Keys name what they cache, so
-a store can drop exactly what a write changed. Records are handed out as copies (``clone``), so a
-caller that edits one cannot corrupt the cache. ``ReadContext`` is what both stores' ``read()`` hands out.
+a store can drop exactly what a write changed. ``ReadContext`` is what both stores' ``read()`` hands out.
+
+Records are cached and handed out *shared* (no copy per read: a get-key request makes four lookups,
+and copying each was ~5% of its CPU): ``share`` turns a loaded record into its read-only twin (same
+class but for ``__setattr__``/``__delattr__``, which raise ``AttributeError``; equal to the plain
+record with the same fields) before it enters the cache, so a caller that tries to edit one fails at
+once instead of corrupting the cache. Code that changes a record does so on rows it read inside
+``store.write()`` (those lookups are not cached: plain records) or on an explicit ``clone``.
+Tags and properties (dicts inside records) are shared as before: the domain replaces them, never
+mutates them in place (``kluis.store.records``).
 """
 
 from __future__ import annotations
@@ -13,19 +21,65 @@ from typing import Any, Generic, TypeVar, cast
 
 from kluis.store.records import ObjectRecord, PolicyRecord, VaultRecord, VersionRecord
 
-__all__ = ["MISSING", "CachedLookups", "ReadContext", "clone"]
+__all__ = ["MISSING", "CachedLookups", "ReadContext", "clone", "share"]
 
 MISSING = object()  # "not cached" (None is a cacheable answer: the row does not exist)
 T_co = TypeVar("T_co", covariant=True)
 
 
+class _ReadOnly:
+    """What a record's read-only twin adds to it (mixed in before the record class): edits raise."""
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """Constructing one (``dataclasses.replace`` does) makes an editable plain record."""
+        return _EDITABLE[cls](*args, **kwargs)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(
+            f"{_EDITABLE[type(self)].__name__} from a cached read is shared with the cache and read-only "
+            f"(setting {name!r}): change a copy (kluis.store.cached.clone), or read it inside store.write()"
+        )
+
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a record of the same class (plain or read-only) with the same fields."""
+        if isinstance(other, _EDITABLE[type(self)]):
+            return vars(self) == vars(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like the (unfrozen) dataclasses it twins
+
+
+_RECORDS: tuple[type, ...] = (VaultRecord, PolicyRecord, ObjectRecord, VersionRecord)
+#: The read-only twin of each cached record class, and back.
+_SHARED: dict[type, type] = {cls: type(f"Shared{cls.__name__}", (_ReadOnly, cls), {}) for cls in _RECORDS}
+_EDITABLE: dict[type, type] = {twin: cls for cls, twin in _SHARED.items()}
+
+
 def clone(value: Any) -> Any:
-    """A shallow copy of a record (~10x cheaper than ``copy.copy``); immutable values as they are."""
+    """An editable shallow copy of a record, plain or shared (~10x cheaper than ``copy.copy``);
+    immutable values as they are."""
     if value is None or isinstance(value, bytes | str):
         return value
-    copy = object.__new__(type(value))
+    cls = type(value)
+    copy: Any = object.__new__(_EDITABLE.get(cls, cls))
     copy.__dict__.update(value.__dict__)
     return copy
+
+
+def share(value: Any) -> Any:
+    """``value`` as the cache keeps and hands it out: a record as its read-only twin (a shallow copy,
+    made once when it enters the cache); None, bytes and strings as they are."""
+    twin = _SHARED.get(type(value))
+    if twin is None:
+        return value
+    shared: Any = object.__new__(twin)
+    shared.__dict__.update(value.__dict__)
+    return shared
 
 
 class ReadContext(Generic[T_co]):
