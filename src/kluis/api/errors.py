@@ -16,7 +16,7 @@ from kluis.domain.errors import (
     VaultError,
 )
 
-__all__ = ["HttpError", "error_response", "json_response"]
+__all__ = ["HttpError", "encoded_response", "error_response", "json_response"]
 
 log = logging.getLogger("kluis.api")
 
@@ -39,7 +39,11 @@ class HttpError(VaultError):
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    raw = orjson.dumps(body)
+    return encoded_response(orjson.dumps(body), status, headers)
+
+
+def encoded_response(raw: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer whose body ``raw`` is already encoded (``json_response`` encodes for it)."""
     h = dict(_HEADERS)
     if headers:
         h.update(headers)

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from kluis.store.records import ObjectRecord, PolicyRecord, VaultRecord, VersionRecord
 
-__all__ = ["MISSING", "CachedLookups", "ReadContext", "clone", "share"]
+__all__ = ["MISSING", "CachedLookups", "ReadContext", "clone", "is_shared", "share"]
 
 MISSING = object()  # "not cached" (None is a cacheable answer: the row does not exist)
 T_co = TypeVar("T_co", covariant=True)
@@ -80,6 +80,11 @@ def share(value: Any) -> Any:
     shared: Any = object.__new__(twin)
     shared.__dict__.update(value.__dict__)
     return shared
+
+
+def is_shared(value: object) -> bool:
+    """Whether ``value`` is a record as a cached read hands it out (read-only, shared with the cache)."""
+    return isinstance(value, _ReadOnly)
 
 
 class ReadContext(Generic[T_co]):

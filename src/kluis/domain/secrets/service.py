@@ -150,7 +150,7 @@ class SecretService:
         (``SecretDisabled``) when the version is disabled; answered outside nbf/exp (Azure's rule)."""
         obj, v = self.lifecycle.read(vault, name, version)
         self.lifecycle.check_usable(v, "get", self._clock.now())
-        return Secret(self.lifecycle.view(vault, obj, v), self.value(v))
+        return Secret(self.lifecycle.shared_view(vault, obj, v), self.value(v))
 
     def update_secret(self, vault: VaultRecord, name: str, version: str | None, changes: SecretChanges) -> ObjectView:
         """UpdateSecret (secrets/set): PATCH semantics (absent or null fields unchanged); the value never
