@@ -21,6 +21,14 @@ def test_query_params_are_decoded_and_parsed_once() -> None:
     assert req.query_params is params  # parsed on first use, then kept
 
 
+def test_short_query_strings_share_one_parse_and_long_ones_are_parsed_each_time() -> None:
+    short = [Request("GET", "/keys", "api-version=7.6", {}, _never).query_params for _ in range(2)]
+    assert short[0] == {"api-version": "7.6"} and short[1] is short[0]
+    long = "api-version=7.6&$skiptoken=" + "x" * 200
+    params = [Request("GET", "/keys", long, {}, _never).query_params for _ in range(2)]
+    assert params[0] == params[1] == _parse_query(long) and params[1] is not params[0]
+
+
 def test_plain_queries_keep_the_last_value_and_blank_names() -> None:
     assert _parse_query("a=1&a=2&b&&c=") == {"a": "2", "b": "", "c": ""}
 
@@ -53,6 +61,10 @@ def test_response_headers_and_content_length() -> None:
     given = {"x-b": "2"}
     Response(headers=given).headers["x-c"] = "3"
     assert given == {"x-b": "2"}  # the response copies the mapping it is given
+    own = {"x-d": "4"}
+    owning = Response.owning(b"xy", 202, own)
+    assert owning.headers is own and owning.header_list() == [("x-d", "4"), ("content-length", "2")]
+    assert owning.status_code == 202 and owning.body == b"xy"
 
 
 def test_asgi_headers_are_lower_case_latin1() -> None:

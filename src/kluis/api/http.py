@@ -144,9 +144,10 @@ class Request:
 
     @property
     def query_params(self) -> Mapping[str, str]:
-        """Query parameters with names and values percent-decoded (the JS SDK sends ``api%2Dversion``)."""
+        """Query parameters with names and values percent-decoded (the JS SDK sends ``api%2Dversion``).
+        Read-only: the parse of a short query string is shared by the requests that send it."""
         if self._query is None:
-            self._query = _parse_query(self.query_string)
+            self._query = _query_of(self.query_string)
         return self._query
 
     async def body(self) -> bytes:
@@ -240,8 +241,35 @@ class Response:
         if media_type is not None:
             self.headers["content-type"] = media_type
 
+    @classmethod
+    def owning(cls, content: bytes, status_code: int, headers: dict[str, str]) -> Response:
+        """A response that keeps ``headers``, a dict made for it alone, as its own (no copy)."""
+        response = cls.__new__(cls)
+        response.body = content
+        response.status_code = status_code
+        response.headers = headers
+        return response
+
     def header_list(self) -> list[tuple[str, str]]:
         return [*self.headers.items(), ("content-length", str(len(self.body)))]
+
+
+_QUERY_MEMO = 1024  # entries
+_QUERY_MEMO_LENGTH = 128  # characters: "api-version=7.6" and its like; paging tokens are longer
+_queries: dict[str, dict[str, str]] = {}
+
+
+def _query_of(qs: str) -> dict[str, str]:
+    """``_parse_query(qs)``, remembered for short query strings (clients repeat ``api-version=7.6``).
+    The dict is shared: callers only read it (``Request.query_params`` is a Mapping)."""
+    hit = _queries.get(qs)
+    if hit is None:
+        hit = _parse_query(qs)
+        if len(qs) <= _QUERY_MEMO_LENGTH:
+            if len(_queries) >= _QUERY_MEMO:
+                _queries.clear()
+            _queries[qs] = hit
+    return hit
 
 
 def _parse_query(qs: str) -> dict[str, str]:
