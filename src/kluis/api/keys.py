@@ -113,10 +113,12 @@ def _cipher(op: str) -> Callable[[RequestContext], Any]:
         tag = b64_field(body, "tag") if decrypting else None
         res = ops.cipher(op, ctx.vault, ctx.name, ctx.version, alg, value, iv=iv, aad=aad, tag=tag)
         out: dict[str, Any] = {"kid": _kid(ctx, res.name, res.version), "value": b64(res.value)}
-        for field_name in ("iv", "tag", "aad"):  # what an encryption made (GCM / CBC); none for decrypt
-            data = getattr(res, field_name)
-            if data:
-                out[field_name] = b64(data)
+        if res.iv:  # what an encryption made (GCM / CBC), in this order; none for decrypt
+            out["iv"] = b64(res.iv)
+        if res.tag:
+            out["tag"] = b64(res.tag)
+        if res.aad:
+            out["aad"] = b64(res.aad)
         return json_response(out)
 
     return handler

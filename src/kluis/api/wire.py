@@ -177,9 +177,12 @@ def int_field(body: dict[str, Any], name: str) -> int | None:
 
 
 def b64_field(body: dict[str, Any], name: str, *, required: bool = False) -> bytes | None:
-    value = str_field(body, name, required=required, kind="a base64url string")
-    if value is None:
+    """A base64url property decoded; absent (or null) is None unless required; BadParameter otherwise."""
+    value = body.get(name)
+    if value is None and not required:  # the common case for optional iv / aad / tag: no further calls
         return None
+    value = str_field(body, name, required=required, kind="a base64url string")
+    assert value is not None
     try:
         return b64url_decode(value)
     except CryptoError:

@@ -50,9 +50,9 @@ _E = EncryptionAlgorithm
 _S = SignatureAlgorithm
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built on every encryption, and a frozen __init__ costs more
 class EncryptResult:
-    """Ciphertext plus whatever the caller needs to decrypt it later (iv, GCM tag, aad)."""
+    """Ciphertext plus whatever the caller needs to decrypt it later (iv, GCM tag, aad). Never edited."""
 
     ciphertext: bytes
     iv: bytes | None = None

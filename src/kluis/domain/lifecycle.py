@@ -321,21 +321,23 @@ class Lifecycle:
     def check_usable(self, v: VersionRecord, operation: str, now: int) -> None:
         """May ``v`` serve ``operation`` at ``now``? Forbidden if disabled, or outside its nbf/exp window
         unless the kind exempts the operation (Azure: "Date-time controlled operations")."""
-        title = self.kind.title.lower()
+        kind = self.kind
         if not v.enabled:
             raise Forbidden(
-                f"Operation {operation} is not allowed on a disabled {title}.", inner_code=self.kind.disabled_code
+                f"Operation {operation} is not allowed on a disabled {kind.title.lower()}.",
+                inner_code=kind.disabled_code,
             )
-        if operation in self.kind.time_exempt:
+        if operation in kind.time_exempt:
             return
         if v.nbf is not None and now < v.nbf:
             raise Forbidden(
-                f"Operation {operation} is not allowed on a {title} that is not yet valid.",
-                inner_code=self.kind.not_yet_valid_code,
+                f"Operation {operation} is not allowed on a {kind.title.lower()} that is not yet valid.",
+                inner_code=kind.not_yet_valid_code,
             )
         if v.exp is not None and now >= v.exp:
             raise Forbidden(
-                f"Operation {operation} is not allowed on an expired {title}.", inner_code=self.kind.expired_code
+                f"Operation {operation} is not allowed on an expired {kind.title.lower()}.",
+                inner_code=kind.expired_code,
             )
 
     def usable(
