@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
-from kluis.api.http import Request, Response, _parse_query, asgi_headers
+from kluis.api.http import BodyRefused, ClientGone, Request, Response, _parse_query, asgi_headers
 
 
 def test_query_parsing_matches_parse_qsl() -> None:
@@ -120,6 +120,47 @@ def test_a_cancellation_from_outside_stays_a_cancellation_and_a_fast_body_leaves
         else:
             raise AssertionError("the read was not cancelled")
         assert loop.time() > 0
+
+    asyncio.run(run())
+
+
+def test_a_body_that_waits_is_resumed_with_what_it_awaited_and_still_bounded_after_its_first_wait() -> None:
+    async def late(parts: list[bytes]) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        for part in parts:
+            fut: asyncio.Future[bytes] = loop.create_future()
+            loop.call_later(0.01, fut.set_result, part)
+            yield await fut  # the value the task sends back must reach the read
+
+    async def stalls_after_the_first_chunk() -> AsyncIterator[bytes]:
+        yield b"{"  # read without waiting...
+        await asyncio.sleep(30)  # ...then the wait the timer bounds
+        yield b"}"
+
+    async def gone() -> AsyncIterator[bytes]:
+        await asyncio.sleep(0.01)
+        raise ClientGone()
+        yield b""  # an async generator
+
+    async def run() -> None:
+        req = Request("POST", "/", "", {}, lambda: late([b'{"a":', b"1}"]))
+        req.body_timeout = 5
+        assert await req.body() == b'{"a":1}' and req._held == 7
+        stalled = Request("POST", "/", "", {}, stalls_after_the_first_chunk)
+        stalled.body_timeout = 0.1
+        try:
+            await stalled.body()
+        except BodyRefused as refused:
+            assert refused.status == 408
+        else:
+            raise AssertionError("the stalled body was not refused")
+        try:
+            await Request("POST", "/", "", {}, gone).body()
+        except ClientGone:
+            pass
+        else:
+            raise AssertionError("the client's leaving was lost")
+        await asyncio.sleep(0.2)  # no timer left behind cancels this task
 
     asyncio.run(run())
 
