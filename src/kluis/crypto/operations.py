@@ -228,8 +228,14 @@ def unwrap_key(
 # --- sign / verify ----------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=32)
+def _digest_size(alg: SignatureAlgorithm) -> int:
+    """``digest_size_for(alg)``, remembered (it parses the name and makes a hash object each time)."""
+    return digest_size_for(alg)
+
+
 def _check_digest(alg: SignatureAlgorithm, digest: bytes) -> None:
-    expected = digest_size_for(alg)
+    expected = _digest_size(alg)
     if len(digest) != expected:
         raise InvalidParameter(
             f"Digest length {len(digest)} does not match algorithm {alg} (expected {expected} bytes)"
