@@ -274,7 +274,7 @@ class KluisApp:
             raise HttpError(400, "BadParameter", "The request has no Host header (HTTP/1.1) or :authority (HTTP/2).")
         if host.vault_name is None:
             raise NotFound(f"No vault is served at host '{host.authority}'.", code="VaultNotFound")
-        return self.runtime.vault(host.vault_name)
+        return self.runtime.management.get_vault(host.vault_name)  # read each time: Runtime.vault
 
     async def _management_request(self, ctx: RequestContext) -> None:
         mgmt_host = HostInfo(

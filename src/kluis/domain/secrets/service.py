@@ -89,9 +89,9 @@ def check_secret_tags(tags: Any) -> dict[str, str]:
     return check_tags(tags, title="A secret", max_length=MAX_SECRET_TAG_LENGTH)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built on every get, and a frozen __init__ costs more
 class Secret:
-    """One version of a secret with its value (what SetSecret / GetSecret answer)."""
+    """One version of a secret with its value (what SetSecret / GetSecret answer). Never edited."""
 
     view: ObjectView
     value: str
@@ -114,7 +114,10 @@ class SecretService:
         version's attributes from the store, so a disabled or deleted secret is refused even
         while its value sits in the cache.
         """
-        return self._values.get(v, lambda v: self.lifecycle.unseal(v).decode("utf-8"))
+        return self._values.get(v, self._unseal_value)
+
+    def _unseal_value(self, v: VersionRecord) -> str:
+        return self.lifecycle.unseal(v).decode("utf-8")
 
     # -- operations ---------------------------------------------------------------------------
     def set_secret(
