@@ -93,3 +93,22 @@ def test_read_context_hands_out_its_transaction_and_lets_errors_through() -> Non
         assert e.args == ("inside",)
     else:
         raise AssertionError("the error inside the block was swallowed")
+
+
+def test_a_stores_hits_dict_answers_first_and_misses_go_to_memo() -> None:
+    class WithHits(_Cached):
+        def __init__(self) -> None:
+            super().__init__()
+            self._hits = self.entries  # what SQLite does: its cache's dict of exact entries
+            self.memo_calls = 0
+
+        def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
+            self.memo_calls += 1
+            return super()._memo(key, load)
+
+    tx = WithHits()
+    first = tx.get_vault("MyVault")
+    assert tx.memo_calls == 1 and tx.get_vault("MYVAULT") is first and tx.memo_calls == 1  # the hit: no call
+    assert tx.get_vault("other") is None and tx.get_vault("other") is None and tx.memo_calls == 2  # None is cached
+    plain = _Cached()
+    assert plain._hits == {} and plain.get_vault("MyVault") is not None and plain.entries  # the default: _memo

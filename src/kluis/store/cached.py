@@ -103,9 +103,18 @@ class ReadContext(Generic[T_co]):
         return None
 
 
+_NO_HITS: dict[tuple[Any, ...], Any] = {}  # never filled: every lookup goes to ``_memo``
+
+
 class CachedLookups:
     """Settings, vaults, policies, objects and versions through ``_memo``; every other query as the
-    transaction class after this one in the MRO answers it."""
+    transaction class after this one in the MRO answers it.
+
+    ``_hits`` is a store's shortcut for hits: a dict of entries valid as they are (SQLite: its cache,
+    exact while ``PRAGMA data_version`` is unchanged, which ``read()`` checked), looked up first
+    without a call or a loader closure; the default is empty, so everything goes to ``_memo``."""
+
+    _hits: dict[tuple[Any, ...], Any] = _NO_HITS
 
     def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
         raise NotImplementedError
@@ -118,24 +127,29 @@ class CachedLookups:
         return result
 
     def get_vault(self, name: str) -> VaultRecord | None:
-        result: VaultRecord | None = self._memo(("vault", name.lower()), lambda: self._next().get_vault(name))
+        key = ("vault", name.lower())
+        result: VaultRecord | None = self._hits.get(key, MISSING)
+        if result is MISSING:
+            result = self._memo(key, lambda: self._next().get_vault(name))
         return result
 
     def get_policy(self, vault_id: str, object_id: str) -> PolicyRecord | None:
-        result: PolicyRecord | None = self._memo(
-            ("policy", vault_id, object_id), lambda: self._next().get_policy(vault_id, object_id)
-        )
+        key = ("policy", vault_id, object_id)
+        result: PolicyRecord | None = self._hits.get(key, MISSING)
+        if result is MISSING:
+            result = self._memo(key, lambda: self._next().get_policy(vault_id, object_id))
         return result
 
     def get_object(self, vault_id: str, kind: str, name: str) -> ObjectRecord | None:
-        result: ObjectRecord | None = self._memo(
-            ("object", vault_id, kind, name.lower()), lambda: self._next().get_object(vault_id, kind, name)
-        )
+        key = ("object", vault_id, kind, name.lower())
+        result: ObjectRecord | None = self._hits.get(key, MISSING)
+        if result is MISSING:
+            result = self._memo(key, lambda: self._next().get_object(vault_id, kind, name))
         return result
 
     def get_version(self, vault_id: str, kind: str, name: str, version: str) -> VersionRecord | None:
-        result: VersionRecord | None = self._memo(
-            ("version", vault_id, kind, name.lower(), version.lower()),
-            lambda: self._next().get_version(vault_id, kind, name, version),
-        )
+        key = ("version", vault_id, kind, name.lower(), version.lower())
+        result: VersionRecord | None = self._hits.get(key, MISSING)
+        if result is MISSING:
+            result = self._memo(key, lambda: self._next().get_version(vault_id, kind, name, version))
         return result

@@ -476,6 +476,7 @@ class CachedReadTransaction(CachedLookups, SqliteTransaction):
     def __init__(self, conn: sqlite3.Connection, cache: _ReadCache) -> None:
         super().__init__(conn)
         self._cache = cache
+        self._hits = cache.entries  # the same dict for the cache's life (dropping clears it in place)
         self._pragma = conn.cursor()  # kept: a cursor made and freed per request cost more than the pragma
 
     def data_version(self) -> int:
