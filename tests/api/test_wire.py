@@ -99,6 +99,10 @@ def test_scalar_fields() -> None:
         b64_field(body, "bad")
     with pytest.raises(BadParameter, match="must be a base64url string"):
         b64_field(body, "n")
+    with pytest.raises(BadParameter, match="'missing' property is required"):
+        b64_field(body, "missing", required=True)
+    with pytest.raises(BadParameter, match="must be a base64url string"):
+        b64_field({"v": ["AQ"]}, "v", required=True)
     assert b64(b"\xfb\xff") == "-_8"  # url-safe, unpadded
 
 

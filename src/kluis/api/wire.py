@@ -179,18 +179,19 @@ def int_field(body: dict[str, Any], name: str) -> int | None:
 def b64_field(body: dict[str, Any], name: str, *, required: bool = False) -> bytes | None:
     """A base64url property decoded; absent (or null) is None unless required; BadParameter otherwise."""
     value = body.get(name)
-    if value is None and not required:  # the common case for optional iv / aad / tag: no further calls
-        return None
-    value = str_field(body, name, required=required, kind="a base64url string")
-    assert value is not None
+    if not isinstance(value, str):  # absent, null or not a string: None, or str_field's BadParameter
+        if value is None and not required:  # the common case for optional iv / aad / tag
+            return None
+        str_field(body, name, required=required, kind="a base64url string")
+        raise AssertionError("str_field accepts only strings")  # pragma: no cover
     try:
         return b64url_decode(value)
     except CryptoError:
         raise BadParameter(f"The '{name}' property is not valid base64url.") from None
 
 
-def b64(data: bytes) -> str:
-    return b64url_encode(data)
+#: base64url without padding, as answers carry bytes (the crypto layer's encoder itself: no extra call).
+b64: Callable[[bytes], str] = b64url_encode
 
 
 # Azure's attribute times are Unix seconds; .NET's DateTime ends at 9999-12-31T23:59:59Z.
