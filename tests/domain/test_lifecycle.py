@@ -187,6 +187,11 @@ def test_usable_reads_and_checks_now(world: World, things: Things) -> None:
     world.clock.t += 10
     with pytest.raises(Forbidden, match="expired"):
         things.life.usable(world.vault, "t", None, "use")
+    things.life.add_version(world.vault, "n", b"m", Changes(nbf=world.clock.t + 5), {})
+    with pytest.raises(Forbidden, match="not yet valid"):  # no ``now`` given: the lifecycle's clock
+        things.life.check_usable(things.life.read(world.vault, "n")[1], "use")
+    world.clock.t += 5
+    things.life.check_usable(things.life.read(world.vault, "n")[1], "use")
 
 
 # -- delete, recover, purge ------------------------------------------------------------------------

@@ -318,17 +318,20 @@ class Lifecycle:
         obj, v = self.read(vault, name, version)
         return self.shared_view(vault, obj, v)
 
-    def check_usable(self, v: VersionRecord, operation: str, now: int) -> None:
-        """May ``v`` serve ``operation`` at ``now``? Forbidden if disabled, or outside its nbf/exp window
-        unless the kind exempts the operation (Azure: "Date-time controlled operations")."""
+    def check_usable(self, v: VersionRecord, operation: str, now: int | None = None) -> None:
+        """May ``v`` serve ``operation`` at ``now`` (Unix seconds; None: the lifecycle's clock, read only
+        when ``v`` has an nbf or exp to compare it with)? Forbidden if disabled, or outside its nbf/exp
+        window unless the kind exempts the operation (Azure: "Date-time controlled operations")."""
         kind = self.kind
         if not v.enabled:
             raise Forbidden(
                 f"Operation {operation} is not allowed on a disabled {kind.title.lower()}.",
                 inner_code=kind.disabled_code,
             )
-        if operation in kind.time_exempt:
+        if operation in kind.time_exempt or (v.nbf is None and v.exp is None):
             return
+        if now is None:
+            now = self._clock.now()
         if v.nbf is not None and now < v.nbf:
             raise Forbidden(
                 f"Operation {operation} is not allowed on a {kind.title.lower()} that is not yet valid.",
@@ -345,7 +348,7 @@ class Lifecycle:
     ) -> tuple[ObjectRecord, VersionRecord]:
         """The version, read and checked for ``operation`` now (see ``check_usable``)."""
         obj, v = self.read(vault, name, version)
-        self.check_usable(v, operation, self._clock.now())
+        self.check_usable(v, operation)
         return obj, v
 
     def list(self, vault: VaultRecord, *, deleted: bool, maxresults: int | None, token: str | None) -> Page[ObjectView]:

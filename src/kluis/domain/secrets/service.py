@@ -152,7 +152,7 @@ class SecretService:
         """GetSecret (secrets/get): the latest or given version with its value. Forbidden
         (``SecretDisabled``) when the version is disabled; answered outside nbf/exp (Azure's rule)."""
         obj, v = self.lifecycle.read(vault, name, version)
-        self.lifecycle.check_usable(v, "get", self._clock.now())
+        self.lifecycle.check_usable(v, "get")  # (the clock is read only for a version with nbf / exp)
         return Secret(self.lifecycle.shared_view(vault, obj, v), self.value(v))
 
     def update_secret(self, vault: VaultRecord, name: str, version: str | None, changes: SecretChanges) -> ObjectView:
