@@ -231,9 +231,9 @@ class KluisApp:
         head = "" if match.route is not None else _collection(request.path)  # no row serves NOT_YET's
         auth = match.auth if match.route is not None else (Auth.VAULT if head in NOT_YET else match.auth)
         if auth is Auth.VAULT:
-            await self._vault_request(ctx, head)
+            self._vault_request(ctx, head)
         elif auth is Auth.MANAGEMENT:
-            await self._management_request(ctx)
+            self._management_request(ctx)
         route = match.route
         if route is not None:
             request.body_limit = route.max_body
@@ -247,8 +247,9 @@ class KluisApp:
             self.runtime.authorizer.authorize(ctx.vault, ctx.caller, route.permission)
         return route
 
-    async def _vault_request(self, ctx: RequestContext, head: str) -> None:
-        """Data plane: token, api-version, vault (in that order, as Azure answers)."""
+    def _vault_request(self, ctx: RequestContext, head: str) -> None:
+        """Data plane: token, api-version, vault (in that order, as Azure answers). Plain, not async: it
+        waits for nothing (a coroutine object per request saved)."""
         rt = self.runtime
         host = ctx.host
         caller = authenticate(
@@ -276,7 +277,7 @@ class KluisApp:
             raise NotFound(f"No vault is served at host '{host.authority}'.", code="VaultNotFound")
         return self.runtime.management.get_vault(host.vault_name)  # read each time: Runtime.vault
 
-    async def _management_request(self, ctx: RequestContext) -> None:
+    def _management_request(self, ctx: RequestContext) -> None:
         mgmt_host = HostInfo(
             ctx.host.vault_name, ctx.host.base_url, "https://management.azure.com", MANAGEMENT_AUDIENCES, ""
         )
