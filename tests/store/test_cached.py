@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from dataclasses import replace
 from typing import Any
 
@@ -74,12 +76,17 @@ def test_a_shared_record_refuses_edits_and_equals_its_plain_record() -> None:
 
 def test_clone_of_a_shared_record_is_an_editable_plain_copy() -> None:
     shared = share(_version())
-    copy = clone(shared)
-    assert type(copy) is VersionRecord and copy == shared
-    copy.name = "K"
-    assert copy.name == "K" and shared.name == "k"
+    editable = clone(shared)
+    assert type(editable) is VersionRecord and editable == shared
+    editable.name = "K"
+    assert editable.name == "K" and shared.name == "k"
     changed = replace(shared, enabled=False)  # a changed copy, as dataclasses.replace makes one
     assert type(changed) is VersionRecord and changed.enabled is False and shared.enabled is True
+    for made in (copy.copy(shared), copy.deepcopy(shared), pickle.loads(pickle.dumps(shared))):
+        assert type(made) is VersionRecord and made == shared  # copies of any kind are plain, editable
+        made.name = "K"
+    deep = copy.deepcopy(shared)
+    assert deep.props is not shared.props and deep.props == shared.props
 
 
 def test_read_context_hands_out_its_transaction_and_lets_errors_through() -> None:

@@ -53,6 +53,17 @@ class _ReadOnly:
 
     __hash__ = None  # type: ignore[assignment]  # like the (unfrozen) dataclasses it twins
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """``copy.copy``, ``copy.deepcopy`` and pickle make editable plain records of it."""
+        return _plain, (_EDITABLE[type(self)], dict(vars(self)))
+
+
+def _plain(cls: type, fields: dict[str, Any]) -> Any:
+    """A record of class ``cls`` holding ``fields`` (what a shared record's copies are made with)."""
+    record: Any = object.__new__(cls)
+    record.__dict__.update(fields)
+    return record
+
 
 _RECORDS: tuple[type, ...] = (VaultRecord, PolicyRecord, ObjectRecord, VersionRecord)
 #: The read-only twin of each cached record class, and back.
