@@ -70,3 +70,16 @@ def test_a_valid_token_is_the_caller(keys: tuple[TokenIssuer, TokenVerifier]) ->
     issuer, verifier = keys
     caller = authenticate(f"bearer  {_token(issuer)} ", HOST, verifier, TENANT, NOW)  # scheme is case-insensitive
     assert caller == Caller(object_id="oid-1", app_id="app-1", tenant_id=TENANT)
+
+
+def test_a_remembered_caller_never_skips_verification(keys: tuple[TokenIssuer, TokenVerifier]) -> None:
+    issuer, verifier = keys
+    token = _token(issuer)
+    first = authenticate(f"Bearer {token}", HOST, verifier, TENANT, NOW)
+    again = authenticate(f"Bearer {token}", HOST, verifier, TENANT, NOW + 1)
+    assert isinstance(first, Caller) and again is first  # the same token's Caller, remembered
+    expired = authenticate(f"Bearer {token}", HOST, verifier, TENANT, NOW + 2 * 3600)  # still checked every time
+    assert isinstance(expired, Response) and expired.status_code == 401
+    other = issuer.issue(Principal("oid-2", "app-2", TENANT), audience="https://vault.azure.net", now=NOW)[0]
+    caller = authenticate(f"Bearer {other}", HOST, verifier, TENANT, NOW)
+    assert caller == Caller(object_id="oid-2", app_id="app-2", tenant_id=TENANT)

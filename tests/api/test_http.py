@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
-from kluis.api.http import Request, Response, _parse_query, asgi_headers
+from kluis.api.http import BodyRefused, ClientGone, Request, Response, _parse_query, asgi_headers
 
 
 def test_query_parsing_matches_parse_qsl() -> None:
@@ -19,6 +19,14 @@ def test_query_params_are_decoded_and_parsed_once() -> None:
     params = req.query_params
     assert params == {"api-version": "7.6", "maxresults": "5"}
     assert req.query_params is params  # parsed on first use, then kept
+
+
+def test_short_query_strings_share_one_parse_and_long_ones_are_parsed_each_time() -> None:
+    short = [Request("GET", "/keys", "api-version=7.6", {}, _never).query_params for _ in range(2)]
+    assert short[0] == {"api-version": "7.6"} and short[1] is short[0]
+    long = "api-version=7.6&$skiptoken=" + "x" * 200
+    params = [Request("GET", "/keys", long, {}, _never).query_params for _ in range(2)]
+    assert params[0] == params[1] == _parse_query(long) and params[1] is not params[0]
 
 
 def test_plain_queries_keep_the_last_value_and_blank_names() -> None:
@@ -53,6 +61,10 @@ def test_response_headers_and_content_length() -> None:
     given = {"x-b": "2"}
     Response(headers=given).headers["x-c"] = "3"
     assert given == {"x-b": "2"}  # the response copies the mapping it is given
+    own = {"x-d": "4"}
+    owning = Response.owning(b"xy", 202, own)
+    assert owning.headers is own and owning.header_list() == [("x-d", "4"), ("content-length", "2")]
+    assert owning.status_code == 202 and owning.body == b"xy"
 
 
 def test_asgi_headers_are_lower_case_latin1() -> None:
@@ -108,6 +120,47 @@ def test_a_cancellation_from_outside_stays_a_cancellation_and_a_fast_body_leaves
         else:
             raise AssertionError("the read was not cancelled")
         assert loop.time() > 0
+
+    asyncio.run(run())
+
+
+def test_a_body_that_waits_is_resumed_with_what_it_awaited_and_still_bounded_after_its_first_wait() -> None:
+    async def late(parts: list[bytes]) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        for part in parts:
+            fut: asyncio.Future[bytes] = loop.create_future()
+            loop.call_later(0.01, fut.set_result, part)
+            yield await fut  # the value the task sends back must reach the read
+
+    async def stalls_after_the_first_chunk() -> AsyncIterator[bytes]:
+        yield b"{"  # read without waiting...
+        await asyncio.sleep(30)  # ...then the wait the timer bounds
+        yield b"}"
+
+    async def gone() -> AsyncIterator[bytes]:
+        await asyncio.sleep(0.01)
+        raise ClientGone()
+        yield b""  # an async generator
+
+    async def run() -> None:
+        req = Request("POST", "/", "", {}, lambda: late([b'{"a":', b"1}"]))
+        req.body_timeout = 5
+        assert await req.body() == b'{"a":1}' and req._held == 7
+        stalled = Request("POST", "/", "", {}, stalls_after_the_first_chunk)
+        stalled.body_timeout = 0.1
+        try:
+            await stalled.body()
+        except BodyRefused as refused:
+            assert refused.status == 408
+        else:
+            raise AssertionError("the stalled body was not refused")
+        try:
+            await Request("POST", "/", "", {}, gone).body()
+        except ClientGone:
+            pass
+        else:
+            raise AssertionError("the client's leaving was lost")
+        await asyncio.sleep(0.2)  # no timer left behind cancels this task
 
     asyncio.run(run())
 

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.testclient import TestClient
 
 from kluis.api.runtime import Runtime
+from kluis.store import SqliteStore
 from tests.api.conftest import auth
 
 Q = "?api-version=7.6"
@@ -151,3 +152,28 @@ def test_rotation_and_policy(api: Api) -> None:
 def test_random_bytes(api: Api) -> None:
     assert len(_unb64(api("POST", "/rng", {"count": 33})["value"])) == 33
     api("POST", "/rng", {"count": 0}, status=400)
+
+
+def test_get_key_answers_change_with_the_key_and_with_another_process_writes(
+    api: Api, runtime: Runtime, client: TestClient
+) -> None:
+    """Get key's encoded answer is remembered per unchanged key: an update here, or a write through
+    another connection to the same database (another worker), is in the very next answer."""
+    created = api("POST", "/keys/k1/create", {"kty": "EC", "crv": "P-256", "tags": {"a": "1"}})
+    assert api("GET", "/keys/k1")["tags"] == {"a": "1"} and api("GET", "/keys/k1")["tags"] == {"a": "1"}
+    api("PATCH", "/keys/k1/", {"tags": {"a": "2"}})
+    assert api("GET", "/keys/k1")["tags"] == {"a": "2"}
+    other = SqliteStore(runtime.store.path)  # type: ignore[attr-defined]  # SQLite runtime: its file
+    try:
+        with other.write() as tx:
+            vault = tx.get_vault("default")
+            assert vault is not None
+            v = tx.get_version(vault.vault_id, "key", "k1", created["key"]["kid"].rsplit("/", 1)[1])
+            assert v is not None
+            v.tags = {"a": "3"}
+            tx.update_version(v)
+    finally:
+        other.close()
+    assert api("GET", "/keys/k1")["tags"] == {"a": "3"}
+    other_host = client.get("/keys/k1" + Q, headers={**api.headers, "host": "127.0.0.1:8443"})
+    assert other_host.json()["key"]["kid"].startswith("https://127.0.0.1:8443/keys/k1/")  # the base is in the key

@@ -3,6 +3,7 @@ error bodies and the authorization point's secret permissions."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,19 @@ def test_each_operation_needs_its_secret_permission(runtime: Runtime) -> None:
     assert reader.put(f"/secrets/s?{V}", json={"value": "w"}).status_code == 403
     runtime.management.set_policy(vault.name, "reader-oid", secrets=["all"])
     assert reader.put(f"/secrets/s?{V}", json={"value": "w"}).status_code == 200
+
+
+def test_get_secret_answers_follow_every_change_byte_for_byte(client: TestClient) -> None:
+    """Get secret's answer (its encoding remembered per unchanged version, the value spliced in per
+    request) is exactly the encoding of the current bundle after each change."""
+    first = client.put(f"/secrets/Mixed?{V}", json={"value": 'a "quoted" välue', "tags": {"t": "1"}}).json()
+    for _ in range(2):
+        r = client.get(f"/secrets/mixed?{V}")
+        assert r.json() == first and r.content == json.dumps(first, separators=(",", ":"), ensure_ascii=False).encode()
+    updated = client.patch(f"/secrets/MIXED/?{V}", json={"contentType": "text/plain", "tags": {"t": "2"}}).json()
+    again = client.get(f"/secrets/mixed?{V}").json()
+    assert again == {**updated, "value": 'a "quoted" välue'} and again["tags"] == {"t": "2"}
+    assert next(iter(again)) == "value" and again["id"].startswith("https://localhost:8443/secrets/Mixed/")
+    second = client.put(f"/secrets/mixed?{V}", json={"value": "two"}).json()
+    assert client.get(f"/secrets/mixed?{V}").json() == second
+    assert client.get(f"/secrets/mixed/{first['id'].rsplit('/', 1)[1]}?{V}").json()["tags"] == {"t": "2"}

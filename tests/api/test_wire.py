@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
 import pytest
 
 from kluis.api.wire import (
     MAX_UNIX_TIME,
+    EncodedBundles,
     attribute_changes,
     b64,
     b64_field,
@@ -18,6 +20,7 @@ from kluis.api.wire import (
     key_changes,
     key_item,
     page_body,
+    secret_bundle,
     str_field,
 )
 from kluis.domain.errors import BadParameter
@@ -96,6 +99,10 @@ def test_scalar_fields() -> None:
         b64_field(body, "bad")
     with pytest.raises(BadParameter, match="must be a base64url string"):
         b64_field(body, "n")
+    with pytest.raises(BadParameter, match="'missing' property is required"):
+        b64_field(body, "missing", required=True)
+    with pytest.raises(BadParameter, match="must be a base64url string"):
+        b64_field({"v": ["AQ"]}, "v", required=True)
     assert b64(b"\xfb\xff") == "-_8"  # url-safe, unpadded
 
 
@@ -149,3 +156,26 @@ def test_key_changes() -> None:
     for bad in ({"attributes": {"exportable": "no"}}, {"key_ops": "sign"}, {"tags": {"a": 1}}, {"release_policy": 5}):
         with pytest.raises(BadParameter):
             key_changes(bad)
+
+
+def test_encoded_bundles_are_the_encoding_remembered_per_view_object_and_base() -> None:
+    bundles = EncodedBundles(key_bundle)
+    view = _view(tags={"a": "b"})
+    raw = bundles.encode(BASE, view)
+    assert raw == orjson.dumps(key_bundle(BASE, view)) and bundles.encode(BASE, view) is raw
+    other = "https://other.vault.azure.net"
+    assert bundles.encode(other, view) == orjson.dumps(key_bundle(other, view))  # the base is part of the key
+    changed = _view(tags={"a": "c"})  # an equal-looking but different view object: encoded afresh
+    assert bundles.encode(BASE, changed) == orjson.dumps(key_bundle(BASE, changed)) != raw
+    small = EncodedBundles(key_bundle, size=2)
+    for i in range(5):  # bounded: cleared when full, still exact
+        v = _view(version=str(i))
+        assert small.encode(BASE, v) == orjson.dumps(key_bundle(BASE, v))
+
+
+@pytest.mark.parametrize("value", ["", "s3cret", 'quote " and \\ slash', "üñí €", "\n\t\x00", "x" * 5000])
+def test_with_value_splices_the_value_as_secret_bundle_encodes_it(value: str) -> None:
+    view = _view(kind="secret", props={"contentType": "text/plain"}, tags={"t": "1"})
+    rest = EncodedBundles(secret_bundle).encode(BASE, view)
+    assert b"value" not in rest.split(b'"id"')[0]  # the remembered part holds no value
+    assert EncodedBundles.with_value(value, rest) == orjson.dumps(secret_bundle(BASE, view, value))

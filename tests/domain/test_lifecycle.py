@@ -187,6 +187,11 @@ def test_usable_reads_and_checks_now(world: World, things: Things) -> None:
     world.clock.t += 10
     with pytest.raises(Forbidden, match="expired"):
         things.life.usable(world.vault, "t", None, "use")
+    things.life.add_version(world.vault, "n", b"m", Changes(nbf=world.clock.t + 5), {})
+    with pytest.raises(Forbidden, match="not yet valid"):  # no ``now`` given: the lifecycle's clock
+        things.life.check_usable(things.life.read(world.vault, "n")[1], "use")
+    world.clock.t += 5
+    things.life.check_usable(things.life.read(world.vault, "n")[1], "use")
 
 
 # -- delete, recover, purge ------------------------------------------------------------------------
@@ -357,3 +362,36 @@ def test_unsealed_cache_forgets_every_version_of_one_name_in_one_vault() -> None
     for v in (_record("n", "1"), _record("n", "2"), _record("other", "1"), _record("n", "1", "v2")):
         cache.get(v, load)
     assert loads[4:] == ["v1/n/1", "v1/n/2"]
+
+
+def test_shared_views_are_remembered_only_while_the_store_hands_out_the_same_records(
+    world: World, things: Things
+) -> None:
+    life = things.life
+    life.add_version(world.vault, "Mixed-Case", b"m", Changes(tags={"a": "1"}), {"p": 1})
+    with world.store.read() as tx:
+        vault = tx.get_vault(world.vault.name)
+    assert vault is not None
+    first = life.get(vault, "mixed-case")
+    assert first.name == "Mixed-Case" and life.get(vault, "MIXED-CASE") is first  # same cached records: same view
+    _, v = life.read(vault, "mixed-case")
+    assert v.name == "Mixed-Case" and life.read(vault, "mixed-case")[1] is v  # one renamed read-only copy
+    with pytest.raises(AttributeError, match="read-only"):
+        v.enabled = False
+    life.update(world.vault, "mixed-case", None, Changes(tags={"a": "2"}))  # a write: the store drops its cache
+    second = life.get(vault, "mixed-case")
+    assert second is not first and second.tags == {"a": "2"} and first.tags == {"a": "1"}
+    plain = life.view(world.vault, *life.read(vault, "mixed-case"))
+    assert plain == second and plain is not second  # view() itself always makes a new one
+    reloaded = replace(vault)  # another vault record object (as after a reload): not the same view either
+    assert life.shared_view(reloaded, *life.read(vault, "mixed-case")) is not second
+
+
+def test_shared_views_of_plain_records_are_not_remembered(world: World, things: Things) -> None:
+    life = things.life
+    life.add_version(world.vault, "t", b"m", Changes(), {"p": 1})
+    with world.store.write() as tx:  # a write's reads are plain, editable rows
+        obj = life.live(tx, world.vault, "t")
+        v = life.version(tx, obj, None)
+    first = life.shared_view(world.vault, obj, v)
+    assert life.shared_view(world.vault, obj, v) is not first  # nothing guarantees plain records stay as they are

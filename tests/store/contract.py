@@ -289,17 +289,32 @@ def test_contract_reads_see_this_stores_writes_at_once(store: Store) -> None:
             assert got is not None and got.enabled is enabled
 
 
-def test_contract_records_handed_out_are_copies(store: Store) -> None:
+def _edit(record: Any, name: str, value: Any) -> None:
+    """Try to edit a record a read handed out: a copy takes it, a cached store's shared record refuses."""
+    try:
+        setattr(record, name, value)
+    except AttributeError as e:
+        assert "read-only" in str(e)
+
+
+def test_contract_an_edit_of_a_record_handed_out_never_reaches_the_store(store: Store) -> None:
     add(store, "k", "1" * 32)
-    with store.read() as tx:
-        o = tx.get_object("v1", "key", "k")
-        vault = tx.get_vault("myvault")
-        assert o is not None and vault is not None
-        o.latest_version, vault.name = "edited", "edited"
+    for _ in range(2):  # the first read loads (a cached store: a miss), the second may be a cache hit
+        with store.read() as tx:
+            o, vault = tx.get_object("v1", "key", "k"), tx.get_vault("myvault")
+            v, policy = tx.get_version("v1", "key", "k", "1" * 32), tx.get_policy("v1", "oid")
+            assert o is not None and vault is not None and v is not None
+            _edit(o, "latest_version", "edited")
+            _edit(vault, "name", "edited")
+            _edit(v, "enabled", False)
+            if policy is not None:
+                _edit(policy, "keys", ["all"])
     with store.read() as tx:
         again, vault_again = tx.get_object("v1", "key", "k"), tx.get_vault("myvault")
+        v_again = tx.get_version("v1", "key", "k", "1" * 32)
         assert again is not None and again.latest_version == "1" * 32
         assert vault_again is not None and vault_again.name == "MyVault"
+        assert v_again is not None and v_again.enabled is True
 
 
 def test_contract_exclusive_is_granted_when_nobody_holds_it(store: Store) -> None:

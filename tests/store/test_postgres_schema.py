@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 
 from kluis.store import SCHEMA_VERSION, SqliteStore, postgres_schema, schema_version_of, sqlite_schema
+from kluis.store.cached import clone
 from kluis.store.postgres import PostgresStore
 from kluis.store.postgres_schema import migrate
 
@@ -133,6 +134,7 @@ def test_version_7_points_each_object_at_its_current_version_row_with_data_intac
             assert obj is not None
             latest = tx.get_version(vault.vault_id, "key", "rsa-key", obj.latest_version)
             assert latest is not None
+        latest, obj = clone(latest), clone(obj)  # cached reads hand out read-only records
         with pg.write() as tx:  # a new current version: the shared upsert points the object at its row
             latest.version = "e" * 32
             tx.add_version(latest)

@@ -149,14 +149,15 @@ def test_read_cache_sees_other_connections_commits_at_once(tmp_path: Path) -> No
         assert tx.get_setting("x") == b"3"
 
 
-def test_read_cache_hands_out_copies(store: SqliteStore) -> None:
+def test_read_cache_refuses_edits_of_what_it_hands_out(store: SqliteStore) -> None:
     with store.write() as tx:
         tx.add_version(_version("v1", "k", "a" * 32))
         tx.put_object(_object("v1", "k", "a" * 32, 1, 1))
     with store.read() as tx:
         rec = tx.get_object("v1", "key", "k")
         assert rec is not None
-        rec.latest_version = "tampered"
+        with pytest.raises(AttributeError, match="read-only"):
+            rec.latest_version = "tampered"
     with store.read() as tx:
         again = tx.get_object("v1", "key", "K")
         assert again is not None and again.latest_version == "a" * 32
@@ -292,3 +293,26 @@ def test_a_cold_object_read_finds_its_current_version_by_rowid_and_never_a_wrong
         tx.put_object(_object("v1", "k", "b" * 32, 1, 3))
     with store.read() as tx:
         assert SqliteTransaction(tx._c).get_object_and_latest("v1", "key", "k")[1] is not None
+
+
+def test_cached_reads_hand_out_one_shared_read_only_record_and_writes_read_editable_rows(store: SqliteStore) -> None:
+    with store.write() as tx:
+        tx.add_version(_version("v1", "k", "1" * 32))
+        tx.put_object(_object("v1", "k", "1" * 32, 1, 1))
+    with store.read() as tx:
+        first = tx.get_object("v1", "key", "k"), tx.get_version("v1", "key", "k", "1" * 32), tx.get_vault("myvault")
+    with store.read() as tx:  # unchanged database: the cache's own records, not copies
+        again = tx.get_object("v1", "key", "k"), tx.get_version("v1", "key", "k", "1" * 32), tx.get_vault("myvault")
+    assert all(a is b and a is not None for a, b in zip(first, again, strict=True))
+    obj = first[0]
+    assert obj is not None
+    with pytest.raises(AttributeError, match="read-only"):
+        obj.latest_version = "2" * 32
+    with store.write() as tx:  # what a write reads is its own, editable
+        fresh = tx.get_object("v1", "key", "k")
+        assert fresh is not None and fresh == obj and fresh is not obj
+        fresh.updated = 2
+        tx.put_object(fresh)
+    with store.read() as tx:
+        after = tx.get_object("v1", "key", "k")
+        assert after is not None and after.updated == 2 and obj.updated == 1

@@ -59,7 +59,7 @@ class RequestContext:
         """The JSON object body. The request's own limits apply first (413 over the route's
         ``body_limit``, 408 when too slow: ``kluis.api.http``); BadParameter when missing or not an object."""
         raw = await self.request.body()
-        if not raw.strip():
+        if not raw or (raw[:1].isspace() and not raw.strip()):  # (a JSON object's first byte is "{")
             raise BadParameter("The request body is missing; this operation needs a JSON object.")
         try:
             body = orjson.loads(raw)

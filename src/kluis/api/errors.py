@@ -16,7 +16,7 @@ from kluis.domain.errors import (
     VaultError,
 )
 
-__all__ = ["HttpError", "error_response", "json_response"]
+__all__ = ["HttpError", "encoded_response", "error_response", "json_response"]
 
 log = logging.getLogger("kluis.api")
 
@@ -28,6 +28,8 @@ _STATUS: dict[type[VaultError], int] = {
 }
 
 _HEADERS = {"cache-control": "no-cache", "pragma": "no-cache", "x-content-type-options": "nosniff"}
+_JSON_TYPE = "application/json; charset=utf-8"
+_JSON_HEADERS = {**_HEADERS, "content-type": _JSON_TYPE}  # the same headers in the same order, made once
 
 
 class HttpError(VaultError):
@@ -39,11 +41,16 @@ class HttpError(VaultError):
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    raw = orjson.dumps(body)
+    return encoded_response(orjson.dumps(body), status, headers)
+
+
+def encoded_response(raw: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer whose body ``raw`` is already encoded (``json_response`` encodes for it)."""
+    if not headers:
+        return Response.owning(raw, status, _JSON_HEADERS.copy())
     h = dict(_HEADERS)
-    if headers:
-        h.update(headers)
-    return Response(raw, status_code=status, headers=h, media_type="application/json; charset=utf-8")
+    h.update(headers)
+    return Response(raw, status_code=status, headers=h, media_type=_JSON_TYPE)
 
 
 def error_response(exc: BaseException, headers: dict[str, str] | None = None) -> Response:

@@ -18,7 +18,7 @@ client that goes away mid-body is ``ClientGone``, which the dispatcher logs at d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -144,9 +144,10 @@ class Request:
 
     @property
     def query_params(self) -> Mapping[str, str]:
-        """Query parameters with names and values percent-decoded (the JS SDK sends ``api%2Dversion``)."""
+        """Query parameters with names and values percent-decoded (the JS SDK sends ``api%2Dversion``).
+        Read-only: the parse of a short query string is shared by the requests that send it."""
         if self._query is None:
-            self._query = _parse_query(self.query_string)
+            self._query = _query_of(self.query_string)
         return self._query
 
     async def body(self) -> bytes:
@@ -160,11 +161,20 @@ class Request:
         return self._body
 
     async def _read_within(self, limit: int, seconds: float) -> bytes:
-        """``_read`` cancelled after ``seconds`` (BodyRefused 408). What ``asyncio.timeout`` does, with one
-        timer handle and no context object: that cost ~8 µs of every request with a body (uvloop)."""
+        """``_read`` cancelled after ``seconds`` of waiting for the body (BodyRefused 408). What
+        ``asyncio.timeout`` does, with one timer handle and no context object: that cost ~8 µs of every
+        request with a body (uvloop). The timer is armed when the read first has to wait: a body that
+        is there already (most are, by the time a handler asks) is read with no timer at all."""
+        read = self._read(limit)
+        try:
+            waiting = read.send(None)  # as far as it gets without waiting
+        except StopIteration as done:
+            body: bytes = done.value
+            return body
+        rest = _Resume(read, waiting)
         task = asyncio.current_task()
         if task is None:  # not in a task (cannot be cancelled): nothing to bound it with but the caller's own
-            return await self._read(limit)
+            return await rest
         expired = False
 
         def expire() -> None:
@@ -174,7 +184,7 @@ class Request:
 
         timer = asyncio.get_running_loop().call_later(seconds, expire)
         try:
-            return await self._read(limit)
+            return await rest
         except asyncio.CancelledError:
             if expired and task.uncancel() == 0:  # our timer's cancellation, and nobody else's
                 raise BodyRefused(408, f"The request body did not arrive within {seconds:g} s.") from None
@@ -224,6 +234,39 @@ class Request:
             self._held = 0
 
 
+class _Resume:
+    """Awaiting it awaits the rest of ``coro``, which was stepped by hand until it yielded ``waiting``:
+    what ``await coro`` would have done from there (PEP 380's ``yield from``). What ``coro`` yields
+    goes to the task; what the task sends or throws back (a result, a cancellation) goes to ``coro``."""
+
+    __slots__ = ("_coro", "_waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, bytes], waiting: Any) -> None:
+        self._coro = coro
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, bytes]:
+        coro, waiting = self._coro, self._waiting
+        while True:
+            try:
+                sent = yield waiting
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration as done:
+                    thrown_result: bytes = done.value
+                    return thrown_result
+            else:
+                try:
+                    waiting = coro.send(sent)
+                except StopIteration as done:
+                    result: bytes = done.value
+                    return result
+
+
 class Response:
     __slots__ = ("body", "headers", "status_code")
 
@@ -240,8 +283,35 @@ class Response:
         if media_type is not None:
             self.headers["content-type"] = media_type
 
+    @classmethod
+    def owning(cls, content: bytes, status_code: int, headers: dict[str, str]) -> Response:
+        """A response that keeps ``headers``, a dict made for it alone, as its own (no copy)."""
+        response = cls.__new__(cls)
+        response.body = content
+        response.status_code = status_code
+        response.headers = headers
+        return response
+
     def header_list(self) -> list[tuple[str, str]]:
         return [*self.headers.items(), ("content-length", str(len(self.body)))]
+
+
+_QUERY_MEMO = 1024  # entries
+_QUERY_MEMO_LENGTH = 128  # characters: "api-version=7.6" and its like; paging tokens are longer
+_queries: dict[str, dict[str, str]] = {}
+
+
+def _query_of(qs: str) -> dict[str, str]:
+    """``_parse_query(qs)``, remembered for short query strings (clients repeat ``api-version=7.6``).
+    The dict is shared: callers only read it (``Request.query_params`` is a Mapping)."""
+    hit = _queries.get(qs)
+    if hit is None:
+        hit = _parse_query(qs)
+        if len(qs) <= _QUERY_MEMO_LENGTH:
+            if len(_queries) >= _QUERY_MEMO:
+                _queries.clear()
+            _queries[qs] = hit
+    return hit
 
 
 def _parse_query(qs: str) -> dict[str, str]:

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from kluis.api.context import RequestContext
-from kluis.api.errors import json_response
+from kluis.api.errors import encoded_response, json_response
 from kluis.api.http import Response
 from kluis.api.lifecycle import Family, lifecycle_routes
 from kluis.api.routes import Route
 from kluis.api.wire import (
+    EncodedBundles,
     b64,
     b64_field,
     int_field,
@@ -33,6 +34,7 @@ from kluis.identity.jws import sign_jws
 __all__ = ["KEYS", "ROUTES"]
 
 KEYS = Family("Key", "key", "keys", key_bundle, key_item, P)
+_BUNDLES = EncodedBundles(key_bundle)  # get key's answers, while the key is unchanged
 
 
 async def create_key(ctx: RequestContext) -> Response:
@@ -65,7 +67,7 @@ async def import_key(ctx: RequestContext) -> Response:
 
 async def get_key(ctx: RequestContext) -> Response:
     """GetKey, GET /keys/{name}/{version?}; also GetKeyAttestation (no attestation object)."""
-    return json_response(key_bundle(ctx.base, ctx.runtime.keys.get_key(ctx.vault, ctx.name, ctx.version)))
+    return encoded_response(_BUNDLES.encode(ctx.base, ctx.runtime.keys.get_key(ctx.vault, ctx.name, ctx.version)))
 
 
 async def update_key(ctx: RequestContext) -> Response:
@@ -111,10 +113,12 @@ def _cipher(op: str) -> Callable[[RequestContext], Any]:
         tag = b64_field(body, "tag") if decrypting else None
         res = ops.cipher(op, ctx.vault, ctx.name, ctx.version, alg, value, iv=iv, aad=aad, tag=tag)
         out: dict[str, Any] = {"kid": _kid(ctx, res.name, res.version), "value": b64(res.value)}
-        for field_name in ("iv", "tag", "aad"):  # what an encryption made (GCM / CBC); none for decrypt
-            data = getattr(res, field_name)
-            if data:
-                out[field_name] = b64(data)
+        if res.iv:  # what an encryption made (GCM / CBC), in this order; none for decrypt
+            out["iv"] = b64(res.iv)
+        if res.tag:
+            out["tag"] = b64(res.tag)
+        if res.aad:
+            out["aad"] = b64(res.aad)
         return json_response(out)
 
     return handler

@@ -9,11 +9,12 @@ existence, state and limits.
 from __future__ import annotations
 
 from kluis.api.context import RequestContext
-from kluis.api.errors import json_response
+from kluis.api.errors import encoded_response, json_response
 from kluis.api.http import Response
 from kluis.api.lifecycle import Family, lifecycle_routes
 from kluis.api.routes import Route
 from kluis.api.wire import (
+    EncodedBundles,
     secret_bundle,
     secret_changes,
     secret_item,
@@ -24,6 +25,7 @@ from kluis.domain.errors import BadParameter
 __all__ = ["ROUTES", "SECRETS"]
 
 SECRETS = Family("Secret", "secret", "secrets", secret_bundle, secret_item, P)  # bundles: no value
+_BUNDLES = EncodedBundles(secret_bundle)  # get secret's answers without the value, while unchanged
 
 
 async def set_secret(ctx: RequestContext) -> Response:
@@ -38,7 +40,7 @@ async def set_secret(ctx: RequestContext) -> Response:
 async def get_secret(ctx: RequestContext) -> Response:
     """GetSecret, GET /secrets/{name}/{version?}: the value and attributes."""
     secret = ctx.runtime.secrets.get_secret(ctx.vault, ctx.name, ctx.version)
-    return json_response(secret_bundle(ctx.base, secret.view, secret.value))
+    return encoded_response(_BUNDLES.with_value(secret.value, _BUNDLES.encode(ctx.base, secret.view)))
 
 
 async def update_secret(ctx: RequestContext) -> Response:

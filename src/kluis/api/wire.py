@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
+
 from kluis.crypto import CryptoError, b64url_decode, b64url_encode
 from kluis.domain.errors import BadParameter
 from kluis.domain.keys.service import check_key_tags, check_ops, check_release_policy
@@ -12,6 +14,7 @@ from kluis.domain.secrets.service import check_content_type, check_secret_tags
 from kluis.domain.views import UNSET, Changes, KeyChanges, ObjectView, Page, SecretChanges, Unset
 
 __all__ = [
+    "EncodedBundles",
     "attribute_changes",
     "b64",
     "b64_field",
@@ -117,6 +120,41 @@ def page_body(items: list[dict[str, Any]], page: Page[Any], next_url: str | None
     return {"value": items, "nextLink": next_url if page.next_token else None}
 
 
+class EncodedBundles:
+    """The encoded JSON of ``bundle(base, view)``, remembered per (view object, base).
+
+    Exact because the domain hands out the same view object only while the records it was made
+    from are unchanged (``Lifecycle.shared_view``: identity of the store's shared, read-only cached
+    records, which the per-request freshness check keeps exact) and views are never edited; and
+    ``bundle`` depends on nothing but ``base`` and ``view`` (not the api-version, clock or caller).
+    An entry holds its view, so the id it is keyed by cannot be reused while it is here. Never
+    holds secret values: a secret's value is spliced in per request (``with_value``).
+    """
+
+    def __init__(self, bundle: Callable[[str, ObjectView], dict[str, Any]], size: int = 4096) -> None:
+        self._bundle = bundle
+        self._size = size
+        self._items: dict[tuple[int, str], tuple[ObjectView, bytes]] = {}
+
+    def encode(self, base: str, view: ObjectView) -> bytes:
+        """``orjson.dumps(bundle(base, view))``."""
+        key = (id(view), base)
+        hit = self._items.get(key)
+        if hit is not None and hit[0] is view:
+            return hit[1]
+        raw = orjson.dumps(self._bundle(base, view))
+        if len(self._items) >= self._size:
+            self._items.clear()
+        self._items[key] = (view, raw)
+        return raw
+
+    @staticmethod
+    def with_value(value: str, encoded: bytes) -> bytes:
+        """``encoded`` (a JSON object, not empty) with ``"value": value`` as its first member: the
+        bytes ``orjson.dumps({"value": value, **rest})`` makes (what ``secret_bundle`` answers)."""
+        return b'{"value":' + orjson.dumps(value) + b"," + encoded[1:]
+
+
 def str_field(body: dict[str, Any], name: str, *, required: bool = False, kind: str = "a string") -> str | None:
     """A string property of a request body; absent (or null) is None unless required."""
     value = body.get(name)
@@ -139,17 +177,21 @@ def int_field(body: dict[str, Any], name: str) -> int | None:
 
 
 def b64_field(body: dict[str, Any], name: str, *, required: bool = False) -> bytes | None:
-    value = str_field(body, name, required=required, kind="a base64url string")
-    if value is None:
-        return None
+    """A base64url property decoded; absent (or null) is None unless required; BadParameter otherwise."""
+    value = body.get(name)
+    if not isinstance(value, str):  # absent, null or not a string: None, or str_field's BadParameter
+        if value is None and not required:  # the common case for optional iv / aad / tag
+            return None
+        str_field(body, name, required=required, kind="a base64url string")
+        raise AssertionError("str_field accepts only strings")  # pragma: no cover
     try:
         return b64url_decode(value)
     except CryptoError:
         raise BadParameter(f"The '{name}' property is not valid base64url.") from None
 
 
-def b64(data: bytes) -> str:
-    return b64url_encode(data)
+#: base64url without padding, as answers carry bytes (the crypto layer's encoder itself: no extra call).
+b64: Callable[[bytes], str] = b64url_encode
 
 
 # Azure's attribute times are Unix seconds; .NET's DateTime ends at 9999-12-31T23:59:59Z.

@@ -54,9 +54,9 @@ _E = EncryptionAlgorithm
 _S = SignatureAlgorithm
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built on every encryption, and a frozen __init__ costs more
 class EncryptResult:
-    """Ciphertext plus whatever the caller needs to decrypt it later (iv, GCM tag, aad)."""
+    """Ciphertext plus whatever the caller needs to decrypt it later (iv, GCM tag, aad). Never edited."""
 
     ciphertext: bytes
     iv: bytes | None = None
@@ -201,8 +201,14 @@ def unwrap_key(key: KeyMaterial, alg: str, wrapped: bytes, **params: Unpack[Deci
 # --- sign / verify ----------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=32)
+def _digest_size(alg: SignatureAlgorithm) -> int:
+    """``digest_size_for(alg)``, remembered (it parses the name and makes a hash object each time)."""
+    return digest_size_for(alg)
+
+
 def _check_digest(alg: SignatureAlgorithm, digest: bytes) -> None:
-    expected = digest_size_for(alg)
+    expected = _digest_size(alg)
     if len(digest) != expected:
         raise InvalidParameter(
             f"Digest length {len(digest)} does not match algorithm {alg} (expected {expected} bytes)"

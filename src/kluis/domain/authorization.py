@@ -207,4 +207,4 @@ def _grants(policy: PolicyRecord | None, permission: Permission) -> bool:
     if isinstance(permission, StoragePermission):
         return False  # storage permissions are not stored: kluis serves no storage API
     granted: list[str] = getattr(policy, _KIND[type(permission)])
-    return permission.value in granted
+    return permission in granted  # a StrEnum member equals its value (no ``.value`` descriptor call)

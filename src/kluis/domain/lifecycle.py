@@ -27,6 +27,7 @@ from kluis.domain.errors import BadParameter, Conflict, Forbidden, NotFound
 from kluis.domain.paging import decode_token, encode_token
 from kluis.domain.views import Changes, DeletedInfo, ObjectView, Page, is_set
 from kluis.store import ObjectRecord, Store, Transaction, VaultRecord, VersionRecord
+from kluis.store.cached import clone, is_shared, share
 
 __all__ = [
     "MAX_PAGE",
@@ -166,6 +167,59 @@ class UnsealedCache(Generic[T]):
                 self._spent -= self._cost(self._items.pop(k))
 
 
+_MEMO_SIZE = 4096  # entries of each identity memo below (bounded: it is cleared when full)
+
+
+class _RenamedVersions:
+    """Read-only copies of shared version records under their object's stored name, by the stored
+    record's identity (an entry holds the record, so its id cannot be reused while it is here)."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[VersionRecord, str, VersionRecord]] = {}
+
+    def get(self, v: VersionRecord, name: str) -> VersionRecord:
+        hit = self._items.get(id(v))
+        if hit is not None and hit[0] is v and hit[1] == name:
+            return hit[2]
+        copy = clone(v)
+        copy.name = name
+        renamed: VersionRecord = share(copy)
+        if len(self._items) >= _MEMO_SIZE:
+            self._items.clear()
+        self._items[id(v)] = (v, name, renamed)
+        return renamed
+
+
+class _SharedViews:
+    """Views of shared records (what cached reads hand out), by the records' identity.
+
+    A shared record is read-only, and the store hands out the same object only while its row is
+    unchanged (SQLite: the per-request ``PRAGMA data_version`` check drops the cache on any commit;
+    PostgreSQL: notifications and the age bound), so a view made from the same (vault, object,
+    version) objects is exactly the view made now. Views are never edited by their callers.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[VaultRecord, ObjectRecord, VersionRecord, ObjectView]] = {}
+
+    def get(
+        self,
+        vault: VaultRecord,
+        obj: ObjectRecord,
+        v: VersionRecord,
+        make: Callable[[VaultRecord, ObjectRecord, VersionRecord], ObjectView],
+    ) -> ObjectView:
+        hit = self._items.get(id(v))
+        if hit is not None and hit[0] is vault and hit[1] is obj and hit[2] is v:
+            return hit[3]
+        view = make(vault, obj, v)
+        if is_shared(vault) and is_shared(obj) and is_shared(v):  # plain records may change: not kept
+            if len(self._items) >= _MEMO_SIZE:
+                self._items.clear()
+            self._items[id(v)] = (vault, obj, v, view)
+        return view
+
+
 class Lifecycle:
     """The shared lifecycle of one kind of object in every vault.
 
@@ -191,6 +245,8 @@ class Lifecycle:
         self._sealer = sealer
         self._schedule = schedule
         self._on_forget = on_forget
+        self._renamed = _RenamedVersions()
+        self._views = _SharedViews()
 
     # -- sealing ------------------------------------------------------------------------------
     def _context(self, vault_id: str, name: str, version: str) -> bytes:
@@ -212,12 +268,19 @@ class Lifecycle:
         return obj
 
     def version(self, tx: Transaction, obj: ObjectRecord, version: str | None) -> VersionRecord:
-        """The given version of ``obj`` (None or "": the current one)."""
+        """The given version of ``obj`` (None or "": the current one), named with the object's stored
+        casing (versions are stored under the case-folded name). A cached read's records are shared
+        and read-only: one whose name differs is answered as a renamed read-only copy, the same copy
+        while the store hands out the same record (so views of it can be remembered, ``shared_view``)."""
         v = tx.get_version(obj.vault_id, self.kind.kind, obj.name, version or obj.latest_version)
         if v is None:
             raise self.kind.not_found(obj.name, version)
-        v.name = obj.name  # versions are stored under the case-folded name; answer with the stored casing
-        return v
+        if v.name == obj.name:
+            return v
+        if not is_shared(v):  # the caller's own row (read in a write, or a store that copies)
+            v.name = obj.name
+            return v
+        return self._renamed.get(v, obj.name)
 
     def read(self, vault: VaultRecord, name: str, version: str | None = None) -> tuple[ObjectRecord, VersionRecord]:
         with self._store.read() as tx:
@@ -244,30 +307,40 @@ class Lifecycle:
             deleted=deleted,
         )
 
+    def shared_view(self, vault: VaultRecord, obj: ObjectRecord, v: VersionRecord) -> ObjectView:
+        """``view(vault, obj, v)``, the same object again while the store hands out the same records
+        (reads' hot path: the API can then remember what it encoded of it). Callers never edit it."""
+        return self._views.get(vault, obj, v, self.view)
+
     def get(self, vault: VaultRecord, name: str, version: str | None = None) -> ObjectView:
         """The live object's latest or given version; NotFound otherwise. No state check (a disabled
         key's public part is still readable; kinds whose read *is* a use call ``usable``)."""
         obj, v = self.read(vault, name, version)
-        return self.view(vault, obj, v)
+        return self.shared_view(vault, obj, v)
 
-    def check_usable(self, v: VersionRecord, operation: str, now: int) -> None:
-        """May ``v`` serve ``operation`` at ``now``? Forbidden if disabled, or outside its nbf/exp window
-        unless the kind exempts the operation (Azure: "Date-time controlled operations")."""
-        title = self.kind.title.lower()
+    def check_usable(self, v: VersionRecord, operation: str, now: int | None = None) -> None:
+        """May ``v`` serve ``operation`` at ``now`` (Unix seconds; None: the lifecycle's clock, read only
+        when ``v`` has an nbf or exp to compare it with)? Forbidden if disabled, or outside its nbf/exp
+        window unless the kind exempts the operation (Azure: "Date-time controlled operations")."""
+        kind = self.kind
         if not v.enabled:
             raise Forbidden(
-                f"Operation {operation} is not allowed on a disabled {title}.", inner_code=self.kind.disabled_code
+                f"Operation {operation} is not allowed on a disabled {kind.title.lower()}.",
+                inner_code=kind.disabled_code,
             )
-        if operation in self.kind.time_exempt:
+        if operation in kind.time_exempt or (v.nbf is None and v.exp is None):
             return
+        if now is None:
+            now = self._clock.now()
         if v.nbf is not None and now < v.nbf:
             raise Forbidden(
-                f"Operation {operation} is not allowed on a {title} that is not yet valid.",
-                inner_code=self.kind.not_yet_valid_code,
+                f"Operation {operation} is not allowed on a {kind.title.lower()} that is not yet valid.",
+                inner_code=kind.not_yet_valid_code,
             )
         if v.exp is not None and now >= v.exp:
             raise Forbidden(
-                f"Operation {operation} is not allowed on an expired {title}.", inner_code=self.kind.expired_code
+                f"Operation {operation} is not allowed on an expired {kind.title.lower()}.",
+                inner_code=kind.expired_code,
             )
 
     def usable(
@@ -275,7 +348,7 @@ class Lifecycle:
     ) -> tuple[ObjectRecord, VersionRecord]:
         """The version, read and checked for ``operation`` now (see ``check_usable``)."""
         obj, v = self.read(vault, name, version)
-        self.check_usable(v, operation, self._clock.now())
+        self.check_usable(v, operation)
         return obj, v
 
     def list(self, vault: VaultRecord, *, deleted: bool, maxresults: int | None, token: str | None) -> Page[ObjectView]:

@@ -48,7 +48,7 @@ from psycopg_pool import ConnectionPool
 
 from kluis.store import records, statements
 from kluis.store.base import CacheMiss
-from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
+from kluis.store.cached import MISSING, CachedLookups, ReadContext, share
 from kluis.store.postgres_schema import SCHEDULER_LOCK, WRITE_LOCK, migrate
 
 __all__ = ["CACHE_TTL", "CHANNEL", "PostgresStore", "PostgresTransaction", "ReadCache"]
@@ -533,7 +533,8 @@ class ReadCache:
 class CachedReadTransaction(CachedLookups, PostgresTransaction):
     """Point lookups answered from the process's cache; everything else straight from the pool.
 
-    Records are copied on the way out, so a caller that edits one cannot corrupt the cache.
+    Records enter the cache as read-only twins (``kluis.store.cached.share``) and are handed out
+    as they are: no copy per read, and a caller that tries to edit one gets ``AttributeError``.
     """
 
     def __init__(self, pool: ConnectionPool, cache: ReadCache, *, cache_only: bool = False) -> None:
@@ -556,9 +557,9 @@ class CachedReadTransaction(CachedLookups, PostgresTransaction):
         hit = self._cache.get(key, now)
         if hit is MISSING:
             generation = self._cache.generation
-            hit = load()
+            hit = share(load())
             self._cache.put(key, hit, generation, now)
-        return clone(hit)
+        return hit
 
 
 class _Local(threading.local):

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from kluis.store import records, statements
-from kluis.store.cached import MISSING, CachedLookups, ReadContext, clone
+from kluis.store.cached import MISSING, CachedLookups, ReadContext, share
 from kluis.store.sqlite_schema import migrate
 
 __all__ = ["SqliteStore", "SqliteTransaction", "copy_database", "read_setting"]
@@ -453,12 +453,14 @@ _scope: ContextVar[_RequestScope | None] = ContextVar("kluis_sqlite_request_scop
 class CachedReadTransaction(CachedLookups, SqliteTransaction):
     """Point lookups answered from the connection's cache while the database is unchanged.
 
-    Records are copied on the way out, so a caller that edits one cannot corrupt the cache.
+    Records enter the cache as read-only twins (``kluis.store.cached.share``) and are handed out
+    as they are: no copy per read, and a caller that tries to edit one gets ``AttributeError``.
     """
 
     def __init__(self, conn: sqlite3.Connection, cache: _ReadCache) -> None:
         super().__init__(conn)
         self._cache = cache
+        self._hits = cache.entries  # the same dict for the cache's life (dropping clears it in place)
         self._pragma = conn.cursor()  # kept: a cursor made and freed per request cost more than the pragma
         self._join = conn.cursor()  # kept for the cold object read, likewise (its one row is read to the end)
 
@@ -469,14 +471,15 @@ class CachedReadTransaction(CachedLookups, SqliteTransaction):
     def _memo(self, key: tuple[Any, ...], load: Any) -> Any:
         hit = self._cache.entries.get(key, MISSING)
         if hit is MISSING:
-            hit = load()
-            self._remember(key, hit)
-        return clone(hit)
+            hit = self._remember(key, load())
+        return hit
 
-    def _remember(self, key: tuple[Any, ...], value: Any) -> None:
+    def _remember(self, key: tuple[Any, ...], value: Any) -> Any:
+        """Cache ``value`` (as its read-only twin, which is returned) under ``key``."""
         if len(self._cache.entries) >= _CACHE_LIMIT:
             self._cache.drop()
-        self._cache.entries[key] = value
+        shared = self._cache.entries[key] = share(value)
+        return shared
 
     def get_object(self, vault_id: str, kind: str, name: str) -> records.ObjectRecord | None:
         """On a miss, the object and its current version are read in one statement and both cached
@@ -485,11 +488,11 @@ class CachedReadTransaction(CachedLookups, SqliteTransaction):
         key = ("object", vault_id, kind, name_ci)
         hit = self._cache.entries.get(key, MISSING)
         if hit is MISSING:
-            hit, latest = _object_and_latest(self._join, vault_id, kind, name)
-            self._remember(key, hit)
+            obj, latest = _object_and_latest(self._join, vault_id, kind, name)
+            hit = self._remember(key, obj)
             if latest is not None:
                 self._remember(("version", vault_id, kind, name_ci, latest.version.lower()), latest)
-        result: records.ObjectRecord | None = clone(hit)
+        result: records.ObjectRecord | None = hit
         return result
 
 

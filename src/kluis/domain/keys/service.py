@@ -210,7 +210,7 @@ class KeyService:
             self.lifecycle.check_usable(v, operation, 0)
         if operation not in v.props.get("key_ops", ()):
             raise Forbidden(f"Operation {operation} is not permitted on this key.", inner_code="KeyOperationForbidden")
-        self.lifecycle.check_usable(v, operation, self._clock.now())
+        self.lifecycle.check_usable(v, operation)  # (the clock is read only for a version with nbf / exp)
         return v, self.material(v)
 
     # -- create / import ----------------------------------------------------------------------

@@ -89,9 +89,9 @@ def check_secret_tags(tags: Any) -> dict[str, str]:
     return check_tags(tags, title="A secret", max_length=MAX_SECRET_TAG_LENGTH)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built on every get, and a frozen __init__ costs more
 class Secret:
-    """One version of a secret with its value (what SetSecret / GetSecret answer)."""
+    """One version of a secret with its value (what SetSecret / GetSecret answer). Never edited."""
 
     view: ObjectView
     value: str
@@ -114,7 +114,10 @@ class SecretService:
         version's attributes from the store, so a disabled or deleted secret is refused even
         while its value sits in the cache.
         """
-        return self._values.get(v, lambda v: self.lifecycle.unseal(v).decode("utf-8"))
+        return self._values.get(v, self._unseal_value)
+
+    def _unseal_value(self, v: VersionRecord) -> str:
+        return self.lifecycle.unseal(v).decode("utf-8")
 
     # -- operations ---------------------------------------------------------------------------
     def set_secret(
@@ -149,8 +152,8 @@ class SecretService:
         """GetSecret (secrets/get): the latest or given version with its value. Forbidden
         (``SecretDisabled``) when the version is disabled; answered outside nbf/exp (Azure's rule)."""
         obj, v = self.lifecycle.read(vault, name, version)
-        self.lifecycle.check_usable(v, "get", self._clock.now())
-        return Secret(self.lifecycle.view(vault, obj, v), self.value(v))
+        self.lifecycle.check_usable(v, "get")  # (the clock is read only for a version with nbf / exp)
+        return Secret(self.lifecycle.shared_view(vault, obj, v), self.value(v))
 
     def update_secret(self, vault: VaultRecord, name: str, version: str | None, changes: SecretChanges) -> ObjectView:
         """UpdateSecret (secrets/set): PATCH semantics (absent or null fields unchanged); the value never
