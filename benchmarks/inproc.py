@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -131,7 +132,9 @@ def measure(
 
 
 def _scenarios(app: KluisApp, rt: Runtime, ops: list[str], cold: int) -> dict[str, Scenario]:
-    from starlette.testclient import TestClient  # the dev extra: setup calls through the app itself
+    with warnings.catch_warnings():  # starlette's notice about its httpx transport: not ours to act on
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from starlette.testclient import TestClient  # the dev extra: setup calls through the app itself
 
     token = _token(rt)
     values: dict[str, str] = {}

@@ -47,6 +47,11 @@ BARE = {  # the bare ceiling of a GET and of a POST operation
     "POST": Scenario("bare POST", "POST", "/bare", '{"alg":"ES256","value":"x"}'),
 }
 
+# Operations whose target is a share of get key's rate (issue 13): get key runs in their own rounds too,
+# so the ratio is taken per round (seconds apart) like every other, not between medians measured minutes
+# apart (a drift of the machine between the two operations' rounds moved that ratio by ~10%).
+PAIRED_WITH_GET_KEY = frozenset({"get_secret", "sign_es256", "encrypt_a256gcm"})
+
 Run = dict[str, Any]  # one measurement (LoadResult.as_dict, or a raw rate), see benchmarks.stats
 
 
@@ -404,6 +409,9 @@ def _operation(
         subjects["raw"] = lambda n: b.raw(raw, primitive)
     if not paced:
         subjects["bare"] = _subject(b, bare.url, BARE[scenario.method], "bare")
+    if op in PAIRED_WITH_GET_KEY:  # its target is a share of get key's rate: measured in the same rounds
+        get_key = OPERATIONS["get_key"].scenario(fixture)
+        subjects["get_key"] = lambda n: b.served(server, get_key, "get_key", warm=n == 0)
     entry: dict[str, Any] = {"label": operation.label}
     try:
         runs = b.rounds(subjects)

@@ -2,8 +2,8 @@
 
 Every figure the suite reports is the median of ``repeat`` rounds. In each round every *subject*
 of an operation (``kluis``, its ceilings ``raw`` and ``bare``, and ``baseline`` when a baseline
-checkout is given) is measured once, in a fixed order, so the runs alternate
-(kluis, raw, bare, kluis, raw, bare, ...) and a burst of foreign load hits one round of all of
+checkout is given) is measured once, the order reversed every other round, so the runs alternate
+(kluis, raw, bare, bare, raw, kluis, ...) and a burst of foreign load hits one round of all of
 them rather than all runs of one. A ratio such as ``kluis_over_raw`` is taken per round (two
 measurements seconds apart) and its median reported; a target is judged on that median.
 
@@ -21,14 +21,17 @@ __all__ = ["alternation", "combine", "median", "spread"]
 
 
 def alternation(subjects: Sequence[str], repeat: int) -> list[tuple[int, str]]:
-    """The order of runs: ``repeat`` rounds of every subject in the given order.
+    """The order of runs: ``repeat`` rounds of every subject, in the given order in even rounds and
+    reversed in odd ones (A B, B A, A B, ...), so a machine that speeds up or slows down over the
+    rounds does not favour whichever subject always runs first (seen: the same server from 13k to 23k
+    req/s over three rounds while the machine warmed up).
 
-    ``alternation(["kluis", "raw"], 3)`` -> ``[(0, "kluis"), (0, "raw"), (1, "kluis"), (1, "raw"), (2, ...)]``.
-    Raises ValueError when ``repeat`` < 1 or there is no subject.
+    ``alternation(["kluis", "raw"], 3)`` -> ``[(0, "kluis"), (0, "raw"), (1, "raw"), (1, "kluis"), (2, "kluis"),
+    (2, "raw")]``. Raises ValueError when ``repeat`` < 1 or there is no subject.
     """
     if repeat < 1 or not subjects:
         raise ValueError(f"need at least one round and one subject (repeat={repeat}, subjects={list(subjects)})")
-    return [(r, s) for r in range(repeat) for s in subjects]
+    return [(r, s) for r in range(repeat) for s in (subjects if r % 2 == 0 else list(reversed(subjects)))]
 
 
 def median(values: Sequence[float]) -> float:

@@ -30,3 +30,27 @@ def test_ratios_and_lower_is_better() -> None:
     del results["operations"]["sign_ps256"]
     missing = next(t for t in evaluate_targets(results) if t.name == "RSA-2048 sign PS256 / raw")
     assert missing.passed is None  # not measured: neither pass nor miss
+
+
+def test_a_share_of_get_key_is_the_per_round_ratio_when_get_key_ran_in_the_same_rounds() -> None:
+    results = json.loads(REFERENCE.read_text())
+    op = results["operations"]["sign_es256"]
+    op["kluis_over_get_key"] = 0.61
+    op.setdefault("spread", {})["kluis_over_get_key"] = [0.58, 0.66]
+    es256 = next(t for t in evaluate_targets(results) if t.name == "EC P-256 sign / get key")
+    assert es256.measured == 0.61 and es256.spread == [0.58, 0.66] and es256.passed is True
+    secret = next(t for t in evaluate_targets(results) if t.name == "get secret / get key")
+    get, ops = results["operations"]["get_key"]["ops_s"], results["operations"]["get_secret"]["ops_s"]
+    assert secret.measured == ops / get  # not paired in this run: the ratio of the medians
+
+
+def test_cold_gets_over_the_largest_size_are_judged_against_hot_gets_and_on_their_p99() -> None:
+    results = json.loads(REFERENCE.read_text())
+    sizes = results["scaling"]["sizes"]
+    top = sizes[max(sizes, key=int)]
+    top["get_key"]["ops_s"], top["get_key_cold"]["ops_s"], top["get_key_cold"]["p99_ms"] = 10_000.0, 7_600.0, 9.9
+    verdicts = {t.name.split(" at ")[0]: t.passed for t in evaluate_targets(results)}
+    assert verdicts["cold / hot get"] is True and verdicts["cold get p99"] is True
+    top["get_key_cold"]["ops_s"], top["get_key_cold"]["p99_ms"] = 7_400.0, 10.0
+    verdicts = {t.name.split(" at ")[0]: t.passed for t in evaluate_targets(results)}
+    assert verdicts["cold / hot get"] is False and verdicts["cold get p99"] is False

@@ -199,3 +199,57 @@ def test_serve_reads_kluis_option_variables_and_no_others(tmp_path: Path, monkey
         port=9443, key_pool=3, audit=False, access_log=True, scheduler_interval=2.5, workers=2,
         hostnames=["a.test"], metrics_port=9,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "option"),
+    [
+        (["--port", "70000"], {}, "--port"),  # used to end in an OverflowError traceback
+        ([], {"KLUIS_PORT": "0"}, "--port"),
+        (["--proxy-port", "-1"], {}, "--proxy-port"),
+        (["--metrics-port", "65536"], {}, "--metrics-port"),
+        ([], {"KLUIS_SCHEDULER_INTERVAL": "0"}, "--scheduler-interval"),  # used to busy-loop the scheduler
+        (["--scheduler-interval", "-5"], {}, "--scheduler-interval"),
+        ([], {"KLUIS_WORKERS": "-1"}, "--workers"),  # used to mean "one per core" silently
+        (["--workers", "100"], {}, "--workers"),
+        ([], {"KLUIS_KEY_POOL": "-3"}, "--key-pool"),
+        ([], {"KLUIS_THROTTLE_LIMIT": "-1"}, "--throttle-limit"),
+        (["--audit-flush-ms", "0"], {}, "--audit-flush-ms"),
+    ],
+)
+def test_serve_refuses_out_of_range_values_as_a_usage_error_naming_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], option: str
+) -> None:
+    import kluis.cli.serve
+
+    monkeypatch.setattr(kluis.cli.serve, "serve", lambda *a: pytest.fail("started with an out-of-range value"))
+    for name in [k for k in os.environ if k.startswith("KLUIS_")]:
+        monkeypatch.delenv(name)
+    res = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path / "d"), *args], env={**env, "COLUMNS": "200"})
+    assert res.exit_code == 2, res.output
+    assert f"Invalid value for '{option}'" in res.output and ("than or equal to" in res.output), res.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_start_that_fails_on_its_kek_names_the_source_the_data_dir_was_last_started_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started once with ``--kek env:VAR``, then without it: the default kek.key is missing, and the
+    error says which source server.json records instead of only 'restore kek.key'."""
+    import kluis.cli.serve
+    from kluis.config import DataDir, ServerSettings, StartupError
+
+    data = DataDir(tmp_path / "d").ensure()
+    data.write_server(ServerSettings(kek="env:MY_KEK"))
+
+    def refuse(*a: object) -> None:
+        raise StartupError(f"The key-encryption key file {data.kek} is missing.")
+
+    monkeypatch.setattr(kluis.cli.serve, "serve", refuse)
+    for name in [k for k in os.environ if k.startswith("KLUIS_")]:
+        monkeypatch.delenv(name)
+    res = CliRunner().invoke(app, ["serve", "--data-dir", str(data.path)])
+    assert res.exit_code == 1, res.output
+    assert "last started with --kek env:MY_KEK" in res.output and "KLUIS_KEK_SOURCE" in res.output
+    res = CliRunner().invoke(app, ["serve", "--data-dir", str(data.path), "--kek", "env:MY_KEK"], env={"MY_KEK": "x"})
+    assert "last started with" not in res.output  # the same source: nothing to add

@@ -24,7 +24,7 @@ from kluis.cli.keys import key_app
 from kluis.cli.output import Output, emit
 from kluis.cli.secrets import secret_app
 from kluis.cli.seed import export_command, seed_command
-from kluis.config import ServerSettings, StartupError
+from kluis.config import DataDir, ServerSettings, StartupError
 
 __all__ = ["app"]
 
@@ -80,6 +80,13 @@ def _main(
 # An option named like a ServerSettings field sets that field (see `serve`).
 _NO_ENV: dict[str, Any] = {"allow_from_autoenv": False}
 _SETTINGS_FIELDS = frozenset(f.name for f in fields(ServerSettings))
+# Ranges click checks (a usage error, exit 2, naming the option): a port out of range used to end in
+# an OverflowError traceback, and a scheduler interval of 0 or less in a busy loop.
+_PORT: dict[str, Any] = {"min": 1, "max": 65535}
+_PORT_OR_OFF: dict[str, Any] = {"min": 0, "max": 65535}
+MAX_WORKERS = 64  # an explicit count; 0 (one per core) stops at 8
+MAX_KEY_POOL = 1024
+MIN_SCHEDULER_INTERVAL = 0.1  # seconds
 
 
 @app.command(context_settings={"auto_envvar_prefix": "KLUIS"})
@@ -87,26 +94,38 @@ def serve(
     ctx: typer.Context,
     data_dir: DataDirOpt = None,
     host: Annotated[str, typer.Option(help="Address of the HTTPS listener.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the HTTPS listener.")] = 8443,
-    proxy_port: Annotated[int, typer.Option(help="CONNECT proxy port; 0 turns it off.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port of the HTTPS listener.", **_PORT)] = 8443,
+    proxy_port: Annotated[int, typer.Option(help="CONNECT proxy port; 0 turns it off.", **_PORT_OR_OFF)] = 8080,
     hostname: Annotated[
         list[str] | None, typer.Option(help="Extra host name for the certificate (repeatable).", **_NO_ENV)
     ] = None,
     domain: Annotated[
         list[str] | None, typer.Option(help="Vault domain: NAME.DOMAIN addresses vault NAME (repeatable).", **_NO_ENV)
     ] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes (0: one per CPU core, at most 8).")] = 0,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (0: one per CPU core, at most 8).", min=0, max=MAX_WORKERS)
+    ] = 0,
     proxy_passthrough: Annotated[
         bool, typer.Option("--proxy-passthrough", help="Tunnel other hosts instead of refusing them.", **_NO_ENV)
     ] = False,
-    scheduler_interval: Annotated[float, typer.Option(help="Seconds between rotation/purge checks.")] = 30.0,
-    key_pool: Annotated[int, typer.Option(help="Pre-generated RSA-2048 keys per worker (0: off).")] = 16,
-    throttle_limit: Annotated[int, typer.Option(help="Requests per 10 s per vault before 429 (0: off).")] = 100_000,
+    scheduler_interval: Annotated[
+        float, typer.Option(help="Seconds between rotation/purge checks.", min=MIN_SCHEDULER_INTERVAL)
+    ] = 30.0,
+    key_pool: Annotated[
+        int, typer.Option(help="Pre-generated RSA-2048 keys per worker (0: off).", min=0, max=MAX_KEY_POOL)
+    ] = 16,
+    throttle_limit: Annotated[
+        int, typer.Option(help="Requests per 10 s per vault before 429 (0: off).", min=0)
+    ] = 100_000,
     audit: Annotated[str, typer.Option(help="Audit log: on or off.")] = "on",
     audit_retention_days: Annotated[int, typer.Option(help="Delete audit records older than this (0: never).")] = 90,
     audit_retention_count: Annotated[int, typer.Option(help="Keep at most this many audit records (0: all).")] = 0,
-    audit_flush_ms: Annotated[int, typer.Option(help="Milliseconds between batched audit writes.")] = 200,
-    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port, plain HTTP (0: off).")] = 0,
+    audit_flush_ms: Annotated[
+        int, typer.Option(help="Milliseconds between batched audit writes.", min=1, max=60_000)
+    ] = 200,
+    metrics_port: Annotated[
+        int, typer.Option(help="Prometheus metrics port, plain HTTP (0: off).", **_PORT_OR_OFF)
+    ] = 0,
     metrics_host: Annotated[str, typer.Option(help="Address of the metrics listener.")] = "127.0.0.1",
     log_format: Annotated[str, typer.Option(help="text, or json (one object per line, with request ids).")] = "text",
     access_log: Annotated[bool, typer.Option("--access-log", help="Log one line per request.")] = False,
@@ -175,7 +194,21 @@ def serve(
         with contextlib.suppress(KeyboardInterrupt):
             run(serve_forever, data_dir_of(data_dir), settings, console)
     except StartupError as e:  # a missing or wrong root key: one line naming the file and fingerprint
-        raise fail(str(e)) from None
+        raise fail(str(e) + _last_kek_hint(data_dir_of(data_dir), kek)) from None
+
+
+def _last_kek_hint(data_dir: DataDir, kek: str) -> str:
+    """ " (last started with --kek SOURCE ...)" when the data dir's recorded KEK source (server.json)
+    is not the one this start used, else "": a start that forgot ``--kek`` / ``KLUIS_KEK_SOURCE``
+    otherwise reads as a lost kek.key."""
+    try:
+        last = data_dir.read_server()
+    except (OSError, ValueError):
+        return ""
+    recorded = last.kek if last is not None else ""
+    if not recorded or recorded == kek:
+        return ""
+    return f" (this data dir was last started with --kek {recorded}: pass the same source, or set KLUIS_KEK_SOURCE)"
 
 
 def _on_off(value: str, flag: str) -> bool:
