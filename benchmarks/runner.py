@@ -110,6 +110,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--audit", choices=("on", "off"), default="on",
                    help="This checkout's audit log (kluis serve --audit; default on, as kluis ships).")  # fmt: skip
+    p.add_argument("--throttle-limit", type=int, default=None,
+                   help="This checkout's per-vault throttle (kluis serve --throttle-limit; 0: off; default: "
+                   "kluis's own). With --audit off, measures what the later releases' per-request guarantees "
+                   "cost against a --baseline that has neither.")  # fmt: skip
     p.add_argument("--baseline-audit", choices=("on", "off"), default="on",
                    help="The baseline's audit log: `--baseline . --baseline-audit off` measures what auditing "
                    "costs, in the same rounds (a checkout whose CLI has no --audit ignores it).")  # fmt: skip
@@ -298,7 +302,8 @@ def _cpu_records(node: Any) -> list[float | None]:
 def _run_phases(b: Bench, results: dict[str, Any]) -> None:
     args = b.args
     server = KluisProcess(b.work / "current" / "data", workers=args.workers, key_pool=args.key_pool,
-                          database=_database_url(b, results), audit=args.audit)  # fmt: skip
+                          database=_database_url(b, results), audit=args.audit,
+                          throttle_limit=args.throttle_limit)  # fmt: skip
     baseline = None
     if args.baseline is not None and args.baseline_ops:
         baseline = KluisProcess(b.work / "baseline" / "data", workers=args.workers, key_pool=args.key_pool,
@@ -310,6 +315,7 @@ def _run_phases(b: Bench, results: dict[str, Any]) -> None:
         b.log(f"kluis serve on {server.url} ({args.workers} workers, key pool {args.key_pool}, audit {args.audit})"
               f" from {server.src}")  # fmt: skip
         results["meta"]["audit"] = args.audit
+        results["meta"]["throttle_limit"] = args.throttle_limit
         results["meta"]["kluis_file"] = server.kluis_file
         if baseline is not None:
             baseline.start()

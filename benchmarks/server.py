@@ -161,6 +161,7 @@ class KluisProcess:
     src: Path = SRC
     database: str = ""  # "" (SQLite in the data dir) or a postgresql:// URL
     audit: str = "on"  # kluis serve --audit (left out for a checkout that has no such flag)
+    throttle_limit: int | None = None  # kluis serve --throttle-limit (None: kluis's default)
     proxy_port: int = 0  # the CONNECT proxy's port (0: off); -1: a free one, chosen at start
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -208,6 +209,8 @@ class KluisProcess:
             options["--database"] = self.database
         if self.audit != "on":
             options["--audit"] = self.audit
+        if self.throttle_limit is not None:
+            options["--throttle-limit"] = str(self.throttle_limit)
         self.proxy_port = int(options["--proxy-port"])
         argv, env, self.dropped = serve_command(options, self._flags)
         try:
