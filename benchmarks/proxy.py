@@ -22,7 +22,7 @@ from typing import Any
 from benchmarks.load import run_load
 from benchmarks.noise import tree_cpu_seconds
 from benchmarks.scenarios import OPERATIONS, prepare
-from benchmarks.server import KluisProcess
+from benchmarks.server import BENCH_THROTTLE_LIMIT, KluisProcess
 from benchmarks.stats import alternation, median, spread
 
 __all__ = ["main", "measure"]
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.repeat = max(args.repeat, 3)
     with tempfile.TemporaryDirectory(prefix="kluis-proxy-bench-") as tmp:
-        server = KluisProcess(Path(tmp) / "data", workers=args.workers, key_pool=0, proxy_port=-1).start()
+        server = KluisProcess(Path(tmp) / "data", workers=args.workers, key_pool=0, proxy_port=-1,
+                              throttle_limit=BENCH_THROTTLE_LIMIT).start()  # fmt: skip
         try:
             result = measure(server, repeat=args.repeat, duration=args.duration, connections=args.connections)
         finally:

@@ -33,7 +33,7 @@ from benchmarks.profile import Recording, format_breakdown, py_spy, response_fra
 from benchmarks.raw import RawCeiling
 from benchmarks.report import evaluate_targets, format_table, write_chart, write_json
 from benchmarks.scenarios import BASELINE_OPS, OPERATIONS, Fixture, prepare, scaling_scenarios
-from benchmarks.server import KluisProcess
+from benchmarks.server import BENCH_THROTTLE_LIMIT, KluisProcess
 from benchmarks.stats import alternation, combine
 
 __all__ = ["main", "parse_args", "run"]
@@ -50,7 +50,6 @@ BARE = {  # the bare ceiling of a GET and of a POST operation
 # Operations whose target is a share of get key's rate (issue 13): get key runs in their own rounds too,
 # so the ratio is taken per round (seconds apart) like every other, not between medians measured minutes
 # apart (a drift of the machine between the two operations' rounds moved that ratio by ~10%).
-BENCH_THROTTLE_LIMIT = 1_000_000_000  # requests per 10 s per vault: see --throttle-limit
 PAIRED_WITH_GET_KEY = frozenset({"get_secret", "sign_es256", "encrypt_a256gcm"})
 
 Run = dict[str, Any]  # one measurement (LoadResult.as_dict, or a raw rate), see benchmarks.stats
@@ -509,7 +508,8 @@ def _subject(b: Bench, target: KluisProcess | str, scenario: Scenario, who: str)
 def _scaling(b: Bench, results: dict[str, Any]) -> None:
     """Per stored-key count, ``--repeat`` rounds of the scaling scenarios (alternating with each other)."""
     args = b.args
-    server = KluisProcess(b.work / "scaling" / "data", workers=args.workers, key_pool=0).start()
+    server = KluisProcess(b.work / "scaling" / "data", workers=args.workers, key_pool=0,
+                          throttle_limit=args.throttle_limit).start()  # fmt: skip
     sizes: dict[str, Any] = {}
     results["scaling"] = {"sizes": sizes}
     try:
