@@ -39,9 +39,10 @@ def test_a_share_of_get_key_is_the_per_round_ratio_when_get_key_ran_in_the_same_
     op.setdefault("spread", {})["kluis_over_get_key"] = [0.58, 0.66]
     es256 = next(t for t in evaluate_targets(results) if t.name == "EC P-256 sign / get key")
     assert es256.measured == 0.61 and es256.spread == [0.58, 0.66] and es256.passed is True
+    results["operations"]["get_secret"].pop("kluis_over_get_key", None)  # as a run of the older suite has it
     secret = next(t for t in evaluate_targets(results) if t.name == "get secret / get key")
     get, ops = results["operations"]["get_key"]["ops_s"], results["operations"]["get_secret"]["ops_s"]
-    assert secret.measured == ops / get  # not paired in this run: the ratio of the medians
+    assert secret.measured == ops / get  # not paired: the ratio of the medians
 
 
 def test_cold_gets_over_the_largest_size_are_judged_against_hot_gets_and_on_their_p99() -> None:
