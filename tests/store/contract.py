@@ -401,3 +401,17 @@ def test_contract_audit_batches_append_list_by_time_and_prune(store: Store) -> N
 
 
 __all__ = [name for name in dict(globals()) if name.startswith("test_contract_")]
+
+
+# The V7 migration's promise, checked on a raw connection of either dialect (sqlite3 or psycopg): every
+# object row's latest_seq is the row id of its current version.
+_CURRENT_VERSION_ROWS = (
+    "SELECT o.latest_seq, v.seq FROM objects o JOIN object_versions v ON v.vault_id = o.vault_id "
+    "AND v.kind = o.kind AND v.name_ci = o.name_ci AND v.version = o.latest_version"
+)
+
+
+def assert_objects_point_at_their_current_version(conn: Any, objects: int) -> None:
+    """Every one of ``objects`` object rows has ``latest_seq`` = its current version's ``seq``."""
+    current = conn.execute(_CURRENT_VERSION_ROWS).fetchall()
+    assert len(current) == objects and all(seq == want for seq, want in current)

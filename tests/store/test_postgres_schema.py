@@ -12,6 +12,7 @@ from kluis.store import SCHEMA_VERSION, SqliteStore, postgres_schema, schema_ver
 from kluis.store.cached import clone
 from kluis.store.postgres import PostgresStore
 from kluis.store.postgres_schema import migrate
+from tests.store.contract import assert_objects_point_at_their_current_version
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema_v1"
 _BOOLEANS = {("principals", "is_admin"), ("vaults", "purge_protection")}
@@ -120,11 +121,7 @@ def test_version_7_points_each_object_at_its_current_version_row_with_data_intac
         after = conn.execute("SELECT * FROM objects" + order).fetchall()
         assert [r[:-1] for r in after] == objects  # the new column comes last
         assert conn.execute("SELECT * FROM object_versions ORDER BY seq").fetchall() == versions
-        current = conn.execute(
-            "SELECT o.latest_seq, v.seq FROM objects o JOIN object_versions v ON v.vault_id = o.vault_id "
-            "AND v.kind = o.kind AND v.name_ci = o.name_ci AND v.version = o.latest_version"
-        ).fetchall()
-        assert len(current) == len(objects) and all(seq == want for seq, want in current)
+        assert_objects_point_at_their_current_version(conn, len(objects))
     pg = PostgresStore(postgres_url, listen=False)
     try:
         with pg.read() as tx:

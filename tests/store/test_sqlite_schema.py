@@ -12,6 +12,7 @@ import pytest
 from kluis.store import SCHEMA_VERSION, SqliteStore
 from kluis.store.sqlite import SqliteTransaction
 from kluis.store.sqlite_schema import migrate
+from tests.store.contract import assert_objects_point_at_their_current_version
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema_v1"
 
@@ -92,11 +93,7 @@ def test_version_7_points_each_object_at_its_current_version_row_with_data_intac
     after = conn.execute(f"SELECT {', '.join(cols)} FROM objects ORDER BY vault_id, kind, name_ci").fetchall()
     assert [r[: cols.index("latest_seq")] for r in after] == objects  # the new column comes last
     assert conn.execute("SELECT * FROM object_versions ORDER BY seq").fetchall() == versions
-    current = conn.execute(
-        "SELECT o.latest_seq, v.seq FROM objects o JOIN object_versions v ON v.vault_id = o.vault_id "
-        "AND v.kind = o.kind AND v.name_ci = o.name_ci AND v.version = o.latest_version"
-    ).fetchall()
-    assert len(current) == len(objects) and all(seq == want for seq, want in current)
+    assert_objects_point_at_their_current_version(conn, len(objects))
     conn.close()
     store = SqliteStore(v1_db)
     with store.read() as tx:
