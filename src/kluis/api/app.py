@@ -298,21 +298,21 @@ class KluisApp:
     @staticmethod
     def _event(ctx: RequestContext, route: Route, status: int, duration: float) -> OperationEvent:
         caller, params = ctx.caller, ctx.params
-        return OperationEvent(  # positional (cheaper than 14 keywords), in the field order
-            ctx.request_id,
-            route.operation,
-            route.kind,
-            status,
-            duration,
-            ctx.vault_record.name if ctx.vault_record is not None else "",
-            params.get("name") or "",
-            params.get("version") or "",
-            caller.object_id if caller else "",
-            caller.app_id if caller else "",
-            caller.tenant_id if caller else "",
-            ctx.request.client,
-            route.method,
-            ctx.error,
+        return OperationEvent(  # by keyword: 14 fields of mostly strings, an order mistake would go unseen
+            request_id=ctx.request_id,
+            operation=route.operation,
+            kind=route.kind,
+            status=status,
+            duration=duration,
+            vault=ctx.vault_record.name if ctx.vault_record is not None else "",
+            object_name=params.get("name") or "",
+            version=params.get("version") or "",
+            caller_object_id=caller.object_id if caller else "",
+            caller_app_id=caller.app_id if caller else "",
+            tenant_id=caller.tenant_id if caller else "",
+            client_address=ctx.request.client,
+            method=route.method,
+            error=ctx.error,
         )
 
     # -- RSGI (granian) ------------------------------------------------------------------------
