@@ -1,10 +1,8 @@
-"""The domain's clock: wall time plus an offset read through a source, cached for ``ttl`` seconds."""
+"""The domain's clock: wall time plus an offset read through a source on every reading."""
 
 from __future__ import annotations
 
 import time
-
-import pytest
 
 from kluis.domain.clock import Clock
 
@@ -31,17 +29,13 @@ def test_the_offset_moves_time() -> None:
     assert abs(clock.now() - (time.time() - 3600)) <= 1
 
 
-def test_the_offset_is_cached_for_ttl_then_reread(monkeypatch: pytest.MonkeyPatch) -> None:
-    mono = [100.0]
-    monkeypatch.setattr(time, "monotonic", lambda: mono[0])
+def test_the_offset_is_read_on_every_reading() -> None:
+    """No time-based cache (it let another worker use an old offset for up to a second): the source,
+    the store's exact cached read, decides how fresh the offset is."""
     source = Source(10)
-    clock = Clock(source, ttl=1.0)
-    clock.now()
+    clock = Clock(source)
+    assert clock.now() >= int(time.time()) + 9 and source.reads == 1
     source.offset = 20
-    mono[0] += 1.0
-    assert clock.now() < time.time() + 15 and source.reads == 1  # still within the ttl
-    mono[0] += 0.01
     assert clock.now() >= int(time.time()) + 19 and source.reads == 2
-    source.offset = 30
-    clock.invalidate()
-    assert clock.now() >= int(time.time()) + 29 and source.reads == 3  # invalidate forces a read
+    source.offset = -30
+    assert clock.now_float() <= time.time() - 29 and source.reads == 3

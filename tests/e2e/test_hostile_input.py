@@ -209,7 +209,6 @@ def test_one_bad_object_never_stops_the_scheduler(
     )
     _store_policy(kluis, bad_vault, corrupt, '{"lifetimeActions": [')
     kluis.cli("time", "set", "--offset", str(31 * 86400))
-    time.sleep(1.1)
     try:
         res = kluis.cli("housekeeping", "-o", "json", check=False)
         assert res.returncode == 0, res.stderr
@@ -221,6 +220,5 @@ def test_one_bad_object_never_stops_the_scheduler(
         assert again.returncode == 0, again.stderr
     finally:
         kluis.cli("time", "set", "--offset", "0")
-        time.sleep(1.1)
     log = (kluis.data_dir.parent / f"kluis-{kluis.port}.log").read_text()
     assert corrupt in log  # the failure names the object

@@ -665,7 +665,6 @@ def test_retention_days_and_automatic_purge(
     assert client.get_deleted_key(name).name == name
 
     kluis.cli("time", "set", "--offset", str(8 * 86400))
-    time.sleep(1.1)
     try:
         # the count is not asserted: the server's own scheduler (every 30 s) may have done it first
         kluis.cli("housekeeping")
@@ -679,4 +678,47 @@ def test_retention_days_and_automatic_purge(
         assert later.create_ec_key(name).name == name  # and the name is free
     finally:
         kluis.cli("time", "set", "--offset", "0")
-        time.sleep(1.1)
+
+
+def test_moved_time_is_seen_by_every_worker_at_once(tmp_path: Any) -> None:
+    """``kluis time set`` (here: the management API) takes effect on the next request of *every*
+    worker, not only the one that served the change. Both workers are warmed first (many fresh
+    connections, which the kernel spreads over the workers' sockets), so each has read the old offset
+    just before; with the earlier 1 s per-worker cache about half of the signs right after the move
+    were still answered (an attacker's finding: 6 of 12)."""
+    import ssl
+
+    import httpx
+
+    from kluis.cli.client import AdminClient
+    from kluis.config import DataDir
+    from tests.e2e.server import admin_clients
+
+    server = KluisServer(tmp_path / "data", extra_args=["--workers", "2"]).start()
+    try:
+        keys, _, cred = admin_clients(server)
+        name = unique()
+        key = keys.create_ec_key(name, expires_on=datetime.now(UTC) + timedelta(minutes=10))
+        assert key.id is not None
+        token = cred.get_token("https://vault.azure.net/.default").token
+        url = f"{key.id}/sign?api-version=7.6"
+        body = {"alg": "ES256", "value": base64.urlsafe_b64encode(hashlib.sha256(b"x").digest()).decode().rstrip("=")}
+
+        trust = ssl.create_default_context(cafile=server.ca)
+
+        def sign_on_a_fresh_connection() -> int:
+            with httpx.Client(verify=trust, timeout=10) as fresh:
+                return fresh.post(url, json=body, headers={"Authorization": f"Bearer {token}"}).status_code
+
+        workers = AdminClient(DataDir(server.data_dir))
+        try:
+            for _ in range(3):
+                assert [sign_on_a_fresh_connection() for _ in range(16)] == [200] * 16  # both workers read offset 0
+                workers.call("PUT", "/time", {"offsetSeconds": 3600})  # the key expired an hour ago
+                statuses = [sign_on_a_fresh_connection() for _ in range(16)]
+                assert statuses == [403] * 16, statuses
+                workers.call("PUT", "/time", {"offsetSeconds": 0})
+        finally:
+            workers.call("PUT", "/time", {"offsetSeconds": 0})
+    finally:
+        server.stop()

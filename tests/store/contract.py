@@ -86,6 +86,20 @@ def test_contract_settings_roundtrip_and_overwrite(store: Store) -> None:
         assert tx.get_setting("missing") is None
 
 
+def test_contract_cached_setting_follows_committed_writes_also_inside_a_write(store: Store) -> None:
+    """``cached_setting`` (the clock offset's read on every ``Clock.now()``) sees this store's commits
+    at once, and answers inside a write as well."""
+    assert store.cached_setting("offset") is None
+    with store.write() as tx:
+        tx.put_setting("offset", b"60")
+    assert store.cached_setting("offset") == b"60"
+    with store.write() as tx:
+        assert store.cached_setting("offset") == b"60"
+        tx.put_setting("offset", b"-5")
+    assert store.cached_setting("offset") == b"-5"
+    assert store.cached_setting("offset") == b"-5"  # and again (a cache hit where there is a cache)
+
+
 def test_contract_wrapped_keys_add_list_rewrap(store: Store) -> None:
     with store.read() as tx:
         assert tx.list_wrapped_keys() == []

@@ -89,6 +89,22 @@ def test_without_notifications_the_fallback_still_meets_the_bound(postgres_url: 
         deaf.close()
 
 
+def test_a_setting_changed_on_one_node_is_read_on_the_other_within_the_bound(
+    nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """The clock offset's path (``cached_setting``): another node's change arrives by notification."""
+    a, b = nodes
+    with a.write() as tx:
+        tx.put_setting("clock_offset", b"0")
+    assert b.cached_setting("clock_offset") == b"0"  # b's cache warm
+    with a.write() as tx:
+        tx.put_setting("clock_offset", b"3600")
+    committed = time.monotonic()
+    while b.cached_setting("clock_offset") != b"3600":
+        assert time.monotonic() - committed < BOUND, "node b still reads the old offset"
+        time.sleep(0.002)
+
+
 def test_deletes_and_policy_changes_reach_the_other_node(nodes: tuple[PostgresStore, PostgresStore]) -> None:
     from kluis.store import PolicyRecord
 
@@ -350,6 +366,27 @@ def test_a_new_version_costs_two_round_trips_and_an_audit_batch_one(postgres_url
         assert delay <= took < 2 * delay, f"an audit batch took {took / delay:.1f} round trips"
         with store.read() as tx:
             assert [b.hash for b in tx.list_audit_batches(after_id=0, since_ms=None, until_ms=None, limit=5)] == ["h0"]
+    finally:
+        store.close()
+        link.close()
+
+
+def test_a_cached_setting_inside_a_write_costs_no_round_trip(postgres_url: str) -> None:
+    """Reads inside a write go to the database, but the clock offset (read on every ``Clock.now()``,
+    several times in some writes) comes from the cache while it holds it."""
+    delay = 0.1
+    link = _SlowLink(postgres_url, delay)
+    store = PostgresStore(link.url, pool_size=2, listen=False)
+    try:
+        seed(store)
+        with store.write() as tx:
+            tx.put_setting("clock_offset", b"7")
+        assert store.cached_setting("clock_offset") == b"7"  # loaded into the cache
+        with store.write() as tx:
+            started = time.monotonic()
+            assert store.cached_setting("clock_offset") == b"7"
+            assert time.monotonic() - started < delay / 2
+            tx.put_setting("other", b"x")
     finally:
         store.close()
         link.close()

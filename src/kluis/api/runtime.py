@@ -578,6 +578,7 @@ class Runtime:
                 self.executor.shutdown(wait=False)
             self.store.close()
             raise
+        self._offset_memo: tuple[bytes | None, int] = (None, 0)
         self.clock = Clock(self.clock_offset)
         self.tenant_id = self._setting("tenant_id", lambda: str(uuid.uuid4()).encode(), bootstrap).decode()
         signing_key = self.sealer.unseal(
@@ -651,14 +652,17 @@ class Runtime:
         return self.store.cache_only()
 
     def clock_offset(self) -> int:
-        with self.store.read() as tx:
-            raw = tx.get_setting("clock_offset")
-        return int(raw) if raw else 0
+        """Seconds ``kluis time set`` moved the clock by, as the store's cached reads see it now (read
+        on every ``Clock.now()``: every worker sees a change as soon as its next read sees the database's)."""
+        raw = self.store.cached_setting("clock_offset")
+        memo = self._offset_memo  # (bytes read, seconds): one object, so threads never see half of it
+        if raw is not memo[0]:  # the cache hands out the same bytes until the row changes
+            memo = self._offset_memo = (raw, int(raw) if raw else 0)
+        return memo[1]
 
     def set_clock_offset(self, seconds: int) -> None:
         with self.store.write() as tx:
             tx.put_setting("clock_offset", str(int(seconds)).encode())
-        self.clock.invalidate()
 
     def _bootstrap_admin_and_default_vault(self) -> None:
         with self.store.read() as tx:

@@ -13,30 +13,27 @@ __all__ = ["Clock"]
 
 
 class Clock:
-    """Seconds since the epoch, shifted by an offset read through ``offset_source``.
+    """Seconds since the epoch, shifted by the offset ``offset_source()`` returns (seconds).
 
-    The offset is cached for ``ttl`` seconds so a hot path does not read the database per call.
+    The source is called on every reading, so it must be cheap and exactly as fresh as the store's
+    reads: the runtime's reads the offset through the store's read cache (``Store.cached_setting``:
+    on SQLite exact per request by ``PRAGMA data_version``, on PostgreSQL kept by change
+    notifications within the store's documented bound). An earlier per-process cache of one second
+    let another worker use the old offset for up to a second after ``kluis time set`` (an attacker's
+    finding: 6 of 12 signs with a just-expired key were answered).
     """
 
-    def __init__(self, offset_source: Callable[[], int] | None = None, *, ttl: float = 1.0) -> None:
+    __slots__ = ("_source",)
+
+    def __init__(self, offset_source: Callable[[], int] | None = None) -> None:
         self._source = offset_source
-        self._ttl = ttl
-        self._offset = 0
-        self._read_at = float("-inf")
 
     def now(self) -> int:
         """Current time in whole seconds, as Azure's ``unixtime`` fields are."""
         return int(self.now_float())
 
     def now_float(self) -> float:
-        real = time.time()
-        if self._source is not None:
-            mono = time.monotonic()
-            if mono - self._read_at > self._ttl:
-                self._offset = self._source()
-                self._read_at = mono
-        return real + self._offset
-
-    def invalidate(self) -> None:
-        """Forget the cached offset (after this process changed it)."""
-        self._read_at = float("-inf")
+        """Current time in seconds (fractional)."""
+        if self._source is None:
+            return time.time()
+        return time.time() + self._source()

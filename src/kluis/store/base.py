@@ -99,6 +99,14 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def cached_setting(self, name: str) -> bytes | None:
+        """The setting ``name`` as this process's cached reads see it, also inside this thread's write
+        (where ``read()`` would query the write's own transaction): on SQLite exact (the request's
+        ``PRAGMA data_version`` check; inside a write, the write's own view on its local connection),
+        on PostgreSQL a cache hit within the cache's bound or else one read. For values read on hot
+        paths, e.g. the clock offset on every ``Clock.now()``."""
+        ...
+
     # One request's reads may share one freshness check (a request sees data at least as fresh as
     # its start, and its own writes at once); the token from begin_request goes to end_request.
     def begin_request(self) -> Any: ...

@@ -300,6 +300,11 @@ class MemoryStore:
     def close(self) -> None:
         return None
 
+    def cached_setting(self, name: str) -> bytes | None:
+        """The committed setting (there is no cache to consult)."""
+        with self.read() as tx:
+            return tx.get_setting(name)
+
     def begin_request(self) -> None:
         """Every read sees the committed state: nothing to share within a request."""
         return None

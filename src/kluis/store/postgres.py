@@ -653,6 +653,17 @@ class PostgresStore:
             return ReadContext(current)
         return ReadContext(CachedReadTransaction(self._pool, self._cache, cache_only=self._local.cache_only))
 
+    def cached_setting(self, name: str) -> bytes | None:
+        """A hit in the process's cache (as fresh as every cached read: notifications, ``CACHE_TTL``)
+        even inside this thread's write, whose reads otherwise go to the database; on a miss one read
+        (inside a write, on the write's connection; in ``cache_only``, ``CacheMiss``)."""
+        hit = self._cache.get(("setting", name), time.monotonic())
+        if hit is not MISSING:
+            value: bytes | None = hit
+            return value
+        with self.read() as tx:
+            return tx.get_setting(name)
+
     @contextmanager
     def cache_only(self) -> Iterator[None]:
         """For the block, this thread's reads come from the cache or raise ``CacheMiss``, and writes

@@ -603,6 +603,12 @@ class SqliteStore:
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    def cached_setting(self, name: str) -> bytes | None:
+        """Through ``read()``: a cache hit after the request's freshness check; inside this thread's
+        write, the write's own view (a local query, no round trip)."""
+        with self.read() as tx:
+            return tx.get_setting(name)
+
     @contextmanager
     def cache_only(self) -> Iterator[None]:
         """Nothing to do: SQLite reads run inline anyway (a point read costs microseconds)."""
