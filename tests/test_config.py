@@ -62,3 +62,13 @@ def test_write_private_replaces_atomically(tmp_path: Path) -> None:
     write_private(target, "new")
     assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["secret.json"]  # no temporary file left behind
+
+
+def test_a_relative_data_dir_is_kept_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What kluis prints and records names the same directory from any working directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert DataDir(Path("dd")).database == tmp_path / "dd" / "kluis.db"
+    assert DataDir("~/kv").path == tmp_path / "home" / "kv"
+    monkeypatch.chdir("/")
+    assert DataDir(tmp_path / "dd").path == tmp_path / "dd"

@@ -157,8 +157,10 @@ class DataDir:
         "serve.lock", "Held (shared flock) by every running ``kluis serve`` of this data dir; restore needs it free."
     )
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | str) -> None:
+        # Absolute (not symlink-resolved), so what kluis prints and records (server.json, `kluis env`)
+        # still names the same directory from another working directory.
+        self.path = Path(path).expanduser().absolute()
 
     def ensure(self) -> DataDir:
         self.path.mkdir(parents=True, exist_ok=True)
