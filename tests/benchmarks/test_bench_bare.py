@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from benchmarks.bare import CRYPTO, BareApp, BareKeys, BareServer, b64url, unb64url
+from benchmarks.load import Scenario
 from benchmarks.raw import PRIMITIVES
-from benchmarks.runner import BARE
+from benchmarks.runner import BARE, PAIRED_WITH_GET_KEY, Bench, _operation, parse_args
 from benchmarks.scenarios import OPERATIONS, Fixture
 
 SHA = hashes.SHA256()
@@ -177,3 +178,41 @@ def test_a_served_bare_endpoints_workers_share_the_keys(tmp_path: Path) -> None:
         assert len(server.worker_pids()) == 2
     finally:
         server.stop()
+
+
+class _Bench(Bench):
+    """The runner's rounds without servers: every run is recorded with the request it would send."""
+
+    def __init__(self, repeat: int = 3) -> None:
+        super().__init__(parse_args(["--repeat", str(repeat), "--quiet-wait", "0"]), Path("."), "wrk", 0.0)
+        self.sent: list[tuple[str, Scenario | str]] = []
+
+    def load(self, url: str, scenario: Scenario, who: str, **kw: Any) -> dict[str, Any]:
+        self.sent.append((who, scenario))
+        return {"ops_s": {"bare_cry": 800.0, "bare": 4_000.0}.get(who, 500.0)}
+
+    def served(self, server: Any, scenario: Scenario, who: str, **kw: Any) -> dict[str, Any]:
+        return self.load("", scenario, who)
+
+    def raw(self, raw: Any, primitive: str) -> dict[str, Any]:
+        self.sent.append(("raw", primitive))
+        return {"ops_s": 1_000.0}
+
+
+@pytest.mark.parametrize("op", ["sign_es256", "decrypt_rsa_oaep256", "create_ec", "get_key", "create_rsa"])
+def test_the_runner_alternates_bare_crypto_with_the_other_subjects(tmp_path: Path, op: str) -> None:
+    bench, server = _Bench(), BareServer(tmp_path / "c.pem", tmp_path / "k.pem", 2, tmp_path)
+    entry = _operation(bench, op, None, FIXTURE, None, None, server)  # type: ignore[arg-type]
+    order = [who for who, _ in bench.sent]
+    operation = OPERATIONS[op]
+    if operation.raw is None or operation.scenario(FIXTURE).delay_ms:  # no raw primitive, or paced
+        assert "bare_cry" not in order and "bare_crypto_ops_s" not in entry
+        return
+    subjects = ["kluis", "raw", "bare", "bare_cry"] + (["get_key"] if op in PAIRED_WITH_GET_KEY else [])
+    assert order == subjects + subjects[::-1] + subjects  # ABBA: one run each per round, reversed every other
+    kluis = operation.scenario(FIXTURE)
+    for sent in (s for who, s in bench.sent if who == "bare_cry"):
+        assert isinstance(sent, Scenario) and sent.path == f"/bare/{operation.raw}" and sent.headers == kluis.headers
+        assert sent.body == kluis.body or op == "decrypt_rsa_oaep256"  # only a ciphertext is made for the bare key
+    assert entry["bare_crypto_ops_s"] == 800.0 and entry["bare_crypto_over_raw"] == 0.8
+    assert entry["kluis_over_bare_crypto"] == 0.625 and entry["raw_primitive"] == operation.raw
