@@ -146,6 +146,8 @@ def _short(value: float, kind: str) -> str:
         return f"{value * 100:.0f}"
     if kind == "ms":
         return f"{value:.2f}"
+    if value >= 999_500:  # 1.71M, not 1.71e+03k (AES-GCM's raw rate)
+        return f"{value / 1e6:.3g}M"
     return f"{value / 1000:.3g}k" if value >= 1000 else f"{value:.0f}"
 
 

@@ -188,3 +188,10 @@ def test_table_and_json_carry_the_http_stacks_crypto_ceiling(tmp_path: Path) -> 
     assert saved["bare_crypto_over_raw"] == 0.7 and saved["spread"]["kluis_over_bare_crypto"] == [0.75, 0.9429]
     write_chart(results, tmp_path / "r.png")  # the extra series draws
     assert (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_ranges_of_a_million_and_more_are_in_millions() -> None:
+    from benchmarks.report import _span
+
+    assert _span([859_000.0, 1_710_000.0], "n") == " [859k-1.71M]"
+    assert _span([999_000.0, 999_600.0], "n") == " [999k-1M]"
