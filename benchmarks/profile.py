@@ -183,8 +183,11 @@ def classify(thread: str, frames: list[str], response: str = "") -> str | None:
                 return category
         return "dispatcher (rest)"
     bare = next((i for i, f in enumerate(frames) if f.startswith(_BARE_ROOT)), None)
-    if bare is not None:  # the bare endpoint: its response write, else its own Python (parse, JSON)
-        return "response write (granian)" if frames[bare] == _bare_response_frame() else "dispatcher (rest)"
+    if bare is not None:  # the bare endpoint: its response write, its crypto routes' call, else its own Python
+        if frames[bare] == _bare_response_frame():
+            return "response write (granian)"
+        crypto = any(m in f for f in frames[bare:] for m in ("cryptography/", "_rust.abi3.so"))
+        return "crypto" if crypto else "dispatcher (rest)"
     if thread.startswith("kluis-audit") or any("kluis/domain/audit.py" in f for f in frames):
         return "audit + events"
     if any("_granian" in f for f in frames):

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["PRIMITIVES", "RawCeiling"]
+__all__ = ["ECDSA", "OAEP", "PREHASHED", "PRIMITIVES", "PSS", "RawCeiling", "aes_key", "ec_key", "rsa_key"]
 
 PRIMITIVES = (
     "rsa_pss_sign",
@@ -30,29 +30,48 @@ PRIMITIVES = (
 )  # what an operation's ``raw`` may name (benchmarks.scenarios)
 
 
+# The parameters of the calls kluis makes (PS256, RSA-OAEP-256, ES256), shared with the bare endpoint's
+# crypto routes (benchmarks.bare), which must run exactly the call measured here.
+SHA256 = hashes.SHA256()
+PSS = padding.PSS(mgf=padding.MGF1(SHA256), salt_length=32)
+PREHASHED = utils.Prehashed(SHA256)
+OAEP = padding.OAEP(mgf=padding.MGF1(SHA256), algorithm=SHA256, label=None)
+ECDSA = ec.ECDSA(utils.Prehashed(SHA256))
+
+
+def rsa_key() -> rsa.RSAPrivateKey:
+    """The key of ``rsa_pss_sign`` and ``rsa_oaep_decrypt``: RSA-2048, e = 65537."""
+    return rsa.generate_private_key(65537, 2048)
+
+
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    """The key of ``ecdsa_p256_sign``: P-256."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def aes_key() -> bytes:
+    """The key of ``aes256_gcm_encrypt``: 32 random bytes."""
+    return AESGCM.generate_key(256)
+
+
 def _make(primitive: str) -> Callable[[], object]:
     digest = os.urandom(32)
-    sha = hashes.SHA256()
     if primitive in ("rsa_pss_sign", "rsa_oaep_decrypt"):
-        key = rsa.generate_private_key(65537, 2048)
+        key = rsa_key()
         if primitive == "rsa_pss_sign":
-            pss = padding.PSS(mgf=padding.MGF1(sha), salt_length=32)
-            pre = utils.Prehashed(sha)
-            return lambda: key.sign(digest, pss, pre)
-        oaep = padding.OAEP(mgf=padding.MGF1(sha), algorithm=sha, label=None)
-        ct = key.public_key().encrypt(digest, oaep)
-        return lambda: key.decrypt(ct, oaep)
+            return lambda: key.sign(digest, PSS, PREHASHED)
+        ct = key.public_key().encrypt(digest, OAEP)
+        return lambda: key.decrypt(ct, OAEP)
     if primitive == "ecdsa_p256_sign":
-        eckey = ec.generate_private_key(ec.SECP256R1())
-        ecdsa = ec.ECDSA(utils.Prehashed(sha))
-        return lambda: eckey.sign(digest, ecdsa)
+        eckey = ec_key()
+        return lambda: eckey.sign(digest, ECDSA)
     if primitive == "aes256_gcm_encrypt":
-        aead = AESGCM(AESGCM.generate_key(256))
+        aead = AESGCM(aes_key())
         return lambda: aead.encrypt(os.urandom(12), digest, None)
     if primitive == "ec_p256_generate":
-        return lambda: ec.generate_private_key(ec.SECP256R1())
+        return ec_key
     if primitive == "rsa2048_generate":
-        return lambda: rsa.generate_private_key(65537, 2048)
+        return rsa_key
     raise ValueError(f"unknown primitive {primitive!r}")
 
 

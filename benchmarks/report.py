@@ -146,6 +146,8 @@ def _short(value: float, kind: str) -> str:
         return f"{value * 100:.0f}"
     if kind == "ms":
         return f"{value:.2f}"
+    if value >= 999_500:  # 1.71M, not 1.71e+03k (AES-GCM's raw rate)
+        return f"{value / 1e6:.3g}M"
     return f"{value / 1000:.3g}k" if value >= 1000 else f"{value:.0f}"
 
 
@@ -179,7 +181,8 @@ def _foreign(entry: dict[str, Any]) -> str:
 
 
 def format_table(results: dict[str, Any], targets: list[Target]) -> str:
-    """The printed report: operations, baseline comparison, peer, scaling, noise and target verdicts."""
+    """The printed report: operations, the HTTP stack's crypto ceiling, baseline comparison, peer, scaling,
+    noise and target verdicts."""
     meta = results["meta"]
     repeat = meta.get("repeat")
     parts = [
@@ -205,6 +208,17 @@ def format_table(results: dict[str, Any], targets: list[Target]) -> str:
         ])  # fmt: skip
     headers = ["operation", "ops/s", "p50 ms", "p99 ms", "raw ops/s", "kluis/raw", "bare ops/s", "kluis/bare"]
     parts.append(_table([*headers, "errors", "other CPU"], rows))
+    ceiled = [e for e in ops.values() if not e.get("failed") and e.get("bare_crypto_ops_s") is not None]
+    if ceiled:
+        parts += ["", "the HTTP stack's ceiling: the bare endpoint doing only each operation's crypto on the same "
+                  "request (bare crypto: body, JSON, base64url, the raw call, JSON answer), same rounds"]  # fmt: skip
+        crow = [
+            [e["label"], _fig(e, "raw_ops_s", "n"), _fig(e, "bare_crypto_ops_s", "n"),
+             _fig(e, "bare_crypto_over_raw", "%"), _fig(e, "ops_s", "n"), _fig(e, "kluis_over_bare_crypto", "%")]
+            for e in ceiled
+        ]  # fmt: skip
+        heads = ["operation", "raw ops/s", "bare crypto ops/s", "bare crypto/raw", "kluis ops/s", "kluis/bare crypto"]
+        parts.append(_table(heads, crow))
     compared = [e for e in ops.values() if not e.get("failed") and e.get("baseline_ops_s") is not None]
     if compared:
         base = meta.get("baseline", {})
@@ -293,6 +307,8 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
         ("raw cryptography (same processes)", *column("raw_ops_s"), "#ff7f0e"),
         ("bare endpoint (same HTTP stack)", *column("bare_ops_s"), "#2ca02c"),
     ]
+    if any(ops[n].get("bare_crypto_ops_s") for n in names):
+        series.append(("bare endpoint + the operation's crypto", *column("bare_crypto_ops_s"), "#8c564b"))
     if any(ops[n].get("baseline_ops_s") for n in names):
         series.insert(1, ("baseline checkout", *column("baseline_ops_s"), "#17becf"))
     peer_ops = results.get("peer", {}).get("operations", {})

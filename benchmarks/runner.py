@@ -1,8 +1,9 @@
 """The whole suite, in order: kluis with its ceilings (and a baseline checkout), moto peer, scaling, report.
 
 Every figure is the median of ``--repeat`` rounds in which each subject of an operation (kluis,
-``baseline`` when ``--baseline`` is given, raw ``cryptography``, the bare endpoint) runs once, in
-turn; ratios are per round (:mod:`benchmarks.stats`). Every run is kept in the JSON.
+``baseline`` when ``--baseline`` is given, raw ``cryptography``, the bare endpoint, and the bare
+endpoint doing the operation's own crypto, ``bare_crypto``) runs once, in turn; ratios are per
+round (:mod:`benchmarks.stats`). Every run is kept in the JSON.
 Entry point: :func:`main` (``python -m benchmarks [flags]``).
 """
 
@@ -24,7 +25,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bare import BareServer
+from benchmarks.bare import CRYPTO, BareServer
 from benchmarks.bulk import bulk_load
 from benchmarks.load import Scenario, ensure_wrk, run_load
 from benchmarks.moto_peer import MOTO_PAIRS, MotoServer, moto_available
@@ -46,6 +47,13 @@ BARE = {  # the bare ceiling of a GET and of a POST operation
     "GET": Scenario("bare GET", "GET", "/bare"),
     "POST": Scenario("bare POST", "POST", "/bare", '{"alg":"ES256","value":"x"}'),
 }
+
+# Per-round ratios between two ceilings of an operation (benchmarks.stats.combine's ``pairs``): the bare
+# endpoint doing the operation's own crypto against the raw call, i.e. the share of raw cryptography
+# the HTTP stack leaves (kluis_over_bare_crypto, how close kluis gets to that, comes with every subject).
+CEILING_PAIRS = (("bare_crypto", "raw"),)
+# Operations whose bare crypto endpoint --profile breaks down too (the HTTP stack's share of a signature).
+PROFILED_BARE_CRYPTO = ("sign_ps256", "sign_es256")
 
 # Operations whose target is a share of get key's rate (issue 13): get key runs in their own rounds too,
 # so the ratio is taken per round (seconds apart) like every other, not between medians measured minutes
@@ -374,7 +382,7 @@ def _settle(b: Bench, server: KluisProcess, ops: list[str]) -> Fixture:
 def _kluis_phase(
     b: Bench, results: dict[str, Any], server: KluisProcess, baseline: KluisProcess | None, raw: RawCeiling
 ) -> None:
-    """Per operation, ``--repeat`` rounds of: kluis, the baseline (if any), the raw and the bare ceiling."""
+    """Per operation, ``--repeat`` rounds of: kluis, the baseline (if any), the raw, bare and bare crypto ceilings."""
     args = b.args
     fixture = _settle(b, server, args.ops)
     base = (baseline, _settle(b, baseline, args.baseline_ops)) if baseline is not None else None
@@ -392,6 +400,12 @@ def _kluis_phase(
             for method in methods:
                 _profile(b, results, bare.url, bare.worker_pids, BARE[method], f"bare_{method.lower()}",
                          f"bare endpoint {method}")  # fmt: skip
+            for op in (o for o in PROFILED_BARE_CRYPTO if o in args.ops and results["operations"][o].get("ops_s")):
+                operation = OPERATIONS[op]
+                assert operation.raw is not None
+                _profile(b, results, bare.url, bare.worker_pids,
+                         bare.crypto_scenario(operation.raw, operation.scenario(fixture)), f"bare_crypto_{op}",
+                         f"bare crypto: {operation.label}")  # fmt: skip
     finally:
         bare.stop()
 
@@ -417,6 +431,8 @@ def _operation(
         subjects["raw"] = lambda n: b.raw(raw, primitive)
     if not paced:
         subjects["bare"] = _subject(b, bare.url, BARE[scenario.method], "bare")
+    if not paced and operation.raw in CRYPTO:  # the same request, answered by the same HTTP stack with only the crypto
+        subjects["bare_crypto"] = _subject(b, bare.url, bare.crypto_scenario(operation.raw, scenario), "bare_cry")
     if op in PAIRED_WITH_GET_KEY:  # its target is a share of get key's rate: measured in the same rounds
         get_key = OPERATIONS["get_key"].scenario(fixture)
         subjects["get_key"] = lambda n: b.served(server, get_key, "get_key", warm=n == 0)
@@ -426,7 +442,7 @@ def _operation(
     except RuntimeError as e:
         b.log(f"{op}: failed: {e}")
         return {**entry, "ops_s": 0.0, "failed": str(e)}
-    entry.update(combine(runs))
+    entry.update(combine(runs, pairs=CEILING_PAIRS))
     if paced:
         entry["paced_per_s"] = b.args.create_rsa_rate
     elif operation.raw:

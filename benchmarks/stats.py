@@ -1,8 +1,8 @@
 """The arithmetic of repeated, alternating runs: order, median, spread and per-round ratios.
 
 Every figure the suite reports is the median of ``repeat`` rounds. In each round every *subject*
-of an operation (``kluis``, its ceilings ``raw`` and ``bare``, and ``baseline`` when a baseline
-checkout is given) is measured once, the order reversed every other round, so the runs alternate
+of an operation (``kluis``, its ceilings ``raw``, ``bare`` and ``bare_crypto``, and ``baseline`` when a
+baseline checkout is given) is measured once, the order reversed every other round, so the runs alternate
 (kluis, raw, bare, bare, raw, kluis, ...) and a burst of foreign load hits one round of all of
 them rather than all runs of one. A ratio such as ``kluis_over_raw`` is taken per round (two
 measurements seconds apart) and its median reported; a target is judged on that median.
@@ -48,13 +48,17 @@ def spread(values: Sequence[float], digits: int = 4) -> list[float]:
     return [round(float(min(values)), digits), round(float(max(values)), digits)]
 
 
-def combine(runs: Sequence[dict[str, Any]], main: str = "kluis") -> dict[str, Any]:
+def combine(
+    runs: Sequence[dict[str, Any]], main: str = "kluis", pairs: Sequence[tuple[str, str]] = ()
+) -> dict[str, Any]:
     """Summarize one operation's runs: medians, ``[min, max]`` spreads and per-round ratios.
 
     Returns ``ops_s``, ``p50_ms``, ``p99_ms`` (medians over ``main``'s runs), ``errors`` (summed),
     ``rounds``, and for every other subject S (in order of first appearance) ``S_ops_s`` (its median)
     and ``<main>_over_S`` (the median over rounds of ``main``'s ops/s divided by S's in the same
     round; rounds where S measured 0 are left out, and the ratio is None if none is left).
+    For each ``(A, B)`` of ``pairs`` where both subjects ran, ``A_over_B`` is the same per-round
+    ratio between those two (e.g. ``bare_crypto_over_raw``: the ceiling the HTTP stack leaves).
     ``spread`` maps each of those keys to ``[min, max]``; ``foreign_cores_max`` is the most other
     processes took during any run (None when not measured). Raises ValueError when ``main`` has no run.
     """
@@ -72,15 +76,28 @@ def combine(runs: Sequence[dict[str, Any]], main: str = "kluis") -> dict[str, An
     out["rounds"] = len(mine)
     others = list(dict.fromkeys(r["subject"] for r in runs if r["subject"] != main))
     for subject in others:
-        theirs = {r["round"]: float(r["ops_s"]) for r in runs if r["subject"] == subject}
+        theirs = _rates(runs, subject)
         values = list(theirs.values())
         out[f"{subject}_ops_s"] = round(median(values), 1)
         out["spread"][f"{subject}_ops_s"] = spread(values, 1)
-        ratios = [float(mine[n]["ops_s"]) / v for n, v in theirs.items() if n in mine and v > 0]
-        key = f"{main}_over_{subject}"
-        out[key] = round(median(ratios), 4) if ratios else None
-        if ratios:
-            out["spread"][key] = spread(ratios)
+        _ratio(out, f"{main}_over_{subject}", {n: float(r["ops_s"]) for n, r in mine.items()}, theirs)
+    for a, b in pairs:
+        if a in others and b in others:
+            _ratio(out, f"{a}_over_{b}", _rates(runs, a), _rates(runs, b))
     foreign = [f for r in runs if (f := (r.get("cpu") or {}).get("foreign_cores")) is not None]
     out["foreign_cores_max"] = max(foreign) if foreign else None
     return out
+
+
+def _rates(runs: Sequence[dict[str, Any]], subject: str) -> dict[int, float]:
+    """``subject``'s ops/s by round."""
+    return {r["round"]: float(r["ops_s"]) for r in runs if r["subject"] == subject}
+
+
+def _ratio(out: dict[str, Any], key: str, num: dict[int, float], den: dict[int, float]) -> None:
+    """``out[key]``: the median over the rounds both ran (and ``den`` > 0) of ``num / den``, None when
+    there is no such round; ``out["spread"][key]`` its [min, max]."""
+    ratios = [num[n] / v for n, v in den.items() if n in num and v > 0]
+    out[key] = round(median(ratios), 4) if ratios else None
+    if ratios:
+        out["spread"][key] = spread(ratios)

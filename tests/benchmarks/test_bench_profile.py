@@ -79,3 +79,14 @@ def test_the_bare_endpoints_samples_are_its_response_write_or_its_own_python() -
     parse = "BareApp.__rsgi__ (benchmarks/bare.py:33);loads (json/__init__.py:346)"
     assert classify("MainThread", _frames(ROOT, parse)) == "dispatcher (rest)"
     assert classify("MainThread", _frames(ROOT, "run_forever (loop.c:33397)")) != "dispatcher (rest)"
+
+
+def test_the_bare_crypto_routes_call_is_crypto_and_the_rest_of_the_route_its_own_python() -> None:
+    route = "BareApp.__rsgi__ (benchmarks/bare.py:160);_sign_ecdsa (benchmarks/bare.py:120)"
+    sign = _frames(ROOT, route, "sign (cryptography/hazmat/primitives/asymmetric/ec.py:10)",
+                   "0x7f (cryptography/hazmat/bindings/_rust.abi3.so)")  # fmt: skip
+    assert classify("MainThread", sign) == "crypto"
+    encode = _frames(ROOT, route, "b64url (benchmarks/bare.py:60)", "b64encode (base64.py:58)")
+    assert classify("MainThread", encode) == "dispatcher (rest)"
+    waiting = _frames(ROOT, route, "0x7f (cryptography/hazmat/bindings/_rust.abi3.so)", "take_gil (libpython3.11.so)")
+    assert classify("MainThread", waiting) is None  # waiting, even inside the crypto call: off CPU

@@ -3,11 +3,14 @@ and verdicts judged on medians (no server is started here)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks.report import BASELINE_WITHIN, evaluate_targets, format_table
+from benchmarks.report import BASELINE_WITHIN, evaluate_targets, format_table, write_chart, write_json
+from benchmarks.runner import CEILING_PAIRS
 from benchmarks.stats import alternation, combine, median, spread
 
 
@@ -132,3 +135,63 @@ def test_table_prints_each_figure_with_its_range() -> None:
     assert "55% [40-60%]" in table  # kluis/bare per round: 0.40, 0.55, 0.595
     assert "kluis/baseline" in table and "104% [100-104%]" in table
     assert "median of 3 alternating rounds" in table
+
+
+def _ceiling_rounds() -> list[dict[str, Any]]:
+    """Three rounds of an operation with its raw, bare and bare crypto ceilings (alternating order)."""
+    rates = (  # kluis, raw, bare, bare_crypto per round
+        (3_000.0, 5_000.0, 30_000.0, 4_000.0),  # 0.8 of raw; kluis 0.75 of bare crypto
+        (2_000.0, 4_000.0, 20_000.0, 2_400.0),  # a slow round: 0.6; 0.8333
+        (3_300.0, 5_000.0, 30_000.0, 3_500.0),  # 0.7; 0.9429
+    )
+    runs = []
+    for n, (k, r, b, c) in enumerate(rates):
+        runs += [_run(n, "kluis", k, p50_ms=1.0, p99_ms=2.0), _run(n, "raw", r), _run(n, "bare", b),
+                 _run(n, "bare_crypto", c)]  # fmt: skip
+    return runs
+
+
+def test_combine_takes_ratios_between_two_ceilings_per_round_too() -> None:
+    out = combine(_ceiling_rounds(), pairs=[("bare_crypto", "raw"), ("bare_crypto", "baseline")])
+    assert out["bare_crypto_ops_s"] == 3_500.0 and out["spread"]["bare_crypto_ops_s"] == [2_400.0, 4_000.0]
+    # per round 0.8, 0.6, 0.7 -> 0.7; the ratio of the medians (3,500 / 5,000) happens to agree, so check the spread
+    assert out["bare_crypto_over_raw"] == 0.7 and out["spread"]["bare_crypto_over_raw"] == [0.6, 0.8]
+    assert out["kluis_over_bare_crypto"] == 0.8333 and out["spread"]["kluis_over_bare_crypto"] == [0.75, 0.9429]
+    assert "bare_crypto_over_baseline" not in out  # no baseline ran: no ratio, not even None
+    skewed = _ceiling_rounds()
+    skewed[7]["ops_s"] = 6_000.0  # round 1's bare crypto: 1.5 of raw; the median of 0.8, 1.5, 0.7 is 0.8 (mean 1.0)
+    assert combine(skewed, pairs=[("bare_crypto", "raw")])["bare_crypto_over_raw"] == 0.8
+    zero = [_run(0, "kluis", 1.0), _run(0, "raw", 0.0), _run(0, "bare_crypto", 1.0)]
+    assert combine(zero, pairs=[("bare_crypto", "raw")])["bare_crypto_over_raw"] is None
+    assert "bare_crypto_over_raw" not in combine(_ceiling_rounds())  # only the pairs asked for
+
+
+def test_table_and_json_carry_the_http_stacks_crypto_ceiling(tmp_path: Path) -> None:
+    runs = _ceiling_rounds()
+    ops = {"sign_ps256": {"label": "RSA-2048 sign PS256", **combine(runs, pairs=CEILING_PAIRS), "runs": runs},
+           "get_key": {"label": "get key", **combine(_pairs("bare", [10_000] * 3, [20_000] * 3))}}  # fmt: skip
+    meta = {"workers": 2, "cpus": 2, "client": "wrk", "connections": 32, "duration": 1.0, "repeat": 3}
+    results = {"meta": meta, "operations": ops}
+    table = format_table(results, evaluate_targets(results))
+    header = next(line for line in table.splitlines() if "bare crypto/raw" in line)
+    assert header.split() == ["operation", "raw", "ops/s", "bare", "crypto", "ops/s", "bare", "crypto/raw", "kluis",
+                              "ops/s", "kluis/bare", "crypto"]  # fmt: skip
+    lines = table.splitlines()
+    section = lines[lines.index(header) + 2 : lines.index("", lines.index(header))]
+    assert len(section) == 1  # get key has no raw primitive, so no bare crypto ceiling: no row
+    row = section[0]
+    assert row.startswith("RSA-2048 sign PS256") and "3,500 [2.4k-4k]" in row
+    assert "70% [60-80%]" in row and "83% [75-94%]" in row  # bare crypto/raw, kluis/bare crypto
+    assert "5,000 [4k-5k]" in row and "3,000 [2k-3.3k]" in row  # raw and kluis, beside them
+    write_json(results, evaluate_targets(results), tmp_path / "r.json")
+    saved = json.loads((tmp_path / "r.json").read_text())["operations"]["sign_ps256"]
+    assert saved["bare_crypto_over_raw"] == 0.7 and saved["spread"]["kluis_over_bare_crypto"] == [0.75, 0.9429]
+    write_chart(results, tmp_path / "r.png")  # the extra series draws
+    assert (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_ranges_of_a_million_and_more_are_in_millions() -> None:
+    from benchmarks.report import _span
+
+    assert _span([859_000.0, 1_710_000.0], "n") == " [859k-1.71M]"
+    assert _span([999_000.0, 999_600.0], "n") == " [999k-1M]"
