@@ -219,6 +219,16 @@ def format_table(results: dict[str, Any], targets: list[Target]) -> str:
         ]  # fmt: skip
         heads = ["operation", "raw ops/s", "bare crypto ops/s", "bare crypto/raw", "kluis ops/s", "kluis/bare crypto"]
         parts.append(_table(heads, crow))
+        shared = [e for e in ceiled if e.get("bare_crypto_over_bare_get") is not None]
+        if shared:  # operations whose target is a share of get key's rate: that share on the bare endpoint
+            note = ("the same share of a GET's rate: kluis's operation / kluis's get key, and the bare endpoint's "
+                    "crypto route / its bare GET (no per-request work of its own), same rounds")  # fmt: skip
+            parts += ["", note]
+            srow = [
+                [e["label"], _fig(e, "kluis_over_get_key", "%"), _fig(e, "bare_crypto_over_bare_get", "%")]
+                for e in shared
+            ]
+            parts.append(_table(["operation", "kluis: op/get key", "bare: crypto/GET"], srow))
     compared = [e for e in ops.values() if not e.get("failed") and e.get("baseline_ops_s") is not None]
     if compared:
         base = meta.get("baseline", {})

@@ -51,7 +51,10 @@ BARE = {  # the bare ceiling of a GET and of a POST operation
 # Per-round ratios between two ceilings of an operation (benchmarks.stats.combine's ``pairs``): the bare
 # endpoint doing the operation's own crypto against the raw call, i.e. the share of raw cryptography
 # the HTTP stack leaves (kluis_over_bare_crypto, how close kluis gets to that, comes with every subject).
-CEILING_PAIRS = (("bare_crypto", "raw"),)
+# For an operation whose target is a share of get key's rate, the bare crypto endpoint against the bare
+# GET in the same rounds: that share for an app with no per-request work of its own (the stack's ceiling
+# of the target; kluis_over_get_key is what kluis reaches).
+CEILING_PAIRS = (("bare_crypto", "raw"), ("bare_crypto", "bare_get"))
 # Operations whose bare crypto endpoint --profile breaks down too (the HTTP stack's share of a signature).
 PROFILED_BARE_CRYPTO = ("sign_ps256", "sign_es256")
 
@@ -436,6 +439,8 @@ def _operation(
     if op in PAIRED_WITH_GET_KEY:  # its target is a share of get key's rate: measured in the same rounds
         get_key = OPERATIONS["get_key"].scenario(fixture)
         subjects["get_key"] = lambda n: b.served(server, get_key, "get_key", warm=n == 0)
+        if "bare_crypto" in subjects:  # and the same share on the bare endpoint (CEILING_PAIRS)
+            subjects["bare_get"] = _subject(b, bare.url, BARE["GET"], "bare_get")
     entry: dict[str, Any] = {"label": operation.label}
     try:
         runs = b.rounds(subjects)

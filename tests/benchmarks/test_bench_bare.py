@@ -189,7 +189,7 @@ class _Bench(Bench):
 
     def load(self, url: str, scenario: Scenario, who: str, **kw: Any) -> dict[str, Any]:
         self.sent.append((who, scenario))
-        return {"ops_s": {"bare_cry": 800.0, "bare": 4_000.0}.get(who, 500.0)}
+        return {"ops_s": {"bare_cry": 800.0, "bare": 4_000.0, "bare_get": 1_600.0}.get(who, 500.0)}
 
     def served(self, server: Any, scenario: Scenario, who: str, **kw: Any) -> dict[str, Any]:
         return self.load("", scenario, who)
@@ -208,8 +208,14 @@ def test_the_runner_alternates_bare_crypto_with_the_other_subjects(tmp_path: Pat
     if operation.raw is None or operation.scenario(FIXTURE).delay_ms:  # no raw primitive, or paced
         assert "bare_cry" not in order and "bare_crypto_ops_s" not in entry
         return
-    subjects = ["kluis", "raw", "bare", "bare_cry"] + (["get_key"] if op in PAIRED_WITH_GET_KEY else [])
+    paired = op in PAIRED_WITH_GET_KEY  # its target is a share of get key: get key and the bare GET join its rounds
+    subjects = ["kluis", "raw", "bare", "bare_cry"] + (["get_key", "bare_get"] if paired else [])
     assert order == subjects + subjects[::-1] + subjects  # ABBA: one run each per round, reversed every other
+    if paired:
+        assert all(s == BARE["GET"] for who, s in bench.sent if who == "bare_get")
+        assert entry["bare_crypto_over_bare_get"] == 0.5 and entry["kluis_over_get_key"] == 1.0
+    else:
+        assert "bare_crypto_over_bare_get" not in entry
     kluis = operation.scenario(FIXTURE)
     for sent in (s for who, s in bench.sent if who == "bare_cry"):
         assert isinstance(sent, Scenario) and sent.path == f"/bare/{operation.raw}" and sent.headers == kluis.headers

@@ -195,3 +195,23 @@ def test_ranges_of_a_million_and_more_are_in_millions() -> None:
 
     assert _span([859_000.0, 1_710_000.0], "n") == " [859k-1.71M]"
     assert _span([999_000.0, 999_600.0], "n") == " [999k-1M]"
+
+
+def test_the_share_of_a_get_is_shown_for_kluis_and_the_bare_endpoint(tmp_path: Path) -> None:
+    """ES256's target is a share of get key's rate; the bare endpoint's crypto route over its bare GET
+    (same rounds) is that share without any per-request work, printed beside kluis's."""
+    runs = []
+    for n, (k, g, c, bg) in enumerate(((500.0, 1_000.0, 2_000.0, 4_000.0), (450.0, 1_000.0, 2_200.0, 4_000.0),
+                                       (600.0, 1_000.0, 1_800.0, 4_000.0))):  # fmt: skip
+        runs += [_run(n, "kluis", k, p50_ms=1.0, p99_ms=2.0), _run(n, "get_key", g), _run(n, "raw", 9_000.0),
+                 _run(n, "bare", 3_000.0), _run(n, "bare_crypto", c), _run(n, "bare_get", bg)]  # fmt: skip
+    entry = combine(runs, pairs=CEILING_PAIRS)
+    assert entry["kluis_over_get_key"] == 0.5 and entry["spread"]["kluis_over_get_key"] == [0.45, 0.6]
+    assert entry["bare_crypto_over_bare_get"] == 0.5 and entry["spread"]["bare_crypto_over_bare_get"] == [0.45, 0.55]
+    meta = {"workers": 2, "cpus": 2, "client": "wrk", "connections": 32, "duration": 1.0, "repeat": 3}
+    results = {"meta": meta, "operations": {"sign_es256": {"label": "EC P-256 sign ES256", **entry, "runs": runs}}}
+    table = format_table(results, evaluate_targets(results))
+    lines = table.splitlines()
+    header = next(n for n, line in enumerate(lines) if "kluis: op/get key" in line)
+    assert lines[header + 2].startswith("EC P-256 sign ES256")
+    assert lines[header + 2].split()[-4:] == ["50%", "[45-60%]", "50%", "[45-55%]"]
