@@ -375,7 +375,10 @@ def _database_url(b: Bench, results: dict[str, Any]) -> str:
 
 
 def _settle(b: Bench, server: KluisProcess, ops: list[str]) -> Fixture:
-    """Run the setups of ``ops`` on ``server`` and wait until it is idle (its key pool filled)."""
+    """Run the setups of ``ops`` on ``server`` and wait until it is idle (its key pool filled); get key's
+    too when an operation paired with it runs (its rounds include get key, e.g. ``--only sign_es256``)."""
+    if PAIRED_WITH_GET_KEY.intersection(ops) and "get_key" not in ops:
+        ops = [*ops, "get_key"]
     fixture = prepare(server, ops, paced_rate=b.args.create_rsa_rate)
     assert server.process is not None
     b.log(f"{server.url} settled (key pool filled) after {wait_idle(server.process.pid):.1f} s")

@@ -121,3 +121,21 @@ def test_a_new_operation_is_declared_in_one_place() -> None:
         assert (s.name, s.method, s.path) == ("get_secret_example", "GET", "/secrets/bench-secret/?api-version=7.6")
     finally:
         del OPERATIONS["get_secret_example"]
+
+
+def test_an_operation_paired_with_get_key_also_sets_get_key_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--only sign_es256`` runs get key in its rounds, so get key's fixture must exist (it answered
+    404 on every request before, and the ratio came out empty)."""
+    from types import SimpleNamespace
+
+    import benchmarks.runner as runner
+
+    prepared: list[list[str]] = []
+    monkeypatch.setattr(runner, "prepare", lambda server, ops, **kw: prepared.append(list(ops)) or "fixture")
+    monkeypatch.setattr(runner, "wait_idle", lambda pid: 0.0)
+    bench = SimpleNamespace(args=parse_args([]), log=lambda *a: None)
+    server = SimpleNamespace(process=SimpleNamespace(pid=1), url="https://x")
+    for only, expected in ((["sign_es256"], ["sign_es256", "get_key"]), (["sign_ps256"], ["sign_ps256"]),
+                           (["get_key", "get_secret"], ["get_key", "get_secret"])):  # fmt: skip
+        runner._settle(bench, server, only)  # type: ignore[arg-type]
+        assert prepared.pop() == expected
