@@ -164,3 +164,28 @@ def test_audit_listing_and_verify(admin: Admin, client: TestClient, runtime: Run
 
 def test_audit_is_for_the_administrator_only(client: TestClient) -> None:
     assert client.get(V1 + "/audit").status_code == 401
+
+
+def test_bodies_that_are_not_strict_json_or_have_wrong_types_are_400(
+    client: TestClient, runtime: Runtime, admin: Admin
+) -> None:
+    """A tester's finds: 60,000 ``[`` (RecursionError in the standard parser) and ``NaN`` (stored as
+    NULL, an IntegrityError) answered 500; a number for a name was stored as given."""
+    headers = {**auth(runtime, MANAGEMENT_AUDIENCE), "content-type": "application/json"}
+    for path, raw in (("/time", b"[" * 60_000), ("/groups/g1", b"[" * 60_000), ("/groups/g1", b'{"location":NaN}'),
+                      ("/time", b'{"offsetSeconds":Infinity}'), ("/groups/g1", b'{"location":"\xff"}')):  # fmt: skip
+        r = client.put(V1 + path, content=raw, headers=headers)
+        assert r.status_code == 400, (path, raw[:20], r.status_code, r.text)
+        assert r.json()["error"] == {"code": "BadParameter", "message": "The request body is not valid JSON."}
+    for path, body, field in (
+        ("/groups/g1", {"location": 5}, "location"),
+        ("/vaults/v1", {"group": ["kluis"]}, "group"),
+        ("/vaults/v1", {"sku": 1}, "sku"),
+        ("/vaults/v1", {"purgeProtection": "yes"}, "purgeProtection"),
+        ("/principals", {"displayName": [1]}, "displayName"),
+    ):
+        method = "POST" if path == "/principals" else "PUT"
+        assert field in admin(method, path, body, status=400)["error"]["message"]
+    admin("GET", "/groups/g1", status=404)  # nothing was made
+    admin("GET", "/vaults/v1", status=404)
+    assert admin("PUT", "/groups/g1", {"location": None})["location"] == "local"  # null: the default

@@ -7,9 +7,10 @@ The CLI's management verbs talk to this API, never to the database file.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from kluis.api.context import RequestContext
 from kluis.api.errors import json_response
@@ -75,16 +76,36 @@ def principal_json(p: PrincipalRecord, runtime: Runtime) -> dict[str, Any]:
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    """The JSON object body ({} when empty). Parsed as the data plane parses bodies (orjson: strict
+    JSON, so no NaN/Infinity, which SQLite would store as NULL, and nesting bounded, where the
+    standard library's parser hit RecursionError, a 500, on 60,000 ``[``); BadParameter otherwise."""
     raw = await request.body()
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = orjson.loads(raw)
+    except (orjson.JSONDecodeError, UnicodeDecodeError):
         raise BadParameter("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BadParameter("The request body must be a JSON object.")
     return body
+
+
+def _str(body: dict[str, Any], name: str) -> str | None:
+    """``body[name]`` when it is a string, None when absent or null; BadParameter for any other type
+    (a number or an array was stored as given, or as its text)."""
+    value = body.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise BadParameter(f"'{name}' must be a string.")
+
+
+def _bool(body: dict[str, Any], name: str) -> bool:
+    """``body[name]`` when true or false, False when absent or null; BadParameter for any other type."""
+    value = body.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise BadParameter(f"'{name}' must be true or false.")
 
 
 def _str_list(body: dict[str, Any], name: str) -> list[str] | None:
@@ -106,7 +127,7 @@ async def list_groups(ctx: RequestContext) -> Response:
 
 async def create_group(ctx: RequestContext) -> Response:
     body = await _body(ctx.request)
-    return json_response(group_json(ctx.runtime.management.create_group(ctx.name, body.get("location") or "local")))
+    return json_response(group_json(ctx.runtime.management.create_group(ctx.name, _str(body, "location") or "local")))
 
 
 async def get_group(ctx: RequestContext) -> Response:
@@ -131,12 +152,12 @@ async def create_vault(ctx: RequestContext) -> Response:
     assert ctx.caller is not None
     vault = mgmt.create_vault(
         ctx.name,
-        str(body.get("group") or ""),
-        location=body.get("location"),
+        _str(body, "group") or "",
+        location=_str(body, "location"),
         retention_days=retention,
-        purge_protection=bool(body.get("purgeProtection", False)),
+        purge_protection=_bool(body, "purgeProtection"),
         creator_object_id=ctx.caller.object_id,
-        sku=str(body.get("sku") or DEFAULT_SKU),
+        sku=_str(body, "sku") or DEFAULT_SKU,
     )
     return json_response(_vault_json(ctx, vault, mgmt.list_policies(ctx.name)))
 
@@ -178,7 +199,7 @@ async def list_principals(ctx: RequestContext) -> Response:
 
 async def create_principal(ctx: RequestContext) -> Response:
     body = await _body(ctx.request)
-    name = str(body.get("displayName") or "").strip()
+    name = (_str(body, "displayName") or "").strip()
     if not name:
         raise BadParameter("displayName is required.")
     secret = new_client_secret()
@@ -244,7 +265,7 @@ async def list_authorities(ctx: RequestContext) -> Response:
 
 async def set_authority(ctx: RequestContext) -> Response:
     body = await _body(ctx.request)
-    ctx.runtime.release.authorities.set(str(body.get("authority") or ""), _str_list(body, "keys") or [])
+    ctx.runtime.release.authorities.set(_str(body, "authority") or "", _str_list(body, "keys") or [])
     return _authorities(ctx)
 
 
