@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from kluis.cli.client import CliError
 from kluis.cli.daemon import DetachedServer, pid_path, read_pid, serve_args, status, stop
@@ -18,18 +20,40 @@ from kluis.config import DataDir, ServerSettings
 from kluis.testing import KluisServer, free_port
 from tests.cli.procfs import alive, children
 
+# Every setting a user can give `kluis serve`, each away from its default (a dropped one shows).
+_EVERY_OPTION = dict(
+    host="0.0.0.0", port=1, proxy_port=0, hostnames=["a.example"], domains=["kms.example", "x.example"],
+    workers=3, proxy_passthrough=True, scheduler_interval=2.5, key_pool=4, throttle_limit=9, audit=False,
+    audit_retention_days=7, audit_retention_count=11, audit_flush_ms=50, metrics_port=9100,
+    metrics_host="0.0.0.0", log_format="json", access_log=True,
+    database="postgresql://kluis:s3cret@db.internal:5432/kluis", kek="env:MY_KEK",
+)  # fmt: skip
 
-def test_serve_args_name_every_setting(tmp_path: Path) -> None:
-    settings = ServerSettings(
-        host="0.0.0.0", port=1, proxy_port=0, hostnames=["a.example"], domains=["kms.example", "x.example"],
-        workers=3, proxy_passthrough=True, scheduler_interval=2.5, key_pool=4, throttle_limit=9,
-    )  # fmt: skip
-    args = serve_args(DataDir(tmp_path), settings)
-    assert args == [
-        "--data-dir", str(tmp_path), "--host", "0.0.0.0", "--port", "1", "--proxy-port", "0", "--workers", "3",
-        "--scheduler-interval", "2.5", "--key-pool", "4", "--throttle-limit", "9", "--hostname", "a.example",
-        "--domain", "kms.example", "--domain", "x.example", "--proxy-passthrough",
-    ]  # fmt: skip
+
+def test_serve_args_and_env_start_a_server_with_exactly_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``--detach`` hands its child, parsed by the real ``kluis serve``, gives back every setting
+    (it once lost --database, --kek and the audit, metrics and log options); secrets are not in argv."""
+    import kluis.cli.serve
+    from kluis.cli.daemon import SECRET_SETTINGS, serve_env
+    from kluis.cli.main import app
+
+    settings = ServerSettings(**_EVERY_OPTION)  # type: ignore[arg-type]
+    defaults = ServerSettings()
+    unset = {f.name for f in fields(ServerSettings)} - set(_EVERY_OPTION)
+    assert unset == {"region", "audit_batch", "db_threads"}  # no option: a new option belongs in _EVERY_OPTION
+    assert all(getattr(settings, k) != getattr(defaults, k) for k in _EVERY_OPTION)
+    args, env = serve_args(DataDir(tmp_path), settings), serve_env(settings)
+    assert not any("s3cret" in a or "MY_KEK" in a for a in args)  # ps shows argv to every user
+    assert env == {SECRET_SETTINGS["database"]: settings.database, SECRET_SETTINGS["kek"]: settings.kek}
+    started: list[ServerSettings] = []
+    monkeypatch.setattr(kluis.cli.serve, "serve", lambda data_dir, s, console: started.append(s))
+    for name in [k for k in os.environ if k.startswith("KLUIS_")]:
+        monkeypatch.delenv(name)
+    res = CliRunner().invoke(app, ["serve", *args], env=env)
+    assert res.exit_code == 0, res.output
+    assert started == [settings]
 
 
 @pytest.mark.parametrize("content", ["", "garbage", "999999999", f"{os.getpid()}"])
@@ -60,8 +84,10 @@ def test_detached_server_lines(tmp_path: Path) -> None:
     ]
 
 
-def _kluis(data: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
+def _kluis(
+    data: Path, *args: str, timeout: float = 90, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in (os.environ if env is None else env).items() if not k.startswith("KLUIS_")}
     return subprocess.run(
         [sys.executable, "-m", "kluis", *args, "--data-dir", str(data)],
         capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL,
@@ -108,6 +134,38 @@ def test_detach_status_stop(tmp_path: Path) -> None:
         assert st.returncode == 3 and json.loads(st.stdout)["detail"] == "not running"
         gone = _kluis(data, "stop")
         assert gone.returncode == 1 and gone.stderr.startswith("ERROR: kluis is not running")
+    finally:
+        if pid is not None and alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_detached_server_keeps_every_option(tmp_path: Path) -> None:
+    """The attacker's repro: --kek env:VAR, --audit off, --log-format json and --access-log were
+    dropped by --detach (a random kek.key was written, server.json said audit on, text logs)."""
+    import base64
+    import secrets
+
+    data = tmp_path / "data"
+    port = free_port()
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    env = {**os.environ, "DETACH_TEST_KEK": key}
+    res = _kluis(data, "serve", "--detach", "--port", str(port), "--proxy-port", "0", "--workers", "1",
+                 "--kek", "env:DETACH_TEST_KEK", "--audit", "off", "--log-format", "json", "--access-log",
+                 "--audit-flush-ms", "75", env=env)  # fmt: skip
+    pid = read_pid(DataDir(data))
+    try:
+        assert res.returncode == 0, res.stderr
+        assert pid is not None
+        recorded = json.loads((data / "server.json").read_text())
+        assert recorded["kek"] == "env:DETACH_TEST_KEK" and recorded["audit"] is False
+        assert recorded["log_format"] == "json" and recorded["access_log"] is True
+        assert recorded["audit_flush_ms"] == 75
+        assert not (data / "kek.key").exists()  # the key came from the variable
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--kek" not in argv and key.encode() not in b" ".join(argv)  # secrets stay out of ps
+        assert _kluis(data, "stop").returncode == 0
     finally:
         if pid is not None and alive(pid):
             os.killpg(pid, signal.SIGKILL)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from kluis.cli.client import CliError, load_settings
 from kluis.config import DataDir, ServerSettings
 
 __all__ = [
+    "SECRET_SETTINGS",
     "DetachedServer",
     "Status",
     "detach",
@@ -37,6 +38,7 @@ __all__ = [
     "pid_path",
     "read_pid",
     "serve_args",
+    "serve_env",
     "status",
     "stop",
     "wait_healthy",
@@ -55,21 +57,41 @@ def log_path(data_dir: DataDir) -> Path:
     return data_dir.path / "kluis.log"
 
 
+# Settings ``kluis serve`` has no option for (their defaults apply to a detached server as to any).
+_NOT_OPTIONS = frozenset({"region", "audit_batch", "db_threads"})
+# Settings that may hold a secret (a database password, an ``env:`` or ``pkcs11:`` source): handed to
+# the detached server in its environment, which only its user can read, not on its command line,
+# which ``ps`` shows everyone.
+SECRET_SETTINGS = {"database": "KLUIS_DATABASE", "kek": "KLUIS_KEK_SOURCE"}
+_REPEATED = {"hostnames": "--hostname", "domains": "--domain"}
+
+
 def serve_args(data_dir: DataDir, settings: ServerSettings) -> list[str]:
-    """The ``kluis serve`` arguments (after ``serve``) that start a server with exactly ``settings``."""
-    args = [
-        "--data-dir", str(data_dir.path), "--host", settings.host, "--port", str(settings.port),
-        "--proxy-port", str(settings.proxy_port), "--workers", str(settings.workers),
-        "--scheduler-interval", repr(settings.scheduler_interval), "--key-pool", str(settings.key_pool),
-        "--throttle-limit", str(settings.throttle_limit),
-    ]  # fmt: skip
-    for name in settings.hostnames:
-        args += ["--hostname", name]
-    for domain in settings.domains:
-        args += ["--domain", domain]
-    if settings.proxy_passthrough:
-        args.append("--proxy-passthrough")
+    """The ``kluis serve`` arguments (after ``serve``) that start a server with exactly ``settings``,
+    together with :func:`serve_env`: every setting that is an option, by its option's name (a setting
+    added later is passed on without a change here; ``--detach`` once lost ``--database``, ``--kek``,
+    the audit, metrics and log options)."""
+    args = ["--data-dir", str(data_dir.path)]
+    for f in fields(ServerSettings):
+        name, value = f.name, getattr(settings, f.name)
+        if name in _NOT_OPTIONS or name in SECRET_SETTINGS:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name in _REPEATED:
+            args += [part for item in value for part in (_REPEATED[name], item)]
+        elif name == "audit":
+            args += [flag, "on" if value else "off"]
+        elif isinstance(value, bool):  # a flag without a --no- form: given when on
+            if value:
+                args.append(flag)
+        else:
+            args += [flag, repr(value) if isinstance(value, float) else str(value)]
     return args
+
+
+def serve_env(settings: ServerSettings) -> dict[str, str]:
+    """The variables that carry :data:`SECRET_SETTINGS` to a detached ``kluis serve``."""
+    return {variable: getattr(settings, name) for name, variable in SECRET_SETTINGS.items()}
 
 
 def alive(pid: int) -> bool:
@@ -223,7 +245,7 @@ def detach(
         raise CliError(f"kluis is already running from {data_dir.path} (pid {running}); `kluis stop` stops it.")
     data_dir.ensure()
     argv = [*(command or [sys.executable, "-m", "kluis"]), "serve", *serve_args(data_dir, settings)]
-    env = {k: v for k, v in os.environ.items() if k not in ("KLUIS_SUPERVISOR_PID",)}
+    env = {k: v for k, v in os.environ.items() if k not in ("KLUIS_SUPERVISOR_PID",)} | serve_env(settings)
     with open(log_path(data_dir), "ab") as log, open(os.devnull, "rb") as devnull:
         log.write(f"--- kluis serve --detach at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
         log.flush()
