@@ -478,11 +478,14 @@ _admin_verb(time_app, "show", "Show the server's time and its offset from the wa
 
 @time_app.command("set")
 def time_set(
-    offset: Annotated[int, typer.Option("--offset", help="Seconds to add to the wall clock (0: real time).")],
+    offset: Annotated[
+        int,
+        typer.Option("--offset", help="Seconds to add to the wall clock (0: real time; at most 100 years either way)."),
+    ],
     data_dir: DataDirOpt = None,
     output: OutputOpt = Output.json,
 ) -> None:
-    """Move the server's clock; every worker sees it within a second."""
+    """Move the server's clock; every worker uses it from its next request."""
     emit(admin_call(data_dir, "PUT", "/time", {"offsetSeconds": offset}), output)
 
 

@@ -55,8 +55,8 @@ class KluisServer:
     """One ``kluis serve`` process; use as a context manager or call :meth:`start` / :meth:`stop`.
 
     ``data_dir``: where it keeps its state (default: a new temporary directory, removed by
-    :meth:`stop`). ``workers``: server processes (1 keeps clock moves immediate: each worker caches the
-    clock offset for up to a second). ``key_pool``: RSA-2048 keys each worker pre-generates (0: none;
+    :meth:`stop`). ``workers``: server processes (every one uses a clock move from its next request).
+    ``key_pool``: RSA-2048 keys each worker pre-generates (0: none;
     a few make ``create_rsa_key`` fast without spending the test run's CPU on a large pool).
     ``extra_args``: more ``kluis serve`` flags.
     """
