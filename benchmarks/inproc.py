@@ -21,7 +21,9 @@ request, which is).
 The same operations as the suite (``benchmarks.scenarios``, set up the same way over the API).
 ``--data-dir`` runs on an existing data dir (e.g. one with 1,000,000 bulk-loaded keys) and
 ``--cold N`` adds ``get_key_cold`` (gets spread over ``bulk-0000000`` .. N-1) and ``get_key_hot``
-(the same over the first 10), as the scaling run does.
+(the same over the first 10), as the scaling run does. ``--ablate STEPS`` replaces per-request
+steps (token check, authorization, ...) with constant stand-ins (``benchmarks/ablate.py``), to
+measure what each costs.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
+from benchmarks.ablate import STEPS, apply, parse_steps
 from benchmarks.bulk import NAME_WIDTH
 from benchmarks.load import Scenario
 from benchmarks.scenarios import OPERATIONS, SCALING_HOT_KEYS, Api, Fixture
@@ -166,11 +169,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audit", default=None, help="on|off: the server's audit setting (default: kluis's default).")
     p.add_argument("--cprofile", action="store_true", help="Print cProfile's top functions per operation.")
     p.add_argument("--instructions", action="store_true", help="Count instructions per request with callgrind.")
+    p.add_argument("--ablate", default="", metavar="STEPS",
+                   help="Replace these per-request steps with constant stand-ins (benchmarks.ablate: a comma list "
+                   f"of {', '.join(STEPS)}, or all) to measure what they cost.")  # fmt: skip
     p.add_argument("--callgrind-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    try:
+        steps = parse_steps(args.ablate)
+    except ValueError as e:
+        p.error(f"--ablate: {e}")
     ops = [o.strip() for o in args.only.split(",") if o.strip()] if args.only is not None else default
     if args.instructions:
         return _instructions(argv if argv is not None else sys.argv[1:], args.n)
+    if steps:
+        apply(steps)  # this process only: measurement, never a server anyone uses
     with tempfile.TemporaryDirectory(prefix="kluis-inproc-") as tmp:
         where = args.data_dir or Path(tmp) / "data"
         settings = DataDir(where).read_server() or ServerSettings()

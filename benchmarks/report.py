@@ -232,8 +232,9 @@ def format_table(results: dict[str, Any], targets: list[Target]) -> str:
     compared = [e for e in ops.values() if not e.get("failed") and e.get("baseline_ops_s") is not None]
     if compared:
         base = meta.get("baseline", {})
-        parts += ["", f"baseline: kluis of {base.get('path')} ({base.get('commit') or 'no commit'}) against this "
-                  f"checkout ({meta.get('commit') or 'no commit'}), same rounds"]  # fmt: skip
+        ablated = f", with {base['ablated']} replaced by stand-ins (benchmarks.ablate)" if base.get("ablated") else ""
+        parts += ["", f"baseline: kluis of {base.get('path')} ({base.get('commit') or 'no commit'}){ablated} against "
+                  f"this checkout ({meta.get('commit') or 'no commit'}), same rounds"]  # fmt: skip
         brow = [
             [e["label"], _fig(e, "ops_s", "n"), _fig(e, "baseline_ops_s", "n"), _fig(e, "kluis_over_baseline", "%")]
             for e in compared

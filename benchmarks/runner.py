@@ -25,6 +25,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from benchmarks.ablate import parse_steps
 from benchmarks.bare import CRYPTO, BareServer
 from benchmarks.bulk import bulk_load
 from benchmarks.load import Scenario, ensure_wrk, run_load
@@ -130,6 +131,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline-audit", choices=("on", "off"), default="on",
                    help="The baseline's audit log: `--baseline . --baseline-audit off` measures what auditing "
                    "costs, in the same rounds (a checkout whose CLI has no --audit ignores it).")  # fmt: skip
+    p.add_argument("--baseline-ablate", default="", metavar="STEPS",
+                   help="Serve the baseline with these per-request steps replaced by constant stand-ins (a comma "
+                   "list of benchmarks.ablate.STEPS, or all): `--baseline . --baseline-ablate all` measures what "
+                   "kluis's guarantees (token, authorization, freshness check, event/audit, ...) cost, in the "
+                   "same rounds. For measurement only: an ablated server skips checks.")  # fmt: skip
     p.add_argument("--baseline-ops", default=",".join(BASELINE_OPS),
                    help=f"Operations compared with --baseline (default {','.join(BASELINE_OPS)}).")  # fmt: skip
     p.add_argument(
@@ -156,6 +162,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.baseline = args.baseline.expanduser().resolve()
         if not (args.baseline / "src" / "kluis" / "__init__.py").is_file():
             p.error(f"--baseline {args.baseline}: no src/kluis package there (give a kluis checkout)")
+    if args.baseline_ablate:
+        if args.baseline is None:
+            p.error("--baseline-ablate needs --baseline (e.g. --baseline . for this checkout)")
+        try:
+            args.baseline_ablate = ",".join(parse_steps(args.baseline_ablate))
+        except ValueError as e:
+            p.error(f"--baseline-ablate: {e}")
     return args
 
 
@@ -320,7 +333,8 @@ def _run_phases(b: Bench, results: dict[str, Any]) -> None:
     baseline = None
     if args.baseline is not None and args.baseline_ops:
         baseline = KluisProcess(b.work / "baseline" / "data", workers=args.workers, key_pool=args.key_pool,
-                                src=args.baseline / "src", audit=args.baseline_audit)  # fmt: skip
+                                src=args.baseline / "src", audit=args.baseline_audit,
+                                throttle_limit=args.throttle_limit, ablate=args.baseline_ablate)  # fmt: skip
     elif args.baseline is not None:
         b.log("--baseline: none of --baseline-ops is among the operations run; no baseline measured")
     try:
@@ -341,6 +355,7 @@ def _run_phases(b: Bench, results: dict[str, Any]) -> None:
                 "dropped_flags": baseline.dropped,
                 "operations": args.baseline_ops,
                 "audit": args.baseline_audit,
+                "ablated": args.baseline_ablate,
             }
         with RawCeiling(args.workers) as raw:
             _kluis_phase(b, results, server, baseline, raw)

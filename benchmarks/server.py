@@ -174,6 +174,7 @@ class KluisProcess:
     database: str = ""  # "" (SQLite in the data dir) or a postgresql:// URL
     audit: str = "on"  # kluis serve --audit (left out for a checkout that has no such flag)
     throttle_limit: int | None = None  # kluis serve --throttle-limit (None: kluis's default)
+    ablate: str = ""  # benchmarks.ablate steps its workers replace (comma list or "all"; "": none)
     proxy_port: int = 0  # the CONNECT proxy's port (0: off); -1: a free one, chosen at start
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -225,9 +226,16 @@ class KluisProcess:
             options["--throttle-limit"] = str(self.throttle_limit)
         self.proxy_port = int(options["--proxy-port"])
         argv, env, self.dropped = serve_command(options, self._flags)
+        full_env = with_pythonpath(self.src, env)
+        if self.ablate:  # benchmarks/ablation/sitecustomize.py applies it in every process of this server only
+            from benchmarks.ablate import ENV, SITE_DIR, parse_steps
+
+            full_env[ENV] = ",".join(parse_steps(self.ablate))
+            parts = (str(self.src), str(SITE_DIR), str(SRC.parent), full_env["PYTHONPATH"])
+            full_env["PYTHONPATH"] = os.pathsep.join(parts)
         try:
             self.process = launch(argv, log_path=self.log_path, ready_url=f"{self.url}/_kluis/health",
-                                  timeout=timeout, env=with_pythonpath(self.src, env))  # fmt: skip
+                                  timeout=timeout, env=full_env)  # fmt: skip
         except RuntimeError as e:
             raise RuntimeError(f"kluis serve ({self.src}) did not become healthy: {e}; see {self.log_path}") from None
         self._workers = self.worker_pids()

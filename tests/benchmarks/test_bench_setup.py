@@ -139,3 +139,15 @@ def test_an_operation_paired_with_get_key_also_sets_get_key_up(monkeypatch: pyte
                            (["get_key", "get_secret"], ["get_key", "get_secret"])):  # fmt: skip
         runner._settle(bench, server, only)  # type: ignore[arg-type]
         assert prepared.pop() == expected
+
+
+def test_baseline_ablate_needs_a_baseline_and_known_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    here = str(Path(__file__).resolve().parents[2])
+    assert parse_args(["--baseline", here, "--baseline-ablate", "all"]).baseline_ablate == (
+        "token,apiversion,vault,throttle,authz,freshness,event,requestid"
+    )
+    for argv, message in ((["--baseline-ablate", "token"], "needs --baseline"),
+                          (["--baseline", here, "--baseline-ablate", "tokn"], "unknown ablation step")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        assert message in capsys.readouterr().err

@@ -215,3 +215,14 @@ def test_the_share_of_a_get_is_shown_for_kluis_and_the_bare_endpoint(tmp_path: P
     header = next(n for n, line in enumerate(lines) if "kluis: op/get key" in line)
     assert lines[header + 2].startswith("EC P-256 sign ES256")
     assert lines[header + 2].split()[-4:] == ["50%", "[45-60%]", "50%", "[45-55%]"]
+
+
+def test_an_ablated_baseline_says_so() -> None:
+    ops = {"get_key": {"label": "get key", **combine(_pairs("baseline", [500.0] * 3, [1_000.0] * 3))}}
+    meta = {"workers": 2, "cpus": 2, "client": "wrk", "connections": 32, "duration": 1.0, "repeat": 3,
+            "baseline": {"path": "/k", "commit": "abc", "ablated": "token,authz"}}  # fmt: skip
+    results = {"meta": meta, "operations": ops}
+    table = format_table(results, evaluate_targets(results))
+    line = next(line for line in table.splitlines() if line.startswith("baseline:"))
+    assert "with token,authz replaced by stand-ins" in line
+    assert "50% [50-50%]" in table  # kluis / the ablated baseline
