@@ -172,6 +172,47 @@ def test_a_detached_server_keeps_every_option(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_foreign_https_proxy_does_not_stop_the_cli_reaching_kluis(tmp_path: Path) -> None:
+    """Corporate CI sets HTTPS_PROXY (and `kluis exec` sets its own): --detach waited 60 s and gave up,
+    and `status` and every verb said kluis did not answer. The CLI talks to kluis's listener directly."""
+    data = tmp_path / "data"
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:1", "https_proxy": "http://127.0.0.1:1",
+           "ALL_PROXY": "http://127.0.0.1:1"}  # fmt: skip
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+    began = time.monotonic()
+    res = _kluis(data, "serve", "--detach", "--port", str(free_port()), "--proxy-port", "0", "--workers", "1",
+                 env=env, timeout=60)  # fmt: skip
+    pid = read_pid(DataDir(data))
+    try:
+        assert res.returncode == 0, res.stderr
+        assert time.monotonic() - began < 30
+        assert _kluis(data, "status", env=env).returncode == 0
+        listed = _kluis(data, "keyvault", "list", "-o", "json", env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert "default" in {v["name"] for v in json.loads(listed.stdout)}
+        assert _kluis(data, "stop", env=env).returncode == 0
+    finally:
+        if pid is not None and alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_failed_start_quotes_only_its_own_part_of_the_log(tmp_path: Path) -> None:
+    """The log keeps every detached start; an earlier start's ERROR line once headed the message."""
+    from kluis.cli.daemon import _log_tail, log_path
+
+    data_dir = DataDir(tmp_path)
+    log_path(data_dir).write_text(
+        "--- kluis serve --detach at 2026-11-30T10:00:00+0000\nERROR: kek.key is missing\nold line\n"
+        "--- kluis serve --detach at 2026-11-30T10:05:00+0000\nstarting\n"
+        "ERROR: kek.key is not the key of the database\n"
+    )
+    tail = _log_tail(data_dir)
+    assert "is not the key of the database" in tail and "is missing" not in tail and "old line" not in tail
+    assert tail.splitlines()[1] == "ERROR: kek.key is not the key of the database"  # its errors first
+
+
+@pytest.mark.slow
 def test_a_detached_server_that_fails_reports_its_log(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with __import__("socket").socket() as taken:

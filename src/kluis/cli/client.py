@@ -47,7 +47,11 @@ class AdminClient:
         self.settings = load_settings(data_dir)
         self.creds = load_credentials(data_dir)
         self.base = self.settings.url
-        self._http = httpx.Client(verify=ssl.create_default_context(cafile=str(data_dir.tls / "ca.pem")), timeout=30.0)
+        self._http = httpx.Client(
+            verify=ssl.create_default_context(cafile=str(data_dir.tls / "ca.pem")),
+            timeout=30.0,
+            trust_env=False,  # kluis's own listener, never through HTTPS_PROXY (a foreign one broke every verb)
+        )
         self._token: str | None = None
 
     def token(self, scope: str = "https://management.azure.com/.default") -> str:

@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 LOG_TAIL_LINES = 20  # lines of the log shown when a detached server fails to start
+_START_MARK = "--- kluis serve --detach"  # heads each detached start's part of the log
 
 
 def pid_path(data_dir: DataDir) -> Path:
@@ -140,7 +141,10 @@ def health(settings: ServerSettings, ca_file: Path, timeout: float = 2.0) -> dic
         return None
     try:
         r = httpx.get(
-            f"{settings.url}/_kluis/health", verify=ssl.create_default_context(cafile=str(ca_file)), timeout=timeout
+            f"{settings.url}/_kluis/health",
+            verify=ssl.create_default_context(cafile=str(ca_file)),
+            timeout=timeout,
+            trust_env=False,  # kluis's own listener, never through HTTPS_PROXY (CI often sets a foreign one)
         )
         answer: dict[str, Any] = r.json()
     except (httpx.HTTPError, OSError, ValueError):
@@ -172,7 +176,11 @@ def wait_healthy(
             if code is not None:
                 raise CliError(f"kluis serve exited with code {code} before it answered.{_log_tail(data_dir)}")
             if client is None and ca_file.exists():
-                client = httpx.Client(verify=ssl.create_default_context(cafile=str(ca_file)), timeout=2.0)
+                # trust_env=False: straight to kluis's own listener; a foreign HTTPS_PROXY (corporate CI, or
+                # `kluis exec`'s own) made every poll fail and --detach give up after 60 s
+                client = httpx.Client(
+                    verify=ssl.create_default_context(cafile=str(ca_file)), timeout=2.0, trust_env=False
+                )
             if client is not None:
                 with contextlib.suppress(httpx.HTTPError, OSError, ValueError):
                     r = client.get(f"{settings.url}/_kluis/health")
@@ -188,11 +196,16 @@ def wait_healthy(
 
 
 def _log_tail(data_dir: DataDir) -> str:
+    """The log of the start that just failed (from the last ``--- kluis serve --detach`` line on: the
+    file keeps earlier starts, whose errors once headed the message), its ``ERROR:`` lines first."""
     path = log_path(data_dir)
     try:
         every = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
+    starts = [n for n, line in enumerate(every) if line.startswith(_START_MARK)]
+    if starts:
+        every = every[starts[-1] + 1 :]
     # kluis's own one-line errors first (a busy port, a wrong kek.key), then the end of the log
     errors = [line for line in every if line.startswith("ERROR:")]
     lines = errors + [line for line in every[-LOG_TAIL_LINES:] if line not in errors]
@@ -247,7 +260,7 @@ def detach(
     argv = [*(command or [sys.executable, "-m", "kluis"]), "serve", *serve_args(data_dir, settings)]
     env = {k: v for k, v in os.environ.items() if k not in ("KLUIS_SUPERVISOR_PID",)} | serve_env(settings)
     with open(log_path(data_dir), "ab") as log, open(os.devnull, "rb") as devnull:
-        log.write(f"--- kluis serve --detach at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
+        log.write(f"{_START_MARK} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
         log.flush()
         process = subprocess.Popen(
             argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, close_fds=True
