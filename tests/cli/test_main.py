@@ -231,6 +231,32 @@ def test_serve_refuses_out_of_range_values_as_a_usage_error_naming_the_option(
     assert not (tmp_path / "d").exists()
 
 
+def test_a_database_that_is_not_postgresql_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--database mysql://x`` was taken for a SQLite file name ("[Errno 2] No such file...: 'mysql://x'")."""
+    import kluis.cli.serve
+
+    monkeypatch.setattr(kluis.cli.serve, "serve", lambda *a: pytest.fail("started with an unsupported database"))
+    for name in [k for k in os.environ if k.startswith("KLUIS_")]:
+        monkeypatch.delenv(name)
+    res = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path / "d"), "--database", "mysql://x/db"])
+    assert res.exit_code == 2
+    assert "--database must be a postgresql:// URL (or empty: SQLite in the data dir), not mysql://" in res.output
+
+
+def test_an_unreachable_postgresql_is_one_line_naming_it_without_its_password(tmp_path: Path) -> None:
+    """It was a 101-line traceback ending in psycopg's OperationalError."""
+    from kluis.api.runtime import Runtime
+    from kluis.config import DataDir, ServerSettings, StartupError
+    from tests.e2e.server import free_port
+
+    url = f"postgresql://kluis:s3cret@127.0.0.1:{free_port()}/kluis?connect_timeout=2"
+    with pytest.raises(StartupError) as err:
+        Runtime(DataDir(tmp_path / "d"), ServerSettings(database=url), bootstrap=True)
+    message = str(err.value)
+    assert message.startswith("Cannot open the database postgresql://kluis@127.0.0.1:") and "\n" not in message
+    assert "s3cret" not in message and ("refused" in message or "failed" in message), message
+
+
 def test_a_start_that_fails_on_its_kek_names_the_source_the_data_dir_was_last_started_with(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -561,7 +561,13 @@ class Runtime:
         self.database = database_of(data_dir, settings)
         self.shared = is_postgres_url(self.database)  # several nodes may share this database
         threads = settings.db_threads if settings.db_threads is not None else (DB_THREADS if self.shared else 0)
-        self.store = open_store(self.database, pool_size=max(threads, 2))
+        try:
+            self.store = open_store(self.database, pool_size=max(threads, 2))
+        except Exception as e:  # psycopg's OperationalError and the like: one line, not a traceback
+            if self.shared and type(e).__module__.split(".")[0] in ("psycopg", "psycopg_pool"):
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise StartupError(f"Cannot open the database {redact(self.database)}: {first}") from None
+            raise
         # Runs each request's synchronous domain and database work off the event loop (None: inline).
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="kluis-db") if threads > 0 else None
         try:
