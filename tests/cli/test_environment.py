@@ -77,6 +77,17 @@ def test_direct_mode(data_dir: DataDir) -> None:
     assert build_env(data_dir, vault_name="other", direct=True)["VAULT_URL"] == "https://other.kms.example:9443"
 
 
+def test_without_the_proxy_the_variables_are_direct_modes(data_dir: DataDir) -> None:
+    """``--proxy-port 0`` printed HTTPS_PROXY=http://127.0.0.1:0 and -Dhttps.proxyPort=0, and every
+    program failed with "Unable to connect to proxy" (new-user tester)."""
+    data_dir.write_server(ServerSettings(port=9443, proxy_port=0))
+    env = build_env(data_dir, vault_name="default")
+    assert "HTTPS_PROXY" not in env and "proxyPort" not in env["JAVA_TOOL_OPTIONS"]
+    assert env["VAULT_URL"] == env["AZURE_AUTHORITY_HOST"] == "https://localhost:9443"
+    with pytest.raises(CliError, match=r"without its CONNECT proxy \(--proxy-port 0\).*with a --proxy-port"):
+        build_env(data_dir, vault_name="other")
+
+
 def test_missing_server_is_a_readable_error(tmp_path: Path) -> None:
     with pytest.raises(CliError, match="kluis serve"):
         build_env(DataDir(tmp_path / "none"), vault_name="v")

@@ -54,8 +54,12 @@ def build_env(
     client_id: str | None = None,
     client_secret: str | None = None,
 ) -> dict[str, str]:
-    """The variables, in print order. Raises :class:`CliError` when kluis has not been started here."""
+    """The variables, in print order. Raises :class:`CliError` when kluis has not been started here.
+    With the CONNECT proxy off (``--proxy-port 0``) they are direct mode's whatever ``direct`` says:
+    proxy mode's ``HTTPS_PROXY=http://127.0.0.1:0`` left every program unable to connect."""
     settings = load_settings(data_dir)
+    proxy_off = not settings.proxy_port
+    direct = direct or proxy_off
     admin = load_credentials(data_dir)
     creds = Credentials(admin.tenant, client_id, client_secret or "") if client_id else admin
     bundle = str(data_dir.ca_bundle)
@@ -73,9 +77,11 @@ def build_env(
         if settings.domains:
             env["VAULT_URL"] = f"https://{vault_name}.{settings.domains[0]}:{settings.port}"
         elif vault_name != "default":
+            why = "kluis runs without its CONNECT proxy (--proxy-port 0), so " if proxy_off else ""
+            instead = "start kluis with a --proxy-port" if proxy_off else "use the proxy mode (drop --direct)"
             raise CliError(
-                "Direct mode reaches only the default vault (https://localhost:PORT). For vault "
-                f"'{vault_name}' use the proxy mode (drop --direct) or start kluis with --domain."
+                f"{why}direct mode reaches only the default vault (https://localhost:PORT). For vault "
+                f"'{vault_name}' {instead} or start kluis with --domain."
             )
         else:
             env["VAULT_URL"] = local
