@@ -57,6 +57,12 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     ({"keys": {"k": {"kty": "EC", "hsm": True}}}, "hsm is for imported keys"),
     ({"keys": {"k": {"ops": "sign"}}}, "ops must be a list"),
     ({"keys": {"k": {"size": "big"}}}, "size must be a number"),
+    ({"keys": {"k": {"kty": "RSA-HSMX"}}}, "kty must be RSA, RSA-HSM, EC, EC-HSM or oct-HSM"),
+    ({"keys": {"k": {"kty": "RSA", "size": 1024}}}, r"size 1024 is not a RSA key size \(2048, 3072, 4096\)"),
+    ({"keys": {"k": {"kty": "oct-HSM", "size": 512}}}, r"size 512 is not a oct-HSM key size \(128, 192, 256\)"),
+    ({"keys": {"k": {"kty": "EC", "size": 256}}}, r"size 256 is not a EC key size\."),
+    ({"keys": {"k": {"kty": "EC", "curve": "P-999"}}}, "curve must be one of P-256, P-256K, P-384, P-521"),
+    ({"keys": {"k": {"kty": "RSA", "curve": "P-256"}}}, "curve must be one of .*for EC keys"),
     ({"keys": {"k": {"tags": {"n": 1}}}}, "tags must map strings to strings"),
     ({"keys": {"k": {"expires": "soon"}}}, "expires must be an ISO 8601 time"),
     ({"keys": {"k": {"enabled": "yes"}}}, "enabled must be true or false"),
@@ -178,3 +184,15 @@ def test_seed_errors_are_one_line(kluis_server: KluisServer, tmp_path: Path) -> 
         env={**os.environ, "KLUIS_DATA_DIR": str(kluis_server.data_dir)},
     )  # fmt: skip
     assert res.returncode == 1 and len(res.stderr.splitlines()) == 1 and res.stderr.startswith("ERROR: ")
+
+
+def test_hsm_keys_for_a_standard_vault_are_refused_before_anything_is_written(kluis_server: KluisServer) -> None:
+    """A new-user tester's find: k2 (EC) was created, then k (RSA-HSM) refused by the standard vault,
+    while README says the whole file is checked before anything is written."""
+    vault = kluis_server.create_vault(sku="standard")
+    spec = {"keys": {"k2": {"kty": "EC"}, "k": {"kty": "RSA-HSM"}}, "secrets": {"s": {"value": "v"}}}
+    with pytest.raises(CliError, match=r"keys\.k: HSM-protected keys need a premium vault .*nothing was written"):
+        seed_vault(DataDir(kluis_server.data_dir), vault.name, spec)
+    assert not any(vault.export().get(kind) for kind in ("keys", "secrets"))  # nothing at all
+    premium = kluis_server.create_vault()
+    assert seed_vault(DataDir(kluis_server.data_dir), premium.name, spec) == {"keys": ["k2", "k"], "secrets": ["s"]}

@@ -224,8 +224,15 @@ def seed_vault(
     _check_fields("seed file", spec, frozenset({"keys", "secrets", "version"}))
     base = base_dir or Path.cwd()
     keys, secrets = _section(spec, "keys"), _section(spec, "secrets")
-    key_plans = [_key_plan(f"keys.{name}", name, s, base) for name, s in keys.items()]
+    planned = [(name, *_key_plan(f"keys.{name}", name, s, base)) for name, s in keys.items()]
     secret_plans = [_secret_plan(f"secrets.{name}", name, s) for name, s in secrets.items()]
+    hsm = [name for name, _, needs_hsm in planned if needs_hsm]
+    if hsm and _vault_sku(data_dir, vault_name) != "premium":  # refused by the vault: say so before writing
+        raise CliError(
+            f"keys.{hsm[0]}: HSM-protected keys need a premium vault and '{vault_name}' is standard "
+            f"(kluis keyvault create --sku premium); nothing was written."
+        )
+    key_plans = [apply for _, apply, _ in planned]
     done: dict[str, list[str]] = {"keys": [], "secrets": []}
     if key_plans:
         key_client: KeyClient = connect(data_dir, ObjectRef(vault_name), _key_client_class())
@@ -253,8 +260,22 @@ def _secret_client_class() -> type[SecretClient]:
     return SecretClient
 
 
-def _key_plan(where: str, name: str, settings: Mapping[str, Any], base_dir: Path) -> Any:
-    """A function that writes this key with a KeyClient and returns its name (checked now, run later)."""
+def _vault_sku(data_dir: DataDir, vault_name: str) -> str:
+    """The vault's SKU ("standard" or "premium"); CliError when there is no such vault."""
+    from kluis.cli.client import AdminClient
+
+    vault = AdminClient(data_dir).call("GET", f"/vaults/{vault_name}")
+    return str(vault["properties"]["sku"]["name"])
+
+
+_KTYS = ("RSA", "RSA-HSM", "EC", "EC-HSM", "oct-HSM")
+_CURVES = ("P-256", "P-256K", "P-384", "P-521")
+_SIZES = {"RSA": (2048, 3072, 4096), "oct": (128, 192, 256)}  # Azure's key sizes (bits)
+
+
+def _key_plan(where: str, name: str, settings: Mapping[str, Any], base_dir: Path) -> tuple[Any, bool]:
+    """A function that writes this key with a KeyClient and returns its name (checked now, run later),
+    and whether the key is HSM-protected (a premium vault's)."""
     _check_fields(where, settings, _KEY_FIELDS)
     attributes = _attributes(where, settings)
     ops = _ops(where, settings.get("ops"))
@@ -270,23 +291,27 @@ def _key_plan(where: str, name: str, settings: Mapping[str, Any], base_dir: Path
             client.import_key(name, JsonWebKey(key_ops=ops, **fields), hardware_protected=hsm, **attributes)
             return name
 
-        return import_key
+        return import_key, bool(hsm) or str(fields.get("kty", "")).endswith("-HSM")
     if hsm is not None:
         raise CliError(f"{where}.hsm is for imported keys; a created key says it in kty (RSA-HSM, EC-HSM).")
     kty = settings.get("kty", "RSA")
     size, curve = settings.get("size"), settings.get("curve")
-    if not isinstance(kty, str):
+    if kty not in _KTYS:
         raise CliError(f"{where}.kty must be RSA, RSA-HSM, EC, EC-HSM or oct-HSM.")
+    family = kty.removesuffix("-HSM")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
         raise CliError(f"{where}.size must be a number of bits.")
-    if curve is not None and not isinstance(curve, str):
-        raise CliError(f"{where}.curve must be a curve name such as P-256.")
+    if size is not None and size not in _SIZES.get(family, ()):
+        allowed = ", ".join(map(str, _SIZES.get(family, ())))
+        raise CliError(f"{where}.size {size} is not a {kty} key size" + (f" ({allowed})." if allowed else "."))
+    if curve is not None and (family != "EC" or curve not in _CURVES):
+        raise CliError(f"{where}.curve must be one of {', '.join(_CURVES)}, for EC keys.")
 
     def create_key(client: KeyClient) -> str:
         client.create_key(name, kty, size=size, curve=curve, key_operations=ops, **attributes)
         return name
 
-    return create_key
+    return create_key, kty.endswith("-HSM")
 
 
 def _secret_plan(where: str, name: str, settings: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
