@@ -7,10 +7,15 @@ address and the ``--hostname`` names are the default vault; any other host addre
 (the data plane answers 404 ``VaultNotFound``), and a request without an authority is a 400.
 
 The challenge resource is the vault host's parent domain with the same port, because the
-Python SDK checks ``vault_netloc.endswith("." + resource_netloc)``: ``NAME.vault.azure.net``
-gets ``https://vault.azure.net`` (Azure's own value) and ``NAME.localhost:8443`` gets
-``https://localhost:8443``. A bare host has no parent: it advertises ``https://vault.azure.net``
-and clients must pass ``verify_challenge_resource=False`` (the one documented setup that needs it).
+Python SDK checks ``vault_netloc.endswith("." + resource_netloc)`` (azure-keyvault-keys
+``_shared/challenge_auth_policy.py``, ``_validate_challenge_resource``): ``NAME.vault.azure.net``
+gets ``https://vault.azure.net`` (Azure's own value), ``NAME.localhost:8443`` gets
+``https://localhost:8443`` and a ``--hostname`` with a parent domain gets that parent, so
+``vault.corp.test:8443`` advertises ``https://corp.test:8443``. That resource is also an accepted
+token audience on the host (the SDK asks for a token for it), beside ``https://vault.azure.net``,
+which every host accepts. A host with no parent (bare ``localhost``, an IP address, a one-label
+``--hostname``) advertises ``https://vault.azure.net``, and clients must pass
+``verify_challenge_resource=False``.
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ class HostInfo:
 class HostResolver:
     def __init__(self, domains: Sequence[str] = (), hostnames: Sequence[str] = ()) -> None:
         self._domains = tuple(domains)
-        self._default_names = frozenset(n.lower().rstrip(".") for n in (*LOOPBACK_NAMES, *hostnames))
+        names = [n.strip().lower().rstrip(".") for n in hostnames]
+        self._default_names = frozenset((*LOOPBACK_NAMES, *names))
+        # --hostname -> its parent domain ("vault.corp.test" -> "corp.test"); one-label names and IP
+        # addresses have none. (A name under a vault domain is that vault's, resolved before this.)
+        self._parents = {n: n.split(".", 1)[1] for n in names if "." in n.strip(".") and not is_ip(n)}
         self._cache: dict[str, HostInfo] = {}
 
     def resolve(self, authority: str) -> HostInfo:
@@ -65,5 +74,9 @@ class HostResolver:
         if label is not None:
             resource = f"https://{label[1]}{port_part}"
             return HostInfo(label[0], base, resource, frozenset({AZURE_RESOURCE, resource}), raw)
+        parent = self._parents.get(hostname)
+        if parent:
+            resource = f"https://{parent}{port_part}"
+            return HostInfo(DEFAULT_VAULT, base, resource, frozenset({AZURE_RESOURCE, resource}), raw)
         default = DEFAULT_VAULT if hostname and (is_ip(hostname) or hostname in self._default_names) else None
         return HostInfo(default, base, AZURE_RESOURCE, azure, raw)
