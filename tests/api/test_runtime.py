@@ -700,6 +700,85 @@ def test_readiness_stays_ready_after_rotations_with_a_detail_for_the_next_start(
         rt.close()
 
 
+def test_readiness_names_the_kek_after_one_rotation_to_an_env_source(
+    data_dir: DataDir, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """README's example: a fresh node, then ``kluis kek rotate --to env:VAR``; the node's kek.key still
+    holds the KEK it started with, which is no longer the database's: /readyz stays ready and says so."""
+    import base64
+    import logging
+    import os
+
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    started = _started(data_dir)
+    rt = Runtime(data_dir, SETTINGS)
+    try:
+        assert rt.readiness_report() == ({"database": "ok", "kek": "ok"}, {})
+        monkeypatch.setenv("KLUIS_TEST_READY_KEK", base64.b64encode(os.urandom(32)).decode())
+        result = rotate_database_kek(data_dir, "env:KLUIS_TEST_READY_KEK")
+        with caplog.at_level(logging.WARNING, logger="kluis"):
+            checks, details = rt.readiness_report()
+            again = rt.readiness_report()
+        assert checks == {"database": "ok", "kek": "ok"} and again == (checks, details)
+        detail = details["kek"]
+        assert str(data_dir.kek) in detail and kek_fingerprint(started) in detail and result["to"] in detail
+        assert "next start needs the database's KEK" in detail
+        warned = [r for r in caplog.records if r.levelno == logging.WARNING and "Readiness" in r.getMessage()]
+        assert len(warned) == 1  # once per interval, not per call
+    finally:
+        rt.close()
+
+
+def test_readiness_has_no_detail_while_a_rotation_has_staged_the_new_key_file(data_dir: DataDir) -> None:
+    """Between a rotation's commit and moving its staged key file into place the next start rolls
+    forward, so the node's key file is not reported."""
+    from kluis.api.runtime import rotate_database_kek
+
+    _started(data_dir)
+    rt = Runtime(data_dir, SETTINGS)
+    try:
+        rotate_database_kek(data_dir, None)
+        new = data_dir.kek.read_bytes()
+        backup = sorted(data_dir.path.glob("kek.key.*.bak"))[-1]
+        (data_dir.path / "kek.key.0123456789ab.new").write_bytes(new)  # as if the move had not happened yet
+        data_dir.kek.write_bytes(backup.read_bytes())
+        assert rt.readiness_report() == ({"database": "ok", "kek": "ok"}, {})
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_readiness_on_a_node_sharing_a_database_another_node_rotated(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Two nodes on one database; ``kluis kek rotate`` of node 1's data dir: node 2's kek.key still
+    holds the KEK node 2 started with, no longer the database's; node 2's /readyz names it."""
+    from kluis.api.runtime import kek_fingerprint, rotate_database_kek
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else str(tmp_path / "shared.db")
+    d1, first = _node(tmp_path, "n1", url)
+    d2, second = _node(tmp_path, "n2", url, kek_from=d1)
+    try:
+        old = kek_fingerprint(d2.kek.read_bytes())
+        assert second.readiness_report() == ({"database": "ok", "kek": "ok"}, {})
+        result = rotate_database_kek(d1, None, database=url)
+        assert first.readiness_report() == ({"database": "ok", "kek": "ok"}, {})  # its kek.key is the new KEK
+        deadline = time.monotonic() + 2.0  # PostgreSQL: the cached settings follow the notification
+        while True:
+            checks, details = second.readiness_report()
+            if details or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert checks == {"database": "ok", "kek": "ok"}
+        assert str(d2.kek) in details["kek"] and old in details["kek"] and result["to"] in details["kek"]
+        with pytest.raises(StartupError, match=f"expects {result['to']}"):
+            Runtime(d2, ServerSettings(key_pool=0, database=url))  # what the detail warns of
+    finally:
+        second.close()
+        first.close()
+
+
 def test_two_rotations_in_one_second_keep_both_old_keys(data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
     from kluis.api.runtime import rotate_database_kek
 

@@ -20,6 +20,7 @@ from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 
 from tests.conftest import SOFTHSM_TOKEN
 from tests.e2e.server import KluisServer, admin_clients
+from tests.pgserver import PostgresServer
 from tests.softhsm import SoftHsm
 
 pytestmark = pytest.mark.slow
@@ -144,3 +145,70 @@ def test_rotating_the_kek_while_serving(softhsm: SoftHsm, tmp_path: Path) -> Non
         old.start()
     log = (tmp_path / f"kluis-{old.port}.log").read_text()
     assert f"expects {rotated['to']}" in log and "Traceback" not in log, log
+
+
+def _ready_within(server: KluisServer, seconds: float) -> tuple[int, dict[str, object]]:
+    """/readyz's status and body once it names a detail, or the last answer after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        r = httpx.get(f"{server.url}/readyz", verify=ssl.create_default_context(cafile=server.ca), timeout=10)
+        if "details" in r.json() or time.monotonic() > deadline:
+            return r.status_code, r.json()
+        time.sleep(0.05)
+
+
+def test_readyz_names_the_kek_after_a_rotation_to_an_env_source_while_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: after ``kluis kek rotate --to env:VAR`` the serving node's kek.key holds another key than
+    the database's; /readyz stays 200 and names it under details.kek (both fingerprints, the next start),
+    and the log warns once per interval, not per poll."""
+    import base64
+    import os
+
+    data = tmp_path / "data"
+    server = KluisServer(data, extra_args=["--workers", "1", "--key-pool", "0"]).start()
+    try:
+        assert _ready(server) == {"status": "ok", "checks": {"database": "ok", "kek": "ok"}}
+        monkeypatch.setenv("KLUIS_TEST_E2E_KEK", base64.b64encode(os.urandom(32)).decode())
+        rotated = json.loads(server.cli("kek", "rotate", "--to", "env:KLUIS_TEST_E2E_KEK", "-o", "json").stdout)
+        status, body = _ready_within(server, 2.0)
+        for _ in range(3):
+            _ready(server)
+    finally:
+        server.stop()
+    assert status == 200 and body["status"] == "ok" and body["checks"] == {"database": "ok", "kek": "ok"}, body
+    detail = str(dict(body["details"])["kek"])  # type: ignore[call-overload]
+    assert str(data / "kek.key") in detail and rotated["from"] in detail and rotated["to"] in detail, detail
+    assert "next start needs the database's KEK" in detail
+    log = (tmp_path / f"kluis-{server.port}.log").read_text()
+    assert log.count("Readiness: ") == 1 and rotated["to"] in log, log
+
+
+def test_readyz_on_a_second_node_names_the_kek_after_the_first_node_rotated(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Two nodes on one PostgreSQL database; ``kluis kek rotate`` on node 1's data dir: node 2 keeps
+    serving (/readyz 200) and names its kek.key, no longer the database's KEK, under details.kek."""
+    url = postgres_server.new_database()
+    args = ["--database", url, "--workers", "1", "--key-pool", "0", "--scheduler-interval", "3600"]
+    (tmp_path / "n1").mkdir()
+    first = KluisServer(tmp_path / "n1" / "data", extra_args=args).start()
+    nodes = [first]
+    try:
+        second_dir = tmp_path / "n2" / "data"
+        second_dir.mkdir(parents=True, mode=0o700)
+        (second_dir / "kek.key").write_bytes((first.data_dir / "kek.key").read_bytes())
+        (second_dir / "kek.key").chmod(0o600)
+        second = KluisServer(second_dir, extra_args=args).start()
+        nodes.append(second)
+        assert _ready(second) == {"status": "ok", "checks": {"database": "ok", "kek": "ok"}}
+        rotated = json.loads(first.cli("kek", "rotate", "-o", "json").stdout)
+        status, body = _ready_within(second, 3.0)
+        assert _ready(first) == {"status": "ok", "checks": {"database": "ok", "kek": "ok"}}  # kek.key is new
+    finally:
+        for node in nodes:
+            node.stop()
+    assert status == 200 and body["status"] == "ok" and body["checks"] == {"database": "ok", "kek": "ok"}, body
+    detail = str(dict(body["details"])["kek"])  # type: ignore[call-overload]
+    assert str(second_dir / "kek.key") in detail and rotated["from"] in detail and rotated["to"] in detail, detail

@@ -816,10 +816,14 @@ class Runtime:
         """What ``/readyz`` answers: (checks, details). Checks, each "ok" or why not: the database
         answers a query, and the data keys in memory open what they sealed (the sealed token-signing
         key) with the KEK source readable. A node that holds its data keys can serve, so a KEK source
-        that no longer holds the database's KEK nor the one this node started with does not fail
-        readiness: it is a detail (``kek``: the next start needs the database's KEK), logged as a
-        warning at most every ``_KEK_WARN_INTERVAL`` seconds. After a ``kluis kek rotate`` (the
-        source holds the new key) there is no detail at all."""
+        that holds another key than the one the database records *now* (its ``kek_fingerprint``
+        setting, which a ``kluis kek rotate`` on any node sharing the database changes; read through
+        the store's cached reads, kept fresh by its notifications) does not fail readiness: it is a
+        detail (``kek``: both fingerprints, and that the next start needs the database's KEK), logged
+        as a warning at most every ``_KEK_WARN_INTERVAL`` seconds. No detail when the source holds
+        the database's KEK, or when a key file's staged ``NAME.*.new`` does (a rotation between its
+        commit and moving the file into place; the next start rolls it forward). Cost per call: one
+        read of the KEK source, two cached settings, one unseal of the signing key."""
         checks = {"database": "ok", "kek": "ok"}
         details: dict[str, str] = {}
         try:
@@ -834,12 +838,12 @@ class Runtime:
             else:
                 self.sealer.unseal(sealed, context=b"kluis/token-signing-key")
             now = self.kek.current_fingerprint()
-            if expected is not None and now not in (expected.decode(), self.keyring.kek_fingerprint):
+            if expected is not None and now != expected.decode() and not self._kek_staged(expected.decode()):
                 where = str(self.kek.path) if isinstance(self.kek, FileKek) else self.kek.label
                 details["kek"] = (
                     f"{where} (fingerprint {now}) is not the database's key-encryption key "
-                    f"({expected.decode()}): this node serves on the data keys it holds, but its next start "
-                    "needs the database's KEK"
+                    f"(fingerprint {expected.decode()}, e.g. after a `kluis kek rotate`): this node serves on "
+                    "the data keys it holds, but its next start needs the database's KEK: start it with that key"
                 )
                 self._warn_kek(details["kek"])
         except KekUnavailable as exc:
@@ -847,6 +851,13 @@ class Runtime:
         except (CryptoError, OSError) as exc:
             checks["kek"] = f"unusable: {type(exc).__name__}"
         return checks, details
+
+    def _kek_staged(self, expected: str) -> bool:
+        """True when this node's KEK is a key file and a rotation staged the database's KEK
+        (fingerprint ``expected``) beside it, which the next start moves into place."""
+        if not isinstance(self.kek, FileKek):
+            return False
+        return any(_file_fingerprint(p) == expected for p in _staged_files(self.kek.path))
 
     _KEK_WARN_INTERVAL = 600.0  # seconds between two log warnings about the KEK source
     _kek_warned = 0.0  # time.monotonic() of the last one (0: never)
