@@ -12,6 +12,7 @@ from kluis.cli.client import CliError
 from kluis.cli.environment import EnvFormat, build_env, render_env
 from kluis.config import DataDir, ServerSettings, write_private
 from kluis.identity.pki import ensure_tls
+from kluis.testing import KluisServer, free_port
 
 
 @pytest.fixture
@@ -175,3 +176,31 @@ def test_names_and_nul_bytes_are_refused() -> None:
         render_env({"A B": "x"})
     with pytest.raises(ValueError, match="NUL"):
         render_env({"A": "x\0y"}, EnvFormat.json)
+
+
+def test_env_and_exec_say_when_the_vault_or_the_server_is_missing(kluis_server: KluisServer, tmp_path: Path) -> None:
+    """``kluis env -n nosuchvault`` and ``kluis exec`` against a stopped server exited 0 silently (new-user
+    tester): a missing vault is an error, a server that does not answer a warning (the variables stay right)."""
+    import sys
+
+    def kluis(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
+        return subprocess.run([sys.executable, "-m", "kluis", args[0], "--data-dir", str(data), *args[1:]],
+                              capture_output=True, text=True, timeout=60, env=clean)  # fmt: skip
+
+    served = Path(kluis_server.data_dir)
+    ok = kluis("env", data=served)
+    assert ok.returncode == 0 and ok.stderr == "" and "export VAULT_URL=" in ok.stdout
+    missing = kluis("env", "-n", "nosuchvault", data=served)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "kluis has no vault 'nosuchvault'; create it with `kluis keyvault create -n nosuchvault`" in missing.stderr
+    ran = kluis("exec", "-n", "nosuchvault", "--", "true", data=served)
+    assert ran.returncode == 1 and "no vault 'nosuchvault'" in ran.stderr
+
+    stopped = DataDir(tmp_path / "stopped").ensure()  # configured, but nothing listens on its port
+    stopped.write_server(ServerSettings(port=free_port(), proxy_port=0))
+    write_private(stopped.admin, json.dumps({"tenant": "t", "appId": "a", "password": "p", "objectId": "o"}))
+    ensure_tls(stopped.tls, ["localhost"])
+    cold = kluis("env", data=stopped.path)
+    assert cold.returncode == 0 and "export VAULT_URL=" in cold.stdout
+    assert cold.stderr.startswith("warning: kluis is not answering at https://localhost:")

@@ -101,6 +101,31 @@ def build_env(
     return env
 
 
+def check_target(data_dir: DataDir, vault_name: str) -> str | None:
+    """Whether the variables lead anywhere: None when kluis answers and serves ``vault_name``; a warning
+    (for stderr) when kluis does not answer (the variables are still right once it runs); CliError
+    when it answers without such a vault (programs would get VaultNotFound on every call)."""
+    from kluis.cli.client import AdminClient
+    from kluis.cli.daemon import health
+
+    settings = load_settings(data_dir)
+    if health(settings, data_dir.tls / "ca.pem") is None:
+        return (
+            f"warning: kluis is not answering at {settings.url}; the variables point there "
+            "(start it with `kluis serve`, or `kluis serve --detach`)"
+        )
+    try:
+        AdminClient(data_dir).call("GET", f"/vaults/{vault_name}")
+    except CliError as e:
+        if "VaultNotFound" in str(e) or "(404)" in str(e) or "NotFound" in str(e):
+            raise CliError(
+                f"kluis has no vault '{vault_name}'; create it with `kluis keyvault create -n {vault_name}`, "
+                "or name another with -n (`kluis keyvault list` lists them)."
+            ) from None
+        raise
+    return None
+
+
 def render_env(values: dict[str, str], fmt: EnvFormat = EnvFormat.sh) -> str:
     """``values`` as text a shell, compose file or IDE reads back unchanged; ends with a newline.
 

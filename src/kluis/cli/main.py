@@ -263,6 +263,7 @@ def env(
         build_env, data_dir_of(data_dir), vault_name=vault_name, direct=direct, managed_identity=managed_identity,
         client_id=client_id, client_secret=client_secret,
     )  # fmt: skip
+    _warn_unless_served(data_dir_of(data_dir), vault_name)
     print(render_env(values, fmt), end="")
 
 
@@ -287,10 +288,21 @@ def exec(
     values = run(
         build_env, data_dir_of(data_dir), vault_name=vault_name, direct=direct, managed_identity=managed_identity
     )
+    _warn_unless_served(data_dir_of(data_dir), vault_name)
     try:
         os.execvpe(ctx.args[0], ctx.args, {**os.environ, **values})
     except FileNotFoundError:
         raise fail(f"command not found: {ctx.args[0]}", 127) from None
+
+
+def _warn_unless_served(data_dir: DataDir, vault_name: str) -> None:
+    """Exit 1 when the running kluis has no such vault; a warning on stderr when kluis does not answer
+    (``kluis env -n nosuchvault`` and ``kluis exec`` against a stopped server exited 0 silently)."""
+    from kluis.cli.environment import check_target
+
+    warning = run(check_target, data_dir, vault_name)
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 # -- management verbs: one call to the management API, its answer printed --------------------------
