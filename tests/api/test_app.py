@@ -109,6 +109,9 @@ def test_bad_input_is_never_a_server_error(client: TestClient, runtime: Runtime)
                 assert method == "PATCH" or path.endswith("/rotationpolicy"), (method, path, body, r.text)
 
 
+_OCT_JWK = {"kty": "oct-HSM", "k": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", "key_ops": ["encrypt", "decrypt"]}
+
+
 def test_every_routed_request_passes_the_event_hook(client: TestClient, runtime: Runtime) -> None:
     from kluis.domain.events import OperationEvent
 
@@ -121,11 +124,18 @@ def test_every_routed_request_passes_the_event_hook(client: TestClient, runtime:
     client.get("/keys/missing?api-version=7.6", headers=h)
     client.get("/keys?api-version=7.6")  # unauthenticated: the challenge is an outcome too
     client.get("/nothing")  # no route: nothing to report
+    rotated = client.post("/keys/hooked/rotate?api-version=7.6", headers=h).json()["key"]["kid"].rsplit("/", 1)[1]
+    imported = client.put("/keys/imp?api-version=7.6", json={"key": _OCT_JWK, "Hsm": True}, headers=h)
+    set_secret = client.put("/secrets/s?api-version=7.6", json={"value": "v"}, headers=h)
+    # the version a write made is recorded (its audit record named none, as the route has none; tester)
     assert [(e.operation, e.status, e.object_name, e.version) for e in events] == [
-        ("CreateKey", 200, "Hooked", ""),
+        ("CreateKey", 200, "Hooked", version),
         ("GetKey", 200, "hooked", version),
         ("GetKey", 404, "missing", ""),
         ("GetKeys", 401, "", ""),
+        ("RotateKey", 200, "hooked", rotated),
+        ("ImportKey", 200, "imp", imported.json()["key"]["kid"].rsplit("/", 1)[1]),
+        ("SetSecret", 200, "s", set_secret.json()["id"].rsplit("/", 1)[1]),
     ]
     first = events[0]
     assert first.vault == "default" and first.kind == "key" and first.caller_object_id == runtime.admin_object_id()

@@ -306,7 +306,7 @@ class KluisApp:
             duration=duration,
             vault=ctx.vault_record.name if ctx.vault_record is not None else "",
             object_name=params.get("name") or "",
-            version=params.get("version") or "",
+            version=params.get("version") or ctx.written_version,
             caller_object_id=caller.object_id if caller else "",
             caller_app_id=caller.app_id if caller else "",
             tenant_id=caller.tenant_id if caller else "",

@@ -34,6 +34,7 @@ class RequestContext:
     route: Route | None = None
     sign_ins: SignInGuard | None = None  # the token endpoint's record of failed client authentications
     error: str = ""  # "database" when the request failed because the database did (for metrics)
+    written_version: str = ""  # the version a create/import/rotate/set made (its event records it)
 
     @property
     def base(self) -> str:

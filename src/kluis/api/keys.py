@@ -49,6 +49,7 @@ async def create_key(ctx: RequestContext) -> Response:
         public_exponent=int_field(body, "public_exponent"),
         changes=key_changes(body),
     )
+    ctx.written_version = view.version
     return json_response(key_bundle(ctx.base, view))
 
 
@@ -62,6 +63,7 @@ async def import_key(ctx: RequestContext) -> Response:
     if hsm is not None and not isinstance(hsm, bool):
         raise BadParameter("The 'Hsm' property must be true or false.")
     view = ctx.runtime.keys.import_key(ctx.vault, ctx.name, jwk, hsm=hsm, changes=key_changes(body))
+    ctx.written_version = view.version
     return json_response(key_bundle(ctx.base, view))
 
 
@@ -79,7 +81,9 @@ async def update_key(ctx: RequestContext) -> Response:
 
 async def rotate_key(ctx: RequestContext) -> Response:
     """RotateKey, POST /keys/{name}/rotate."""
-    return json_response(key_bundle(ctx.base, ctx.runtime.keys.rotate_key(ctx.vault, ctx.name)))
+    view = ctx.runtime.keys.rotate_key(ctx.vault, ctx.name)
+    ctx.written_version = view.version
+    return json_response(key_bundle(ctx.base, view))
 
 
 async def get_rotation_policy(ctx: RequestContext) -> Response:

@@ -34,6 +34,7 @@ async def set_secret(ctx: RequestContext) -> Response:
     if "value" not in body or body["value"] is None:
         raise BadParameter("The 'value' property (the secret's value, a string) is required.")
     secret = ctx.runtime.secrets.set_secret(ctx.vault, ctx.name, body["value"], secret_changes(body))
+    ctx.written_version = secret.view.version
     return json_response(secret_bundle(ctx.base, secret.view, secret.value))
 
 
