@@ -41,13 +41,13 @@ def test_trust_files_are_written_when_missing_or_older_than_the_ca(data_dir: Dat
     ca = ensure_tls(data_dir.tls, ["localhost"]).ca_cert
     p12 = data_dir.path / "ca-bundle.p12"
     assert not data_dir.ca_bundle.exists() and not p12.exists()
-    build_env(data_dir, vault_name="v")
+    build_env(data_dir, vault_name="vault1")
     assert data_dir.ca_bundle.read_bytes().endswith(ca.read_bytes()) and p12.stat().st_size > 0
     p12.unlink()
-    build_env(data_dir, vault_name="v")
+    build_env(data_dir, vault_name="vault1")
     assert p12.exists()
     os.utime(data_dir.ca_bundle, (1, 1))
-    build_env(data_dir, vault_name="v")
+    build_env(data_dir, vault_name="vault1")
     assert data_dir.ca_bundle.stat().st_mtime >= ca.stat().st_mtime
 
 
@@ -60,9 +60,9 @@ def test_java_options_quote_a_path_with_spaces(tmp_path: Path) -> None:
 
 
 def test_service_principal_and_managed_identity(data_dir: DataDir) -> None:
-    env = build_env(data_dir, vault_name="v", client_id="sp", client_secret="s3")
+    env = build_env(data_dir, vault_name="vault1", client_id="sp", client_secret="s3")
     assert env["AZURE_CLIENT_ID"] == "sp" and env["AZURE_CLIENT_SECRET"] == "s3"
-    mi = build_env(data_dir, vault_name="v", managed_identity=True, client_id="sp", client_secret="s3")
+    mi = build_env(data_dir, vault_name="vault1", managed_identity=True, client_id="sp", client_secret="s3")
     assert mi["IDENTITY_ENDPOINT"] == "https://localhost:9443/msi/token" and mi["IDENTITY_HEADER"] == "sp:s3"
     assert "AZURE_CLIENT_SECRET" not in mi
 
@@ -89,9 +89,27 @@ def test_without_the_proxy_the_variables_are_direct_modes(data_dir: DataDir) -> 
         build_env(data_dir, vault_name="other")
 
 
+def test_the_callers_no_proxy_cannot_route_around_kluis(data_dir: DataDir) -> None:
+    """``NO_PROXY=.vault.azure.net kluis exec ...`` kept the caller's NO_PROXY: the program skipped
+    kluis's proxy and went to the real Azure with kluis's credentials (a tester's find). Proxy mode
+    empties it; direct mode lists kluis's own names, so a caller's HTTPS_PROXY does not carry them."""
+    env = build_env(data_dir, vault_name="myvault")
+    assert env["NO_PROXY"] == env["no_proxy"] == ""
+    direct = build_env(data_dir, vault_name="default", direct=True)
+    assert direct["NO_PROXY"] == direct["no_proxy"] == "localhost,127.0.0.1,::1"
+    data_dir.write_server(ServerSettings(port=9443, proxy_port=9080, domains=["kms.example"]))
+    assert build_env(data_dir, vault_name="vault2", direct=True)["NO_PROXY"].endswith(",.kms.example")
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x", "-lead", "double--dash", "a" * 25])
+def test_an_invalid_vault_name_is_refused(data_dir: DataDir, name: str) -> None:
+    with pytest.raises(CliError, match="is invalid: use 3-24 letters"):
+        build_env(data_dir, vault_name=name)
+
+
 def test_missing_server_is_a_readable_error(tmp_path: Path) -> None:
     with pytest.raises(CliError, match="kluis serve"):
-        build_env(DataDir(tmp_path / "none"), vault_name="v")
+        build_env(DataDir(tmp_path / "none"), vault_name="vault1")
 
 
 # Values that break naive quoting: spaces, both quotes, $, backslashes, globs, #, a newline, non-ASCII.

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from kluis.cli.client import CliError, Credentials, load_credentials, load_settings
 from kluis.config import DataDir
+from kluis.domain.management import vault_name_problem
 from kluis.identity.pki import java_truststore_path, write_ca_bundle
 
 __all__ = ["EnvFormat", "build_env", "render_env"]
@@ -57,6 +58,9 @@ def build_env(
     """The variables, in print order. Raises :class:`CliError` when kluis has not been started here.
     With the CONNECT proxy off (``--proxy-port 0``) they are direct mode's whatever ``direct`` says:
     proxy mode's ``HTTPS_PROXY=http://127.0.0.1:0`` left every program unable to connect."""
+    problem = vault_name_problem(vault_name)
+    if problem is not None:  # a VAULT_URL of https://.vault.azure.net helps nobody
+        raise CliError(problem)
     settings = load_settings(data_dir)
     proxy_off = not settings.proxy_port
     direct = direct or proxy_off
@@ -87,7 +91,13 @@ def build_env(
             env["VAULT_URL"] = local
         env["AZURE_AUTHORITY_HOST"] = local
         env["AZURE_TENANT_ID"] = "adfs"
+        # kluis's own names bypass any proxy the caller has set (else it would carry localhost's traffic)
+        bypass = ",".join(["localhost", "127.0.0.1", "::1", *(f".{d}" for d in settings.domains)])
+        env["NO_PROXY"] = env["no_proxy"] = bypass
     else:
+        # Emptied: a caller's NO_PROXY (".vault.azure.net", "*") let the program skip kluis's proxy and
+        # take kluis's credentials to the real login.microsoftonline.com and Azure (a tester's find).
+        env["NO_PROXY"] = env["no_proxy"] = ""
         env["HTTPS_PROXY"] = settings.proxy_url
         env["VAULT_URL"] = f"https://{vault_name}.vault.azure.net"
         env["AZURE_TENANT_ID"] = creds.tenant

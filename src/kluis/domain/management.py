@@ -43,6 +43,16 @@ def _group(tx: Transaction, name: str) -> GroupRecord:
     return group
 
 
+def vault_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid vault name (Azure's rule), or None when it is."""
+    if _VAULT_NAME.match(name or "") and "--" not in name:
+        return None
+    return (
+        f"The vault name '{name}' is invalid: use 3-24 letters, digits and dashes, starting with a "
+        "letter and ending with a letter or digit, with no consecutive dashes."
+    )
+
+
 class Management:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
@@ -96,12 +106,9 @@ class Management:
         sku_name = sku.lower() if isinstance(sku, str) else ""
         if sku_name not in SKUS:
             raise BadParameter(f"The SKU '{sku}' is invalid: use standard or premium.", code="SkuNotSupported")
-        if not _VAULT_NAME.match(name or "") or "--" in name:
-            raise BadParameter(
-                f"The vault name '{name}' is invalid: use 3-24 letters, digits and dashes, starting with a "
-                "letter and ending with a letter or digit, with no consecutive dashes.",
-                code="VaultNameNotValid",
-            )
+        problem = vault_name_problem(name)
+        if problem is not None:
+            raise BadParameter(problem, code="VaultNameNotValid")
         if not 7 <= retention_days <= 90:
             raise BadParameter("Soft-delete retention must be between 7 and 90 days.")
         with self._store.write() as tx:
