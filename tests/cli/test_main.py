@@ -238,9 +238,12 @@ def test_a_database_that_is_not_postgresql_is_a_usage_error(tmp_path: Path, monk
     monkeypatch.setattr(kluis.cli.serve, "serve", lambda *a: pytest.fail("started with an unsupported database"))
     for name in [k for k in os.environ if k.startswith("KLUIS_")]:
         monkeypatch.delenv(name)
-    res = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path / "d"), "--database", "mysql://x/db"])
-    assert res.exit_code == 2
-    assert "--database must be a postgresql:// URL (or empty: SQLite in the data dir), not mysql://" in res.output
+    for value, what in (("mysql://x/db", "mysql://"), ("rel.db", "a file path"), ("/abs/k.db", "a file path")):
+        res = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path / "d"), "--database", value],
+                                 env={"COLUMNS": "200"})  # fmt: skip
+        assert res.exit_code == 2
+        assert "--database must be a postgresql:// URL (or empty: SQLite in the data dir" in res.output
+        assert f"not {what}" in res.output
 
 
 def test_an_unreachable_postgresql_is_one_line_naming_it_without_its_password(tmp_path: Path) -> None:
@@ -255,6 +258,11 @@ def test_an_unreachable_postgresql_is_one_line_naming_it_without_its_password(tm
     message = str(err.value)
     assert message.startswith("Cannot open the database postgresql://kluis@127.0.0.1:") and "\n" not in message
     assert "s3cret" not in message and ("refused" in message or "failed" in message), message
+    # libpq quotes a malformed password back in its message (a tester's find): masked too
+    bad = f"postgresql://kl:p%ZZw@127.0.0.1:{free_port()}/kluis"
+    with pytest.raises(StartupError) as err:
+        Runtime(DataDir(tmp_path / "e"), ServerSettings(database=bad), bootstrap=True)
+    assert "ZZw" not in str(err.value) and str(err.value).startswith("Cannot open the database"), str(err.value)
 
 
 def test_a_start_that_fails_on_its_kek_names_the_source_the_data_dir_was_last_started_with(

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from kluis.addressing import DEFAULT_VAULT
 from kluis.config import DataDir, ServerSettings, StartupError, write_private
@@ -102,6 +103,16 @@ DEFAULT_GROUP = "kluis"
 DB_THREADS = 4
 ADMIN_CREDENTIAL_SETTING = "admin_credential"  # shared databases: admin.json sealed under the KEK
 CA_SETTING = "tls_ca"  # shared databases: the CA's certificate and key (PEM), sealed under the KEK
+
+
+def _without_password(text: str, database: str) -> str:
+    """``text`` with the URL's password, as written or percent-decoded, replaced by ``***`` (libpq
+    quotes a malformed one back: 'invalid percent-encoded token: "p%ZZw"')."""
+    userinfo = database.split("://", 1)[-1].rsplit("@", 1)[0] if "@" in database else ""
+    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    for form in sorted({password, unquote(password)} - {""}, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
 
 
 def database_of(data_dir: DataDir, settings: ServerSettings | None = None) -> str:
@@ -566,7 +577,9 @@ class Runtime:
         except Exception as e:  # psycopg's OperationalError and the like: one line, not a traceback
             if self.shared and type(e).__module__.split(".")[0] in ("psycopg", "psycopg_pool"):
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                raise StartupError(f"Cannot open the database {redact(self.database)}: {first}") from None
+                raise StartupError(
+                    f"Cannot open the database {redact(self.database)}: {_without_password(first, self.database)}"
+                ) from None
             raise
         # Runs each request's synchronous domain and database work off the event loop (None: inline).
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="kluis-db") if threads > 0 else None

@@ -177,10 +177,15 @@ def serve(
     settings = ServerSettings(**(given | derived))
     if log_format not in ("text", "json"):
         raise fail(f"--log-format must be text or json, not {log_format!r}", 2)
-    if "://" in database and not database.startswith(("postgresql://", "postgres://")):
-        scheme = database.split("://", 1)[0]
-        message = f"--database must be a postgresql:// URL (or empty: SQLite in the data dir), not {scheme}://"
-        raise fail(message, 2)
+    database = settings.database = database.strip()
+    if database and not database.startswith(("postgresql://", "postgres://")):
+        # A bare value was taken for a SQLite file path, stored relative in server.json (a tester's find).
+        what = f"{database.split('://', 1)[0]}://" if "://" in database else "a file path"
+        raise fail(
+            f"--database must be a postgresql:// URL (or empty: SQLite in the data dir, which --data-dir "
+            f"places), not {what}",
+            2,
+        )
     # A negative limit used to mean "no limit" silently; usage errors are one line (exit 2) like the one above.
     if audit_retention_days < 0:
         raise fail(f"--audit-retention-days must be 0 (never delete) or more, not {audit_retention_days}", 2)
