@@ -47,6 +47,9 @@ from kluis.cli.output import Output, emit
 from kluis.cli.sdk_client import connect
 from kluis.cli.sdk_output import plain
 from kluis.config import DataDir, write_private
+from kluis.domain.errors import VaultError
+from kluis.domain.lifecycle import MAX_TAG_LENGTH, check_tags, validate_name
+from kluis.domain.secrets.service import MAX_CONTENT_TYPE_LENGTH, MAX_SECRET_TAG_LENGTH, MAX_VALUE_LENGTH
 
 if TYPE_CHECKING:
     from azure.keyvault.keys import KeyClient, KeyVaultKey
@@ -224,6 +227,9 @@ def seed_vault(
     _check_fields("seed file", spec, frozenset({"keys", "secrets", "version"}))
     base = base_dir or Path.cwd()
     keys, secrets = _section(spec, "keys"), _section(spec, "secrets")
+    for kind, names, tag_length in (("keys", keys, MAX_TAG_LENGTH), ("secrets", secrets, MAX_SECRET_TAG_LENGTH)):
+        for name, settings in names.items():
+            _check_with_the_vaults_rules(f"{kind}.{name}", name, settings, tag_length)
     planned = [(name, *_key_plan(f"keys.{name}", name, s, base)) for name, s in keys.items()]
     secret_plans = [_secret_plan(f"secrets.{name}", name, s) for name, s in secrets.items()]
     hsm = [name for name, _, needs_hsm in planned if needs_hsm]
@@ -232,20 +238,55 @@ def seed_vault(
             f"keys.{hsm[0]}: HSM-protected keys need a premium vault and '{vault_name}' is standard "
             f"(kluis keyvault create --sku premium); nothing was written."
         )
-    key_plans = [apply for _, apply, _ in planned]
+    key_plans = [(name, apply) for name, apply, _ in planned]
     done: dict[str, list[str]] = {"keys": [], "secrets": []}
-    if key_plans:
-        key_client: KeyClient = connect(data_dir, ObjectRef(vault_name), _key_client_class())
-        with key_client:
-            for apply in key_plans:
+    key_client: KeyClient = connect(data_dir, ObjectRef(vault_name), _key_client_class())
+    secret_client: SecretClient = connect(data_dir, ObjectRef(vault_name), _secret_client_class())
+    with key_client, secret_client:
+        # A deleted (not purged) object holds its name: a write to it is refused (Conflict)
+        held = {
+            "keys": {d.name.lower() for d in key_client.list_deleted_keys() if d.name} if keys else set(),
+            "secrets": {d.name.lower() for d in secret_client.list_deleted_secrets() if d.name} if secrets else set(),
+        }
+        for kind, names in (("keys", keys), ("secrets", secrets)):
+            taken = next((n for n in names if n.lower() in held[kind]), None)
+            if taken is not None:
+                raise CliError(
+                    f"{kind}.{taken}: a deleted {kind[:-1]} holds this name until it is purged or recovered "
+                    f"(kluis {kind[:-1]} purge / recover); nothing was written."
+                )
+        try:
+            for name, apply in key_plans:
+                where = f"keys.{name}"
                 done["keys"].append(apply(key_client))
-    if secret_plans:
-        secret_client: SecretClient = connect(data_dir, ObjectRef(vault_name), _secret_client_class())
-        with secret_client:
             for name, value, kwargs in secret_plans:
+                where = f"secrets.{name}"
                 secret_client.set_secret(name, value, **kwargs)
                 done["secrets"].append(name)
+        except Exception as e:  # refused by the vault after the checks above: say what was written already
+            if not done["keys"] and not done["secrets"]:
+                raise
+            written = "; ".join(f"{kind} {', '.join(names)}" for kind, names in done.items() if names)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CliError(f"{where}: {first} (written before it: {written})") from None
     return done
+
+
+def _check_with_the_vaults_rules(where: str, name: str, settings: Mapping[str, Any], tag_length: int) -> None:
+    """The vault's own rules for a name, tags and a secret's value and content type (kluis.domain's),
+    checked before anything is written; CliError naming the object."""
+    try:
+        validate_name(name)
+        tags = settings.get("tags")
+        if isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values()):  # (types: _tags says)
+            check_tags(tags, max_length=tag_length)
+    except VaultError as e:
+        raise CliError(f"{where}: {e.message}") from None
+    value, content_type = settings.get("value"), settings.get("content_type")
+    if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
+        raise CliError(f"{where}.value is {len(value)} characters; a secret holds at most {MAX_VALUE_LENGTH}.")
+    if isinstance(content_type, str) and len(content_type) > MAX_CONTENT_TYPE_LENGTH:
+        raise CliError(f"{where}.content_type is longer than {MAX_CONTENT_TYPE_LENGTH} characters.")
 
 
 def _key_client_class() -> type[KeyClient]:
