@@ -26,6 +26,9 @@ def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         ("0.0.0.0", "https://localhost:9443", "http://127.0.0.1:9080"),
         ("::", "https://localhost:9443", "http://127.0.0.1:9080"),
         ("10.0.0.5", "https://10.0.0.5:9443", "http://10.0.0.5:9080"),
+        # The IPv6 loopback alone is reached there, in brackets: localhost may name 127.0.0.1 only.
+        ("::1", "https://[::1]:9443", "http://[::1]:9080"),
+        ("fd00::5", "https://[fd00::5]:9443", "http://[fd00::5]:9080"),
         ("kluis.lan", "https://kluis.lan:9443", "http://kluis.lan:9080"),
     ],
 )

@@ -42,7 +42,14 @@ class StartupError(Exception):
     """kluis cannot start with the data directory as it is; the message says which file and why."""
 
 
-_LOCAL_BINDS = frozenset({"127.0.0.1", "0.0.0.0", "::", "::1", "localhost"})
+# Binds that local clients reach by name (localhost / 127.0.0.1). ``::1`` is not one: ``localhost`` may
+# resolve to 127.0.0.1 only, where nothing listens when kluis binds the IPv6 loopback alone.
+_LOCAL_BINDS = frozenset({"127.0.0.1", "0.0.0.0", "::", "localhost"})
+
+
+def _url_host(host: str) -> str:
+    """``host`` as a URL's host part: IPv6 literals in brackets (``::1`` -> ``[::1]``)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 @dataclass
@@ -86,14 +93,15 @@ class ServerSettings:
 
     @property
     def url(self) -> str:
-        """Where local clients reach the HTTPS listener (``localhost`` for loopback and wildcard binds)."""
-        host = "localhost" if self.host in _LOCAL_BINDS else self.host
+        """Where local clients reach the HTTPS listener: ``localhost`` for 127.0.0.1 and the wildcard
+        binds, else the bound address (``https://[::1]:PORT`` for ``--host ::1``)."""
+        host = "localhost" if self.host in _LOCAL_BINDS else _url_host(self.host)
         return f"https://{host}:{self.port}"
 
     @property
     def proxy_url(self) -> str:
         """Where local clients reach the CONNECT proxy (it listens where the HTTPS listener does)."""
-        host = "127.0.0.1" if self.host in _LOCAL_BINDS else self.host
+        host = "127.0.0.1" if self.host in _LOCAL_BINDS else _url_host(self.host)
         return f"http://{host}:{self.proxy_port}"
 
 

@@ -20,7 +20,12 @@ R = HostResolver(["kms.example"], ["vault.corp.example", "Kv.Lan.", "myhost", "1
         ("10.1.2.3", "default", AZURE_RESOURCE),
         # --hostname names: the default vault; the parent domain (same port) is the resource
         ("vault.corp.example:8443", "default", "https://corp.example:8443"),
-        ("VAULT.corp.example.:8443", "default", "https://corp.example:8443"),
+        # a trailing dot (fully qualified) is the same name; the resource keeps it for the SDK's check
+        ("VAULT.corp.example.:8443", "default", "https://corp.example.:8443"),
+        ("kv1.kms.example.:8443", "kv1", "https://kms.example.:8443"),
+        ("myvault.vault.azure.net.", "myvault", "https://vault.azure.net."),
+        ("localhost.:8443", "default", AZURE_RESOURCE),
+        ("myhost.:8443", "default", AZURE_RESOURCE),
         ("vault.corp.example", "default", "https://corp.example"),
         ("vault.corp.example:443", "default", "https://corp.example"),
         ("kv.lan:9000", "default", "https://lan:9000"),
@@ -52,7 +57,8 @@ def test_challenge_resource_passes_the_python_sdk_check() -> None:
     from urllib.parse import urlparse
 
     hosts = ("myvault.vault.azure.net", "kv1.kms.example:8443", "kv1.localhost:8443", "vault.corp.example:8443",
-             "vault.corp.example", "kv.lan:9000")  # fmt: skip
+             "vault.corp.example", "kv.lan:9000", "vault.corp.example.:8443", "kv1.kms.example.:8443",
+             "myvault.vault.azure.net.")  # fmt: skip
     for host in hosts:
         resource = urlparse(R.resolve(host).resource).netloc
         assert host.endswith("." + resource)
@@ -64,6 +70,17 @@ def test_hostname_accepts_its_parent_and_azure_audiences_only() -> None:
     assert R.resolve("myhost:8443").audiences == {AZURE_RESOURCE}
     assert R.resolve("localhost:8443").audiences == {AZURE_RESOURCE}
     assert "https://corp.example:8443" not in R.resolve("kv1.kms.example:8443").audiences
+
+
+def test_a_trailing_dot_names_the_same_host() -> None:
+    """DNS's fully qualified form addresses the same vault, and a token for either form of the
+    parent is accepted there (the SDK asks for the resource the challenge gave: with the dot)."""
+    dotted, plain = R.resolve("vault.corp.example.:8443"), R.resolve("vault.corp.example:8443")
+    assert dotted.vault_name == plain.vault_name == "default"
+    assert dotted.audiences == {AZURE_RESOURCE, "https://corp.example.:8443", "https://corp.example:8443"}
+    assert dotted.base_url == "https://vault.corp.example.:8443"  # as the client wrote it
+    assert R.resolve("kv.lan.:9000").vault_name == "default"  # --hostname given as "Kv.Lan."
+    assert R.resolve("other.corp.example.:8443").vault_name is None
 
 
 def test_no_hostnames_changes_nothing() -> None:

@@ -139,6 +139,44 @@ def test_detach_status_stop(tmp_path: Path) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+def test_a_detached_server_on_the_ipv6_loopback_is_usable(tmp_path: Path) -> None:
+    """--host ::1 alone: kluis's own tools reach it at https://[::1]:PORT (localhost may name 127.0.0.1
+    only, where nothing listens), over TLS checked against the certificate's ::1 IP SAN."""
+    data = tmp_path / "data"
+    port = free_port()
+    res = _kluis(data, "serve", "--detach", "--host", "::1", "--port", str(port), "--proxy-port", "0", "--workers", "1")
+    pid = read_pid(DataDir(data))
+    try:
+        assert res.returncode == 0, res.stderr
+        assert pid is not None
+        assert res.stdout.splitlines()[0] == f"kluis listening on https://[::1]:{port} (pid {pid})"
+        st = _kluis(data, "status")
+        assert st.returncode == 0, st.stdout + st.stderr
+        assert json.loads(st.stdout)["url"] == f"https://[::1]:{port}"
+        vaults = _kluis(data, "keyvault", "list")
+        assert vaults.returncode == 0, vaults.stderr
+        assert "default" in vaults.stdout
+        stopped = _kluis(data, "stop")
+        assert stopped.returncode == 0 and stopped.stdout.strip() == f"kluis stopped (pid {pid})"
+        assert not alive(pid)
+    finally:
+        if pid is not None and alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_a_detached_server_keeps_every_option(tmp_path: Path) -> None:

@@ -246,6 +246,60 @@ def test_a_database_that_is_not_postgresql_is_a_usage_error(tmp_path: Path, monk
         assert f"not {what}" in res.output
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--hostname", "--help"),  # was stored as a host name
+        ("--hostname", "kv_1.corp.test"),
+        ("--hostname", "-kv.corp.test"),
+        ("--hostname", "kv-.corp.test"),
+        ("--hostname", "kv..corp.test"),
+        ("--hostname", "."),
+        ("--hostname", ""),
+        ("--hostname", "https://kv.corp.test"),
+        ("--hostname", "kv.corp.test:8443"),
+        ("--hostname", "a" * 64 + ".test"),  # a label of 64
+        ("--hostname", ".".join(["a" * 63] * 4)),  # 255 characters
+        ("--domain", "corp test"),
+        ("--domain", "10.0.0.5"),  # vaults are NAME.DOMAIN: an address is no domain
+        ("--domain", "*.corp.test"),
+    ],
+)
+def test_serve_refuses_a_name_that_is_no_dns_host_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: str, value: str
+) -> None:
+    import kluis.cli.serve
+
+    monkeypatch.setattr(kluis.cli.serve, "serve", lambda *a: pytest.fail(f"started with {flag} {value!r}"))
+    for name in [k for k in os.environ if k.startswith("KLUIS_")]:
+        monkeypatch.delenv(name)
+    res = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path / "d"), f"{flag}={value}"])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith(f"ERROR: {flag} must be a DNS "), res.output
+    assert repr(value) in res.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_serve_stores_host_names_without_a_trailing_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``kv2.corp.test.`` is ``kv2.corp.test`` to DNS; kept with its dot it broke the SDK's challenge
+    check. IP addresses (v4, v6, bracketed v6) and the longest legal labels and names are host names."""
+    import kluis.cli.serve
+    from kluis.config import ServerSettings
+
+    started: list[ServerSettings] = []
+    monkeypatch.setattr(kluis.cli.serve, "serve", lambda data_dir, settings, console: started.append(settings))
+    for name in [k for k in os.environ if k.startswith("KLUIS_")]:
+        monkeypatch.delenv(name)
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters
+    hosts = ["kv2.corp.test.", "Kv-3.Corp.Test", "myhost", "10.0.0.5", "fd00::5", "[::1]", longest]
+    args = ["serve", "--data-dir", str(tmp_path), *(f"--hostname={h}" for h in hosts), "--domain", "kms.test."]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    [settings] = started
+    assert settings.hostnames == ["kv2.corp.test", "Kv-3.Corp.Test", "myhost", "10.0.0.5", "fd00::5", "::1", longest]
+    assert settings.domains == ["kms.test"]
+
+
 def test_an_unreachable_postgresql_is_one_line_naming_it_without_its_password(tmp_path: Path) -> None:
     """It was a 101-line traceback ending in psycopg's OperationalError."""
     from kluis.api.runtime import Runtime

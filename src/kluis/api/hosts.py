@@ -66,17 +66,20 @@ class HostResolver:
             hostname, port = raw.split(":", 1)
         else:
             hostname, port = raw, ""
+        # A fully qualified name's trailing dot names the same host ("kv.corp.test." is "kv.corp.test"
+        # to DNS): the same vault. The advertised resource keeps the dot, so the SDK's
+        # endswith("." + resource_netloc) check holds for the URL as the client wrote it; the
+        # audience is accepted with the dot and without.
+        dot = "." if hostname.endswith(".") else ""
         hostname = hostname.rstrip(".")
         port_part = f":{port}" if port and port != "443" else ""
         base = f"https://{raw or 'localhost'}"
         azure = frozenset({AZURE_RESOURCE})
         label = vault_label(hostname, self._domains)
-        if label is not None:
-            resource = f"https://{label[1]}{port_part}"
-            return HostInfo(label[0], base, resource, frozenset({AZURE_RESOURCE, resource}), raw)
-        parent = self._parents.get(hostname)
+        parent = label[1] if label is not None else self._parents.get(hostname)
         if parent:
-            resource = f"https://{parent}{port_part}"
-            return HostInfo(DEFAULT_VAULT, base, resource, frozenset({AZURE_RESOURCE, resource}), raw)
+            resource = f"https://{parent}{dot}{port_part}"
+            audiences = frozenset({AZURE_RESOURCE, resource, f"https://{parent}{port_part}"})
+            return HostInfo(label[0] if label is not None else DEFAULT_VAULT, base, resource, audiences, raw)
         default = DEFAULT_VAULT if hostname and (is_ip(hostname) or hostname in self._default_names) else None
         return HostInfo(default, base, AZURE_RESOURCE, azure, raw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from dataclasses import fields
 from importlib.metadata import version as package_version
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from kluis.addressing import is_ip
 from kluis.cli.attestation import attestation_app
 from kluis.cli.audit import audit_app
 from kluis.cli.backup import backup, restore
@@ -167,8 +169,8 @@ def serve(
             raise fail(str(e)) from None
     # The options are the settings, by name; these are read (or named) otherwise.
     derived = {
-        "hostnames": list(hostname or []),
-        "domains": list(domain or []),
+        "hostnames": _host_names(hostname or [], "--hostname", ip_ok=True),
+        "domains": _host_names(domain or [], "--domain", ip_ok=False),
         "workers": workers,
         "audit": _on_off(audit, "--audit"),
         "kek": kek,
@@ -204,6 +206,31 @@ def serve(
             run(serve_forever, data_dir_of(data_dir), settings, console)
     except StartupError as e:  # a missing or wrong root key: one line naming the file and fingerprint
         raise fail(str(e) + _last_kek_hint(data_dir_of(data_dir), kek)) from None
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
+
+
+def _host_names(values: list[str], flag: str, *, ip_ok: bool) -> list[str]:
+    """``values`` as host names (RFC 1123: dot-separated labels of 1-63 letters, digits and inner
+    hyphens, 253 characters at most), each without the trailing dot of a fully qualified name
+    (``kv.corp.test.`` is ``kv.corp.test`` to DNS; kept, it broke the SDK's challenge check); IP
+    addresses too when ``ip_ok``. Raises a usage error (exit 2) naming ``flag`` for anything else."""
+    names: list[str] = []
+    for value in values:
+        name = value.strip()
+        if is_ip(name):
+            if ip_ok:
+                names.append(name.strip("[]"))
+                continue
+            raise fail(f"{flag} must be a DNS domain name, not the IP address {value!r}", 2)
+        if name.endswith(".") and not name.endswith(".."):
+            name = name[:-1]
+        if not name or len(name) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in name.split(".")):
+            what = "a DNS host name or an IP address" if ip_ok else "a DNS domain name"
+            raise fail(f"{flag} must be {what} (letters, digits, hyphens and dots), not {value!r}", 2)
+        names.append(name)
+    return names
 
 
 def _last_kek_hint(data_dir: DataDir, kek: str) -> str:
