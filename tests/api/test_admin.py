@@ -189,3 +189,40 @@ def test_bodies_that_are_not_strict_json_or_have_wrong_types_are_400(
     admin("GET", "/groups/g1", status=404)  # nothing was made
     admin("GET", "/vaults/v1", status=404)
     assert admin("PUT", "/groups/g1", {"location": None})["location"] == "local"  # null: the default
+
+
+def test_text_fields_keep_their_rules_and_null_means_the_default(admin: Admin) -> None:
+    """A tester's finds: NUL, "\\n", 5,000 characters and " " were stored as a location, group, sku,
+    display name or authority; ``{"keys": [""]}`` granted nothing without a word; ``retentionDays: null``
+    was a 400 where every other null means the default."""
+    sp = admin("POST", "/principals", {"displayName": "app1"}, status=201)
+    principals = admin("GET", "/principals")["value"]
+    bad_values = ("g\u0000", "west\neurope", "westeurope\n", "x" * 5000, " ", "", "\u3000", "a\u2028b")
+    for field, path, method, base in (
+        ("location", "/groups/g1", "PUT", {}),
+        ("location", "/vaults/vault1", "PUT", {"group": "kluis"}),
+        ("group", "/vaults/vault1", "PUT", {}),
+        ("sku", "/vaults/vault1", "PUT", {"group": "kluis"}),
+        ("displayName", "/principals", "POST", {}),
+        ("authority", "/attestation", "PUT", {"keys": ["-"]}),
+    ):
+        for value in bad_values:
+            message = admin(method, path, {**base, field: value}, status=400)["error"]["message"]
+            assert f"'{field}' must be" in message, (field, value, message)
+    admin("PUT", "/groups/g1", {"location": "west-europe!"}, status=400)  # not a region's character
+    admin("GET", "/groups/g1", status=404)  # nothing was stored
+    admin("GET", "/vaults/vault1", status=404)
+    assert admin("GET", "/principals")["value"] == principals
+    assert admin("GET", "/attestation") == {"value": []}
+    assert admin("PUT", "/groups/g2", {"location": " West Europe "})["location"] == "West Europe"
+    assert admin("PUT", "/groups/g3", {"location": "(Europe) West_Europe-2"})["location"] == "(Europe) West_Europe-2"
+    vault = admin("PUT", "/vaults/vault2", {"group": "g2", "retentionDays": None, "location": None, "sku": None})
+    assert vault["location"] == "West Europe" and vault["properties"]["softDeleteRetentionInDays"] == 90
+    assert vault["properties"]["sku"]["name"] == "standard"
+    named = admin("POST", "/principals", {"displayName": "  Payroll app (prod) é " + "x" * 200}, status=201)
+    assert named["displayName"] == "Payroll app (prod) é " + "x" * 200
+    admin("POST", "/principals", {"displayName": "y" * 257}, status=400)
+    for kind, grant in (("keys", [""]), ("secrets", ["get", " "]), ("certificates", ["teleport"])):
+        message = admin("PUT", f"/vaults/vault2/policies/{sp['appId']}", {kind: grant}, status=400)["error"]["message"]
+        assert f"Invalid {kind} permission '{grant[-1]}'" in message
+    assert admin("PUT", f"/vaults/vault2/policies/{sp['appId']}", {"keys": ["get"]})["permissions"]["keys"] == ["get"]

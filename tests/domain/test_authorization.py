@@ -24,6 +24,9 @@ def test_normalise_is_case_insensitive_and_expands_all() -> None:
         normalise("keys", ["teleport"])
     with pytest.raises(BadParameter):
         normalise("secrets", ["sign"])
+    for blank in ("", " "):  # was dropped, so {"keys": [""]} granted nothing without a word (tester)
+        with pytest.raises(BadParameter, match="Invalid keys permission"):
+            normalise("keys", ["get", blank])
 
 
 def test_access_policies_fail_closed_and_name_the_permission(world: World) -> None:

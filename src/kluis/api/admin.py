@@ -7,6 +7,7 @@ The CLI's management verbs talk to this API, never to the database file.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,13 +92,42 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+# What a text field of a management body may hold. A tester stored NUL, "\n", 5,000 characters and " "
+# as given. Per field: (most characters, the characters allowed, or None for any but control
+# characters, the rule as the 400 says it). Surrounding spaces are dropped; blank breaks the rule.
+# location: Azure region names, as `az account list-locations` gives them ("westeurope", "West Europe",
+# "(Europe) West Europe"); group: ARM's resource group names are 1-90 characters (the domain checks the
+# rest); displayName: Microsoft Entra ID takes an application display name of up to 256 characters;
+# authority: a URL (the domain checks https://), kept to 2048 characters.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, DEL, C1, line/paragraph separators
+_TEXT_RULES: dict[str, tuple[int, re.Pattern[str] | None, str]] = {
+    "location": (90, re.compile(r"[A-Za-z0-9 _()-]+"), "1-90 letters, digits, spaces, '-', '_', '(' or ')'"),
+    "group": (90, None, "1-90 characters with no control characters"),
+    "sku": (90, None, "standard or premium"),
+    "displayName": (256, None, "1-256 characters with no control characters"),
+    "authority": (2048, None, "an https:// URL of up to 2048 characters with no control characters"),
+}
+
+
 def _str(body: dict[str, Any], name: str) -> str | None:
-    """``body[name]`` when it is a string, None when absent or null; BadParameter for any other type
-    (a number or an array was stored as given, or as its text)."""
+    """``body[name]`` without surrounding spaces when it is a string that keeps ``_TEXT_RULES[name]``,
+    None when absent or null; BadParameter naming the field and its rule otherwise (another type was
+    stored as given, or as its text)."""
     value = body.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise BadParameter(f"'{name}' must be a string.")
+    if value is None:
+        return None
+    most, allowed, rule = _TEXT_RULES[name]
+    if not isinstance(value, str):
+        raise BadParameter(f"'{name}' must be a string: {rule}.")
+    text = value.strip(" ")
+    if (
+        not 1 <= len(text) <= most
+        or _CONTROL.search(text)
+        or (allowed is not None and not allowed.fullmatch(text))
+        or not text.strip()  # only other blanks (e.g. U+3000)
+    ):
+        raise BadParameter(f"'{name}' must be {rule}.")
+    return text
 
 
 def _bool(body: dict[str, Any], name: str) -> bool:
@@ -146,7 +176,8 @@ async def list_vaults(ctx: RequestContext) -> Response:
 async def create_vault(ctx: RequestContext) -> Response:
     mgmt = ctx.runtime.management
     body = await _body(ctx.request)
-    retention = body.get("retentionDays", 90)
+    retention = body.get("retentionDays")
+    retention = 90 if retention is None else retention  # null: the default, as every other field
     if isinstance(retention, bool) or not isinstance(retention, int):
         raise BadParameter("retentionDays must be an integer between 7 and 90.")
     assert ctx.caller is not None
@@ -199,8 +230,8 @@ async def list_principals(ctx: RequestContext) -> Response:
 
 async def create_principal(ctx: RequestContext) -> Response:
     body = await _body(ctx.request)
-    name = (_str(body, "displayName") or "").strip()
-    if not name:
+    name = _str(body, "displayName")
+    if name is None:
         raise BadParameter("displayName is required.")
     secret = new_client_secret()
     p = PrincipalRecord(

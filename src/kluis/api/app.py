@@ -305,7 +305,7 @@ class KluisApp:
             status=status,
             duration=duration,
             vault=ctx.vault_record.name if ctx.vault_record is not None else "",
-            object_name=params.get("name") or "",
+            object_name=params.get("name") or ctx.written_name,
             version=params.get("version") or ctx.written_version,
             caller_object_id=caller.object_id if caller else "",
             caller_app_id=caller.app_id if caller else "",

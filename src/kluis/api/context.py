@@ -34,7 +34,8 @@ class RequestContext:
     route: Route | None = None
     sign_ins: SignInGuard | None = None  # the token endpoint's record of failed client authentications
     error: str = ""  # "database" when the request failed because the database did (for metrics)
-    written_version: str = ""  # the version a create/import/rotate/set made (its event records it)
+    written_version: str = ""  # the version a create/import/rotate/set/restore made or an update/recover names
+    written_name: str = ""  # the object a route without {name} (restore) wrote; its event records it
 
     @property
     def base(self) -> str:

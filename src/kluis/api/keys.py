@@ -76,6 +76,7 @@ async def update_key(ctx: RequestContext) -> Response:
     """UpdateKey, PATCH /keys/{name}/{version?}."""
     body = await ctx.body()
     view = ctx.runtime.keys.update_key(ctx.vault, ctx.name, ctx.version, key_changes(body))
+    ctx.written_version = view.version  # without {version} in the path: the latest, which it names
     return json_response(key_bundle(ctx.base, view))
 
 

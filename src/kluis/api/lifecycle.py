@@ -97,7 +97,9 @@ def _handlers(f: Family) -> dict[str, Handler]:
 
     async def recover(ctx: RequestContext) -> Response:
         """RecoverDeleted<Kind>, POST /deleted<collection>/{name}/recover: the latest version."""
-        return json_response(f.bundle(ctx.base, f.lifecycle(ctx.runtime).recover(ctx.vault, ctx.name)))
+        view = f.lifecycle(ctx.runtime).recover(ctx.vault, ctx.name)
+        ctx.written_version = view.version
+        return json_response(f.bundle(ctx.base, view))
 
     async def backup(ctx: RequestContext) -> Response:
         """Backup<Kind>, POST /<collection>/{name}/backup: an opaque, sealed blob."""
@@ -106,7 +108,9 @@ def _handlers(f: Family) -> dict[str, Handler]:
     async def restore(ctx: RequestContext) -> Response:
         """Restore<Kind>, POST /<collection>/restore: Conflict when the name is in use."""
         blob = b64_field(await ctx.body(), "value", required=True) or b""
-        return json_response(f.bundle(ctx.base, f.backup(ctx.runtime).restore(ctx.vault, blob)))
+        view = f.backup(ctx.runtime).restore(ctx.vault, blob)
+        ctx.written_name, ctx.written_version = view.name, view.version  # the route names neither
+        return json_response(f.bundle(ctx.base, view))
 
     return {
         "list": list_objects, "versions": list_versions, "deleted": list_deleted, "get_deleted": get_deleted,

@@ -48,6 +48,7 @@ async def update_secret(ctx: RequestContext) -> Response:
     """UpdateSecret, PATCH /secrets/{name}/{version?}: attributes, tags, contentType; no value."""
     body = await ctx.body()
     view = ctx.runtime.secrets.update_secret(ctx.vault, ctx.name, ctx.version, secret_changes(body))
+    ctx.written_version = view.version  # without {version} in the path: the latest, which it names
     return json_response(secret_bundle(ctx.base, view))
 
 

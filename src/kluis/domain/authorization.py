@@ -148,9 +148,7 @@ def normalise(kind: str, names: Iterable[str]) -> list[str]:
     by_lower = {p.lower(): p for p in allowed}
     out: list[str] = []
     for raw in names:
-        name = raw.strip().lower()
-        if not name:
-            continue
+        name = raw.strip().lower()  # "" or " " is no permission: BadParameter below, as any unknown name
         if name == "all":
             return list(allowed)
         if name not in by_lower:
