@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["KluisServer", "free_port"]
+__all__ = ["KluisServer", "free_port", "join_node"]
 
 
 def free_port() -> int:
@@ -105,6 +105,15 @@ class KluisServer:
 
     def admin(self) -> dict[str, str]:
         return dict(json.loads((self.data_dir / "admin.json").read_text()))
+
+
+def join_node(first: KluisServer, data_dir: Path, extra_args: list[str]) -> KluisServer:
+    """A second node on ``first``'s shared database, started: a new data dir (0700) holding only a
+    copy of ``first``'s kek.key (0600), as README's "Several nodes on PostgreSQL" sets one up."""
+    data_dir.mkdir(parents=True, mode=0o700)
+    (data_dir / "kek.key").write_bytes((first.data_dir / "kek.key").read_bytes())
+    (data_dir / "kek.key").chmod(0o600)
+    return KluisServer(data_dir, extra_args=extra_args).start()
 
 
 def admin_clients(server: KluisServer) -> tuple[Any, Any, Any]:

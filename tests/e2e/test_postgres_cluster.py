@@ -20,7 +20,7 @@ from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 
 from kluis.addressing import DEFAULT_VAULT
 from tests.e2e.conftest import Principal, credential, unique
-from tests.e2e.server import KluisServer
+from tests.e2e.server import KluisServer, join_node
 from tests.pgserver import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -38,11 +38,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresS
     first = KluisServer(root / "n1" / "data", extra_args=args).start()
     nodes = [first]
     try:
-        second_dir = root / "n2" / "data"
-        second_dir.mkdir(parents=True, mode=0o700)
-        (second_dir / "kek.key").write_bytes((first.data_dir / "kek.key").read_bytes())
-        (second_dir / "kek.key").chmod(0o600)
-        nodes.append(KluisServer(second_dir, extra_args=args).start())
+        nodes.append(join_node(first, root / "n2" / "data", args))
         yield nodes
     finally:
         for node in nodes:

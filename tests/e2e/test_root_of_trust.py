@@ -19,7 +19,7 @@ from azure.keyvault.keys import KeyClient
 from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 
 from tests.conftest import SOFTHSM_TOKEN
-from tests.e2e.server import KluisServer, admin_clients
+from tests.e2e.server import KluisServer, admin_clients, join_node
 from tests.pgserver import PostgresServer
 from tests.softhsm import SoftHsm
 
@@ -197,10 +197,7 @@ def test_readyz_on_a_second_node_names_the_kek_after_the_first_node_rotated(
     nodes = [first]
     try:
         second_dir = tmp_path / "n2" / "data"
-        second_dir.mkdir(parents=True, mode=0o700)
-        (second_dir / "kek.key").write_bytes((first.data_dir / "kek.key").read_bytes())
-        (second_dir / "kek.key").chmod(0o600)
-        second = KluisServer(second_dir, extra_args=args).start()
+        second = join_node(first, second_dir, args)
         nodes.append(second)
         assert _ready(second) == {"status": "ok", "checks": {"database": "ok", "kek": "ok"}}
         rotated = json.loads(first.cli("kek", "rotate", "-o", "json").stdout)
